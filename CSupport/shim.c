@@ -1,0 +1,4 @@
+#define _GNU_SOURCE
+#include "CSupport.h"
+
+int csupport_version(void) { return 1; }

@@ -1,0 +1,77 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// MARK: - Dependencies
+
+let swiftCrypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2")
+let argumentParser: Package.Dependency = .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2")
+
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+// MARK: - Targets
+
+var targets: [Target] = [
+    // The mPlane information model and its JSON wire format: no I/O, no C of our own,
+    // no full Foundation.
+    .target(
+        name: "MPlane",
+        dependencies: [crypto]
+    ),
+    // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
+    .target(
+        name: "CSupport",
+        path: "CSupport"
+    ),
+    // `mpcli`: validate, inspect and pretty-print mPlane messages.
+    .executableTarget(
+        name: "mpcli",
+        dependencies: ["MPlane", argumentParserProduct]
+    ),
+    // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
+    .executableTarget(
+        name: "mplane-bench",
+        dependencies: ["MPlane"],
+        path: "Sources/MPlaneBench"
+    ),
+    // libFuzzer entry point for the JSON codec (see README, "Fuzzing").
+    .executableTarget(
+        name: "mplane-fuzz",
+        dependencies: ["MPlane"],
+        path: "Sources/MPlaneFuzz"
+    ),
+]
+
+// MARK: - Tests
+
+targets += [
+    .testTarget(
+        name: "MPlaneTests",
+        dependencies: ["MPlane", "mpcli"]
+    ),
+]
+
+// MARK: - Settings shared by every target
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+for target in targets where target.type != .system {
+    if target.name == "CSupport" { continue }
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}
+
+let package = Package(
+    name: "mplane-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MPlane", targets: ["MPlane"]),
+        .executable(name: "mpcli", targets: ["mpcli"]),
+        .executable(name: "mplane-bench", targets: ["mplane-bench"]),
+    ],
+    dependencies: [swiftCrypto, argumentParser],
+    targets: targets
+)

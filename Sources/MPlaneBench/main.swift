@@ -1,0 +1,60 @@
+// Benchmarks of the mPlane codec (not timed tests). Run through `make bench`, which also
+// measures the Python reference implementation in the same run and writes the ratios.
+//
+// Usage: mplane-bench FIXTURE_DIR [SECONDS]
+import MPlane
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func load(_ path: String) -> [UInt8] {
+    guard let f = fopen(path, "rb") else { fatalError("cannot open \(path)") }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        bytes += buf[0..<n]
+    }
+    return bytes
+}
+
+/// Operations per second: best of three runs of at least `seconds` each.
+func rate(seconds: Double, _ body: () -> Void) -> Double {
+    let clock = ContinuousClock()
+    var best = 0.0
+    for _ in 0..<3 {
+        var n = 0
+        let start = clock.now
+        var elapsed = 0.0
+        repeat {
+            for _ in 0..<16 { body() }
+            n += 16
+            let d = clock.now - start
+            elapsed = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        } while elapsed < seconds
+        best = max(best, Double(n) / elapsed)
+    }
+    return best
+}
+
+let args = CommandLine.arguments
+let dir = args.count > 1 ? args[1] : "Benchmarks/fixtures"
+let seconds = args.count > 2 ? Double(args[2]) ?? 1.0 : 1.0
+let decoder = MessageDecoder()
+let encoder = MessageEncoder()
+var results: [String] = []
+for (name, file) in [("capability", "capability.json"), ("specification", "specification.json"),
+                     ("result", "result-1000.json")] {
+    let bytes = load("\(dir)/\(file)")
+    let message = try decoder.decode(bytes)
+    var sink = 0
+    let parse = rate(seconds: seconds) {
+        if let m = try? decoder.decode(bytes) { sink &+= m.kind.rawValue.count }
+    }
+    let unparse = rate(seconds: seconds) { sink &+= encoder.encode(message).count }
+    precondition(sink != 0)
+    results.append("\"\(name)\": {\"parse_per_s\": \(Int(parse)), \"unparse_per_s\": \(Int(unparse)), \"bytes\": \(bytes.count)}")
+}
+print("{" + results.joined(separator: ", ") + "}")

@@ -1,0 +1,44 @@
+// libFuzzer entry point for the JSON codec. Build and run as the README's "Fuzzing"
+// section says; without -sanitize=fuzzer this builds as a plain replay tool that decodes
+// each file named on the command line.
+import MPlane
+
+let decoder = MessageDecoder()
+let encoder = MessageEncoder()
+
+/// Decodes `bytes`; whatever decodes must re-encode and decode to the same message.
+func exercise(_ bytes: UnsafeRawBufferPointer) {
+    guard let message = try? decoder.decode(utf8: bytes) else { return }
+    let again = encoder.encode(message)
+    guard let second = try? decoder.decode(again) else {
+        fatalError("re-encoded message does not decode: \(String(decoding: again, as: UTF8.self))")
+    }
+    let third = encoder.encode(second)
+    precondition(third == again, "encoding is not stable")
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    exercise(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+#if !FUZZING
+// Replay mode: decode every file given on the command line through the same path.
+#if canImport(Glibc)
+import Glibc
+#endif
+for path in CommandLine.arguments.dropFirst() {
+    guard let f = fopen(path, "rb") else { print("cannot open \(path)"); exit(2) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        bytes += buf[0..<n]
+    }
+    fclose(f)
+    bytes.withUnsafeBytes { exercise($0) }
+    print("\(path): ok")
+}
+#endif

@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a whole file (or standard input for `-`).
+///
+/// - Throws: ``FileError`` naming the path and the `errno` text.
+func readAll(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8] {
+    let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw FileError(path: path, errno: errno) }
+    defer { if fd != 0 { close(fd) } }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileError(path: path, errno: errno)
+        }
+        if n == 0 { break }
+        out.append(contentsOf: chunk[0..<n])
+        guard out.count <= limit else { throw FileError(path: path, errno: EFBIG) }
+    }
+    return out
+}
+
+struct FileError: Error, CustomStringConvertible {
+    let path: String
+    let errno: Int32
+    var description: String { "\(path): \(String(cString: strerror(errno)))" }
+}
+
+/// Writes text to file descriptor 2.
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; return }
+        bytes = bytes.dropFirst(n)
+    }
+}
