@@ -57,24 +57,30 @@ public enum Constraint: Hashable, Sendable, CustomStringConvertible {
     /// Parses a constraint for values of `primitive`.
     /// - Throws: ``MPlaneError`` `invalidConstraint`.
     public static func parse(_ text: String, primitive: Primitive) throws(MPlaneError) -> Constraint {
+        try withBytes(Array(text.utf8)) { (b) throws(MPlaneError) in try parse(utf8: b, primitive: primitive) }
+    }
+
+    /// Parses a constraint from UTF-8 bytes.
+    public static func parse(utf8 b: UnsafeRawBufferPointer, primitive: Primitive) throws(MPlaneError) -> Constraint {
         func bad(_ why: String) -> MPlaneError {
-            MPlaneError(.invalidConstraint, field: "", "'\(text)' is not a valid \(primitive.rawValue) constraint: \(why)")
+            MPlaneError(.invalidConstraint, field: "",
+                        "'\(String(decoding: b, as: UTF8.self))' is not a valid \(primitive.rawValue) constraint: \(why)")
         }
-        if text == "*" { return .all }
-        func one(_ s: Substring) throws(MPlaneError) -> Value {
+        if b.count == 1 && b[0] == UInt8(ascii: "*") { return .all }
+        func one(_ s: UnsafeRawBufferPointer) throws(MPlaneError) -> Value {
             let v: Value?
-            do throws(MPlaneError) { v = try primitive.parse(String(s)) } catch { throw bad(error.message) }
+            do throws(MPlaneError) { v = try primitive.parse(utf8: s) } catch { throw bad(error.message) }
             guard let v else { throw bad("'*' cannot be part of a range or set") }
             return v
         }
-        if let r = text.firstRange(of: " ... "), r.lowerBound > text.startIndex {
-            let a = try one(text[..<r.lowerBound])
-            let b = try one(text[r.upperBound...])
-            return makeRange(a, b)
+        if let r = b.find(" ... "), r.lowerBound > 0 {
+            return makeRange(try one(b.slice(0, r.lowerBound)), try one(b.dropping(r.upperBound)))
         }
         var values: [Value] = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            values.append(try one(part))
+        var start = 0
+        for i in 0...b.count where i == b.count || b[i] == UInt8(ascii: ",") {
+            values.append(try one(b.slice(start, i)))
+            start = i + 1
         }
         return .set(values)
     }

@@ -5,13 +5,18 @@ public enum MPlaneDuration {
 
     /// Parses `[Nd][Nh][Nm][Ns]` (at least one part) or `inf`; nil otherwise.
     public static func parse(_ s: Substring) -> Int64? {
-        if s == "inf" { return infinite }
+        Array(s.utf8).withUnsafeBytes { parse($0) }
+    }
+
+    /// Parses a duration from UTF-8 bytes.
+    public static func parse(_ s: UnsafeRawBufferPointer) -> Int64? {
+        if s.equals("inf") { return infinite }
         var total: Int64 = 0
         var current: Int64 = 0
         var haveDigits = false
         var any = false
         var lastUnit = 5
-        for c in s.utf8 {
+        for c in s {
             switch c {
             case 48...57:
                 let (m, o1) = current.multipliedReportingOverflow(by: 10)

@@ -21,6 +21,7 @@ struct JSONReader {
         MPlaneError(.malformedJSON, field: "", "\(what) at byte \(pos)")
     }
 
+    @inline(__always)
     mutating func skipWhitespace() {
         while pos < bytes.count {
             switch bytes[pos] {
@@ -31,6 +32,7 @@ struct JSONReader {
     }
 
     /// The kind of the next value (after whitespace).
+    @inline(__always)
     mutating func peekKind() throws(MPlaneError) -> Kind {
         skipWhitespace()
         guard pos < bytes.count else { throw error("unexpected end of input") }
@@ -51,6 +53,7 @@ struct JSONReader {
         guard pos == bytes.count else { throw error("trailing data after the JSON value") }
     }
 
+    @inline(__always)
     mutating func consume(_ c: UInt8) throws(MPlaneError) {
         skipWhitespace()
         guard pos < bytes.count, bytes[pos] == c else {
@@ -124,6 +127,26 @@ struct JSONReader {
         try consume(UInt8(ascii: "\""))
         let start = pos
         var ascii = true
+        // Fast path over plain bytes, with the position in a local.
+        if let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+            var i = pos
+            let n = bytes.count
+            var flags: UInt8 = 0
+            while i < n {
+                let c = base[i]
+                if c == 0x22 || c == 0x5c || c < 0x20 { break }
+                flags |= c
+                i += 1
+            }
+            pos = i
+            if flags >= 0x80 { ascii = false }
+            if i < n && base[i] == 0x22 {
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+                pos = i + 1
+                if !ascii { try validateUTF8(slice) }
+                return slice
+            }
+        }
         while pos < bytes.count {
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
@@ -323,4 +346,50 @@ func withBytes<R>(_ a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(MPlaneEr
         Swift.Result { () throws(MPlaneError) -> R in try body(b) }
     }
     return try r.get()
+}
+
+extension UnsafeRawBufferPointer {
+    /// The bytes from `lo` to `hi`.
+    @inline(__always)
+    func slice(_ lo: Int, _ hi: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: self[lo..<hi]) }
+
+    /// The bytes after the first `n`.
+    @inline(__always)
+    func dropping(_ n: Int) -> UnsafeRawBufferPointer { slice(n, count) }
+
+    func hasPrefix(_ s: StaticString) -> Bool {
+        let n = s.utf8CodeUnitCount
+        return count >= n && slice(0, n).equals(s)
+    }
+
+    func hasSuffix(_ s: StaticString) -> Bool {
+        let n = s.utf8CodeUnitCount
+        return count >= n && slice(count - n, count).equals(s)
+    }
+
+    /// Without leading and trailing spaces.
+    func trimmingSpaces() -> UnsafeRawBufferPointer {
+        var lo = 0, hi = count
+        while lo < hi && self[lo] == 0x20 { lo += 1 }
+        while hi > lo && self[hi - 1] == 0x20 { hi -= 1 }
+        return slice(lo, hi)
+    }
+
+    /// The first occurrence of the ASCII `pattern`.
+    func find(_ pattern: StaticString) -> Range<Int>? {
+        let n = pattern.utf8CodeUnitCount
+        guard n > 0, count >= n else { return nil }
+        let p = pattern.utf8Start
+        let first = p[0]
+        var i = 0
+        while i <= count - n {
+            if self[i] == first {
+                var k = 1
+                while k < n && self[i + k] == p[k] { k += 1 }
+                if k == n { return i..<(i + n) }
+            }
+            i += 1
+        }
+        return nil
+    }
 }

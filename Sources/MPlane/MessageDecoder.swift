@@ -35,14 +35,11 @@ public struct MessageDecoder: Sendable {
         guard try r.peekKind() == .object else {
             throw MPlaneError(.unknownMessageKind, field: "", "an mPlane message is a JSON object")
         }
-        // First pass validates the whole document, so the field readers below only meet
-        // well-formed JSON.
-        let start = r.pos
-        try r.skipValue()
+        // Reading the object's members validates the whole document (every value is
+        // skipped through the validating reader before a field is interpreted).
+        let message = try decodeMessage(&r)
         try r.finish()
-        r.pos = start
-        r.depth = 0
-        return try decodeMessage(&r)
+        return message
     }
 
     // MARK: Fields
@@ -90,12 +87,19 @@ public struct MessageDecoder: Sendable {
         var name: String { "\(self)" }
     }
 
-    /// Offsets of the known keys' values within the current object.
+    /// Offsets of the known keys' values within the current object, and for string values
+    /// without escapes the end of their contents (so they are not scanned twice).
     struct Fields {
-        var offsets = [Int](repeating: -1, count: Key.allCases.count)
+        var offsets = SIMD32<Int32>(repeating: -1)
+        var stringEnds = SIMD32<Int32>(repeating: -1)
         subscript(_ k: Key) -> Int? {
             let o = offsets[k.rawValue]
-            return o >= 0 ? o : nil
+            return o >= 0 ? Int(o) : nil
+        }
+        /// The contents of a plain string value, if the key's value is one.
+        func plainString(_ k: Key, in b: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+            let e = stringEnds[k.rawValue]
+            return e >= 0 ? b.slice(Int(offsets[k.rawValue]) + 1, Int(e)) : nil
         }
     }
 
@@ -104,13 +108,39 @@ public struct MessageDecoder: Sendable {
             throw MPlaneError(.unknownMessageKind, field: "", "an mPlane message is a JSON object")
         }
         var f = Fields()
+        var early: EarlyValues? = nil
         try r.readObject { (r, key) throws(MPlaneError) in
             if let k = Key(key) {
+                // Result values are the bulk of a result: when the columns are already known
+                // (keys in sorted order put them first), read the values in this pass.
+                if k == .resultvalues, f[.resultvalues] == nil, f[.result] != nil, let ro = f[.results] {
+                    r.skipWhitespace()
+                    f.offsets[k.rawValue] = Int32(truncatingIfNeeded: r.pos)
+                    let registry: Registry
+                    if let plain = f.plainString(.registry, in: r.bytes) {
+                        registry = try store.registry(utf8: plain)
+                    } else if f[.registry] == nil {
+                        registry = store.core
+                    } else {
+                        try r.skipValue()
+                        return
+                    }
+                    let here = r.pos
+                    r.pos = ro
+                    let columns = try readResultColumns(&r, registry: registry)
+                    r.pos = here
+                    early = EarlyValues(registry: registry, table: try readResultValues(&r, columns: columns))
+                    return
+                }
                 guard f.offsets[k.rawValue] < 0 else {
                     throw MPlaneError(.invalidSection, field: k.name, "key '\(k.name)' appears twice")
                 }
                 r.skipWhitespace()
-                f.offsets[k.rawValue] = r.pos
+                f.offsets[k.rawValue] = Int32(truncatingIfNeeded: r.pos)
+                if r.pos < r.bytes.count && r.bytes[r.pos] == UInt8(ascii: "\"") {
+                    if try r.readStringRaw() != nil { f.stringEnds[k.rawValue] = Int32(truncatingIfNeeded: r.pos - 1) }
+                    return
+                }
             }
             try r.skipValue()
         }
@@ -135,7 +165,7 @@ public struct MessageDecoder: Sendable {
         default: break
         }
         let version = try readVersion(&r, f)
-        let (statement, tokenOnly, values) = try decodeStatement(&r, f, kind: kind)
+        let (statement, tokenOnly, values) = try decodeStatement(&r, f, kind: kind, early: early)
         var s = statement
         s.version = version
         switch kind {
@@ -167,6 +197,11 @@ public struct MessageDecoder: Sendable {
     }
 
     private func optionalString(_ r: inout JSONReader, _ f: Fields, _ k: Key) throws(MPlaneError) -> String? {
+        if let plain = f.plainString(k, in: r.bytes) {
+            // Interned protocol words avoid an allocation each.
+            if plain.equals("measure") { return "measure" }
+            return String(decoding: plain, as: UTF8.self)
+        }
         guard let o = f[k] else { return nil }
         at(&r, o)
         switch try r.peekKind() {
@@ -213,13 +248,27 @@ public struct MessageDecoder: Sendable {
         return env
     }
 
-    private func decodeStatement(_ r: inout JSONReader, _ f: Fields, kind: Key) throws(MPlaneError)
+    /// Result values read during the first pass, with the registry they were read against.
+    struct EarlyValues {
+        let registry: Registry
+        let table: ResultTable
+    }
+
+    private func decodeStatement(_ r: inout JSONReader, _ f: Fields, kind: Key, early: EarlyValues?) throws(MPlaneError)
         -> (Statement, Bool, ResultTable?) {
         guard let verb = try optionalString(&r, f, kind) else {
             throw MPlaneError(.invalidSection, field: kind.name, "'\(kind.name)' must be a verb string")
         }
         let registry: Registry
-        if let uri = try optionalString(&r, f, .registry) { registry = try store.registry(for: uri) } else { registry = store.core }
+        if let plain = f.plainString(.registry, in: r.bytes) {
+            registry = try store.registry(utf8: plain)
+        } else if let o = f[.registry] {
+            at(&r, o)
+            guard try r.peekKind() == .string else { throw MPlaneError(.invalidSection, field: "registry", "'registry' must be a string") }
+            registry = try r.withString { (b) throws(MPlaneError) in try store.registry(utf8: b) }
+        } else {
+            registry = store.core
+        }
         var s = Statement(verb: Verb(rawValue: verb), registry: registry)
         s.label = try optionalString(&r, f, .label)
         s.link = try optionalString(&r, f, .link)
@@ -231,12 +280,18 @@ public struct MessageDecoder: Sendable {
         let tokenOnly = isNotification && s.token != nil && f[.when] == nil && f[.parameters] == nil && f[.results] == nil
         if tokenOnly { return (s, true, nil) }
 
-        guard let w = try optionalString(&r, f, .when) else {
+        guard let wo = f[.when] else {
             throw MPlaneError(.missingSection, field: "when", "a \(kind.name) needs a temporal scope ('when')")
         }
-        s.when = try When(parsing: w)
+        if let plain = f.plainString(.when, in: r.bytes) {
+            s.when = try When(utf8: plain)
+        } else {
+            at(&r, wo)
+            guard try r.peekKind() == .string else { throw MPlaneError(.invalidSection, field: "when", "'when' must be a string") }
+            s.when = try r.withString { (b) throws(MPlaneError) in try When(utf8: b) }
+        }
         if kind == .result && !s.when.isDefinite {
-            throw MPlaneError(.invalidTemporalScope, field: "when", "a result's temporal scope must be definite, not '\(w)'")
+            throw MPlaneError(.invalidTemporalScope, field: "when", "a result's temporal scope must be definite, not '\(s.when)'")
         }
 
         // Capabilities and withdrawals carry constraints; the others carry values.
@@ -252,8 +307,8 @@ public struct MessageDecoder: Sendable {
                 }
                 do throws(MPlaneError) {
                     if constraints {
-                        let text = try r.withScalarText { String(decoding: $0, as: UTF8.self) }
-                        s.insertParameter(Parameter(e, constraint: try Constraint.parse(text, primitive: e.primitive)))
+                        let c = try r.withScalarText { (b) throws(MPlaneError) in try Constraint.parse(utf8: b, primitive: e.primitive) }
+                        s.insertParameter(Parameter(e, constraint: c))
                     } else {
                         let v = try r.withScalarText { (b) throws(MPlaneError) in try e.primitive.parse(utf8: b) }
                         if v == nil && needsValues {
@@ -284,49 +339,63 @@ public struct MessageDecoder: Sendable {
         }
         if let o = f[.results] {
             at(&r, o)
-            guard try r.peekKind() == .array else { throw MPlaneError(.invalidSection, field: "results", "'results' must be an array") }
-            try r.readArray { (r) throws(MPlaneError) in
-                guard try r.peekKind() == .string else { throw MPlaneError(.invalidSection, field: "results", "result names must be strings") }
-                let e: Element? = try r.withString { registry.element(utf8: $0) }
-                guard let e else {
-                    throw MPlaneError(.unknownElement, field: "results", "a result column is not in registry \(registry.uri)")
-                }
-                guard !s.resultColumns.contains(where: { $0 === e }) else {
-                    throw MPlaneError(.invalidMessage, field: "results", "result column '\(e.name)' appears twice")
-                }
-                s.resultColumns.append(e)
-            }
+            s.resultColumns = try readResultColumns(&r, registry: registry)
         }
         var table: ResultTable? = nil
         if kind == .result {
-            var t = ResultTable(columns: s.resultColumns)
-            if let o = f[.resultvalues] {
+            if let early, early.registry === registry, early.table.columns.map(\.element) == s.resultColumns {
+                table = early.table
+            } else if let o = f[.resultvalues] {
                 at(&r, o)
-                guard try r.peekKind() == .array else { throw MPlaneError(.invalidSection, field: "resultvalues", "'resultvalues' must be an array") }
-                let width = t.columns.count
-                var row = 0
-                try t.columns.withUnsafeMutableBufferPointer { (cols) throws(MPlaneError) in
-                    try r.readArray { (r) throws(MPlaneError) in
-                        guard try r.peekKind() == .array else {
-                            throw MPlaneError(.invalidSection, field: "resultvalues[\(row)]", "a result row must be an array")
-                        }
-                        var j = 0
-                        try r.readArray { (r) throws(MPlaneError) in
-                            guard j < width else {
-                                throw MPlaneError(.resultRowWidth, field: "resultvalues[\(row)]", "row has more than \(width) values")
-                            }
-                            try r.withScalarText { (b) throws(MPlaneError) in try cols[j].append(text: b) }
-                            j += 1
-                        }
-                        guard j == width else {
-                            throw MPlaneError(.resultRowWidth, field: "resultvalues[\(row)]", "row has \(j) values for \(width) columns")
-                        }
-                        row += 1
-                    }
-                }
+                table = try readResultValues(&r, columns: s.resultColumns)
+            } else {
+                table = ResultTable(columns: s.resultColumns)
             }
-            table = t
         }
         return (s, false, table)
+    }
+
+    func readResultColumns(_ r: inout JSONReader, registry: Registry) throws(MPlaneError) -> [Element] {
+        guard try r.peekKind() == .array else { throw MPlaneError(.invalidSection, field: "results", "'results' must be an array") }
+        var columns: [Element] = []
+        try r.readArray { (r) throws(MPlaneError) in
+            guard try r.peekKind() == .string else { throw MPlaneError(.invalidSection, field: "results", "result names must be strings") }
+            let e: Element? = try r.withString { registry.element(utf8: $0) }
+            guard let e else {
+                throw MPlaneError(.unknownElement, field: "results", "a result column is not in registry \(registry.uri)")
+            }
+            guard !columns.contains(where: { $0 === e }) else {
+                throw MPlaneError(.invalidMessage, field: "results", "result column '\(e.name)' appears twice")
+            }
+            columns.append(e)
+        }
+        return columns
+    }
+
+    func readResultValues(_ r: inout JSONReader, columns: [Element]) throws(MPlaneError) -> ResultTable {
+        var t = ResultTable(columns: columns)
+        guard try r.peekKind() == .array else { throw MPlaneError(.invalidSection, field: "resultvalues", "'resultvalues' must be an array") }
+        let width = t.columns.count
+        var row = 0
+        try t.columns.withUnsafeMutableBufferPointer { (cols) throws(MPlaneError) in
+            try r.readArray { (r) throws(MPlaneError) in
+                guard try r.peekKind() == .array else {
+                    throw MPlaneError(.invalidSection, field: "resultvalues[\(row)]", "a result row must be an array")
+                }
+                var j = 0
+                try r.readArray { (r) throws(MPlaneError) in
+                    guard j < width else {
+                        throw MPlaneError(.resultRowWidth, field: "resultvalues[\(row)]", "row has more than \(width) values")
+                    }
+                    try r.withScalarText { (b) throws(MPlaneError) in try cols[j].append(text: b) }
+                    j += 1
+                }
+                guard j == width else {
+                    throw MPlaneError(.resultRowWidth, field: "resultvalues[\(row)]", "row has \(j) values for \(width) columns")
+                }
+                row += 1
+            }
+        }
+        return t
     }
 }

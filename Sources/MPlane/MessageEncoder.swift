@@ -113,20 +113,26 @@ public struct MessageEncoder: Sendable {
                 if let values, values.rowCount > 0 {
                     w.key("resultvalues")
                     w.beginArray()
-                    for row in 0..<values.rowCount {
-                        w.element()
-                        w.beginArray()
-                        for c in values.columns {
-                            w.element()
-                            w.out.append(UInt8(ascii: "\""))
-                            if c.primitive == .string || c.primitive == .url, !c.isMissing(row) {
-                                w.escaped(c.strings[row])
-                            } else {
-                                c.write(row: row, to: &w.out)
-                            }
-                            w.out.append(UInt8(ascii: "\""))
+                    values.columns.withUnsafeBufferPointer { cols in
+                        if cols.allSatisfy({ $0.primitive == .natural || $0.primitive == .time || $0.primitive == .boolean }) {
+                            w.writeFixedWidthRows(cols, rows: values.rowCount)
+                            return
                         }
-                        w.endArray()
+                        for row in 0..<values.rowCount {
+                            w.element()
+                            w.beginArray()
+                            for j in 0..<cols.count {
+                                w.element()
+                                w.out.append(UInt8(ascii: "\""))
+                                if cols[j].primitive == .string || cols[j].primitive == .url, !cols[j].isMissing(row) {
+                                    w.escaped(cols[j].strings[row])
+                                } else {
+                                    cols[j].write(row: row, to: &w.out, days: &w.dayCache)
+                                }
+                                w.out.append(UInt8(ascii: "\""))
+                            }
+                            w.endArray()
+                        }
                     }
                     w.endArray()
                 }
@@ -143,29 +149,100 @@ public struct MessageEncoder: Sendable {
 struct JSONWriter {
     var out: [UInt8] = []
     private var level = 0
-    /// Per open container: has it had a member yet?
-    private var started: [Bool] = []
+    /// Bit i: the container open at depth i has had a member (containers nest at most 64 deep).
+    private var started: UInt64 = 0
+    /// The civil date of the last time value written, reused for the next one.
+    var dayCache = Timestamp.DayCache()
 
-    mutating func newline() {
-        out.append(0x0a)
-        for _ in 0..<level { out.append(0x20); out.append(0x20) }
+    /// Writes the rows of columns whose values have a bounded width (naturals, times,
+    /// booleans) straight from their storage, one append per row.
+    mutating func writeFixedWidthRows(_ cols: UnsafeBufferPointer<ResultColumn>, rows: Int) {
+        let rowIndent = 2 * level
+        let valueIndent = rowIndent + 2
+        let capacity = 8 + rowIndent * 2 + cols.count * (valueIndent + 32)
+        var cache = dayCache
+        // Column storage hoisted out of the row loop (no per-value retain of the columns).
+        let words = cols.map(\.words)
+        let missing = cols.map(\.missing)
+        let primitives = cols.map(\.primitive)
+        let width = cols.count
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buf in
+            let p = buf.baseAddress!
+            for row in 0..<rows {
+                var n = 0
+                @inline(__always) func put(_ c: UInt8) { p[n] = c; n += 1 }
+                @inline(__always) func line(_ indent: Int) {
+                    put(0x0a)
+                    for _ in 0..<indent { put(0x20) }
+                }
+                if row > 0 { put(UInt8(ascii: ",")) }
+                line(rowIndent)
+                put(UInt8(ascii: "["))
+                for j in 0..<width {
+                    if j > 0 { put(UInt8(ascii: ",")) }
+                    line(valueIndent)
+                    put(UInt8(ascii: "\""))
+                    let w = row >> 6
+                    if w < missing[j].count && missing[j][w] & (1 << UInt64(row & 63)) != 0 {
+                        put(UInt8(ascii: "*"))
+                    } else {
+                        let word = words[j][row]
+                        switch primitives[j] {
+                        case .natural: n += PythonFloat.writeDecimal(word, into: p + n)
+                        case .time:
+                            let t = Timestamp(microsecondsSince1970: Int64(bitPattern: word))
+                            if let k = t.write(into: p + n, days: &cache) {
+                                n += k
+                            } else {
+                                for b in t.description.utf8.prefix(32) { put(b) }
+                            }
+                        default:
+                            for b in (word != 0 ? "True" : "False").utf8 { put(b) }
+                        }
+                    }
+                    put(UInt8(ascii: "\""))
+                }
+                line(rowIndent)
+                put(UInt8(ascii: "]"))
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0..<n]))
+            }
+        }
+        dayCache = cache
+        if rows > 0 { started |= 1 << UInt64(level) }
     }
 
-    mutating func beginObject() { out.append(UInt8(ascii: "{")); level += 1; started.append(false) }
-    mutating func beginArray() { out.append(UInt8(ascii: "[")); level += 1; started.append(false) }
+    static let indentation: [UInt8] = [0x0a] + [UInt8](repeating: 0x20, count: 128)
+
+    mutating func newline() {
+        let n = Swift.min(1 + 2 * level, Self.indentation.count)
+        Self.indentation.withUnsafeBytes { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    mutating func beginObject() { open(UInt8(ascii: "{")) }
+    mutating func beginArray() { open(UInt8(ascii: "[")) }
 
     mutating func endObject() { close(UInt8(ascii: "}")) }
     mutating func endArray() { close(UInt8(ascii: "]")) }
 
+    private mutating func open(_ c: UInt8) {
+        out.append(c)
+        level += 1
+        precondition(level < 64, "JSON nesting too deep to write")
+        started &= ~(1 << UInt64(level))
+    }
+
     private mutating func close(_ c: UInt8) {
+        let had = started & (1 << UInt64(level)) != 0
         level -= 1
-        if started.removeLast() { newline() }
+        if had { newline() }
         out.append(c)
     }
 
     /// Starts a member or element: separator, newline and indent.
+    @inline(__always)
     mutating func element() {
-        if started[started.count - 1] { out.append(UInt8(ascii: ",")) } else { started[started.count - 1] = true }
+        let bit: UInt64 = 1 << UInt64(level)
+        if started & bit != 0 { out.append(UInt8(ascii: ",")) } else { started |= bit }
         newline()
     }
 

@@ -130,19 +130,26 @@ enum PythonFloat {
     static func appendDecimal(_ n: UInt64, to out: inout [UInt8]) {
         if n < 10 { out.append(UInt8(truncatingIfNeeded: 48 + n)); return }
         var buf = (UInt64(0), UInt64(0), UInt64(0))  // 24 bytes: enough for 20 digits
-        var v = n
-        var len = 0
         withUnsafeMutableBytes(of: &buf) { p in
-            var i = 24
-            while v > 0 {
-                i -= 1
-                p[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
-                v /= 10
-            }
-            len = 24 - i
-            out.append(contentsOf: p[i..<24])
+            let len = writeDecimal(n, into: p.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[0..<len]))
         }
-        _ = len
+    }
+
+    /// Writes the decimal digits of `n` at `p` (at most 20 bytes); returns their count.
+    @inline(__always)
+    static func writeDecimal(_ n: UInt64, into p: UnsafeMutablePointer<UInt8>) -> Int {
+        var digits = 1
+        var t = n
+        while t >= 10 { t /= 10; digits += 1 }
+        var v = n
+        var i = digits
+        repeat {
+            i -= 1
+            p[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+            v /= 10
+        } while i > 0
+        return digits
     }
 
     /// `repr(d)` as CPython prints it: the shortest round-tripping digits, in fixed notation

@@ -35,6 +35,9 @@ public final class Registry: Hashable, Sendable, CustomStringConvertible {
     private let byName: [String: Int]
     /// Open-addressing index over the element names' bytes, for lookups without a String.
     private let slots: [Int32]
+    /// Every element name's bytes, end to end, and where each starts (one more at the end).
+    private let nameBlob: [UInt8]
+    private let nameStarts: [Int32]
 
     init(uri: String, revision: Int, elements defined: [Element]) {
         self.uri = uri
@@ -55,6 +58,15 @@ public final class Registry: Hashable, Sendable, CustomStringConvertible {
             table[slot] = Int32(i)
         }
         slots = table
+        var blob: [UInt8] = []
+        var starts: [Int32] = []
+        for e in order {
+            starts.append(Int32(blob.count))
+            blob += e.nameBytes
+        }
+        starts.append(Int32(blob.count))
+        nameBlob = blob
+        nameStarts = starts
     }
 
     public var description: String { uri }
@@ -69,13 +81,22 @@ public final class Registry: Hashable, Sendable, CustomStringConvertible {
     func element(utf8 name: UnsafeRawBufferPointer) -> Element? {
         let mask = slots.count - 1
         var slot = Int(Self.hash(name)) & mask
-        while true {
-            let i = slots[slot]
-            if i < 0 { return nil }
-            let e = elements[Int(i)]
-            if e.nameBytes.count == name.count,
-               e.nameBytes.withUnsafeBytes({ $0.elementsEqual(name) }) { return e }
-            slot = (slot + 1) & mask
+        return slots.withUnsafeBufferPointer { slots in
+            nameStarts.withUnsafeBufferPointer { starts in
+                nameBlob.withUnsafeBytes { blob in
+                    while true {
+                        let i = Int(slots[slot])
+                        if i < 0 { return nil }
+                        let lo = Int(starts[i]), hi = Int(starts[i + 1])
+                        if hi - lo == name.count {
+                            var k = 0
+                            while k < name.count && blob[lo + k] == name[k] { k += 1 }
+                            if k == name.count { return elements[i] }
+                        }
+                        slot = (slot + 1) & mask
+                    }
+                }
+            }
         }
     }
 
@@ -88,10 +109,14 @@ public final class Registry: Hashable, Sendable, CustomStringConvertible {
         return e
     }
 
+    /// A cheap hash of a name: its length, its first four and its last twelve bytes
+    /// (element names share long prefixes such as `delay.twoway.icmp.us.`).
     @inline(__always)
     static func hash(_ b: UnsafeRawBufferPointer) -> UInt32 {
-        var h: UInt32 = 2_166_136_261
-        for c in b { h = (h ^ UInt32(c)) &* 16_777_619 }
+        var h: UInt32 = 2_166_136_261 ^ UInt32(truncatingIfNeeded: b.count)
+        let n = b.count
+        for i in 0..<Swift.min(4, n) { h = (h ^ UInt32(b[i])) &* 16_777_619 }
+        for i in Swift.max(Swift.min(4, n), n - 12)..<n { h = (h ^ UInt32(b[i])) &* 16_777_619 }
         return h
     }
 }
@@ -112,9 +137,15 @@ public final class RegistryStore: Sendable {
     /// A store holding the embedded registries.
     public init() {
         table = Mutex([:])
+        coreURIBytes = Array(Self.coreURI.utf8)
         // The embedded registries are part of the build: failing to parse them is a bug.
         do {
-            try register(json: EmbeddedRegistries.core)
+            core = try Self.parse(utf8: UnsafeRawBufferPointer(start: EmbeddedRegistries.core.utf8Start,
+                                                               count: EmbeddedRegistries.core.utf8CodeUnitCount),
+                                  resolve: { uri throws(MPlaneError) in
+                                      throw MPlaneError(.unknownRegistry, field: "includes", "core includes \(uri)")
+                                  })
+            table.withLock { $0[Self.coreURI] = core }
             try register(json: EmbeddedRegistries.loopback)
         } catch {
             preconditionFailure("embedded registry does not parse: \(error)")
@@ -122,7 +153,14 @@ public final class RegistryStore: Sendable {
     }
 
     /// The core registry.
-    public var core: Registry { table.withLock { $0[Self.coreURI]! } }
+    public let core: Registry
+    private let coreURIBytes: [UInt8]
+
+    /// The registry whose URI is the UTF-8 `uri` (the core registry without a lookup).
+    func registry(utf8 uri: UnsafeRawBufferPointer) throws(MPlaneError) -> Registry {
+        if uri.count == coreURIBytes.count, coreURIBytes.withUnsafeBytes({ $0.elementsEqual(uri) }) { return core }
+        return try registry(for: String(decoding: uri, as: UTF8.self))
+    }
 
     /// The registry for `uri`.
     /// - Throws: ``MPlaneError`` `unknownRegistry` if it was never registered.
@@ -150,6 +188,13 @@ public final class RegistryStore: Sendable {
     }
 
     func register(utf8 b: UnsafeRawBufferPointer) throws(MPlaneError) -> Registry {
+        let registry = try Self.parse(utf8: b) { (uri) throws(MPlaneError) in try self.registry(for: uri) }
+        table.withLock { $0[registry.uri] = registry }
+        return registry
+    }
+
+    static func parse(utf8 b: UnsafeRawBufferPointer,
+                      resolve: (String) throws(MPlaneError) -> Registry) throws(MPlaneError) -> Registry {
         var r = JSONReader(b)
         var format: String?, uri: String?, revision = 0
         var includes: [String] = []
@@ -188,7 +233,7 @@ public final class RegistryStore: Sendable {
         var elements: [Element] = []
         for inc in includes {
             guard inc != uri else { throw invalid("includes", "registry \(uri) includes itself") }
-            elements += try registry(for: inc).elements
+            elements += try resolve(inc).elements
         }
         for (name, prim, desc) in raw {
             guard let p = Primitive(rawValue: prim) else {
@@ -196,8 +241,6 @@ public final class RegistryStore: Sendable {
             }
             elements.append(Element(name: name, primitive: p, summary: desc, registryURI: uri))
         }
-        let registry = Registry(uri: uri, revision: revision, elements: elements)
-        table.withLock { $0[uri] = registry }
-        return registry
+        return Registry(uri: uri, revision: revision, elements: elements)
     }
 }

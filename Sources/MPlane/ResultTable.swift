@@ -83,12 +83,17 @@ public struct ResultColumn: Hashable, Sendable {
 
     /// Appends the wire text of row `i` to `out` (`*` for no value).
     @inline(__always) func write(row i: Int, to out: inout [UInt8]) {
+        var days = Timestamp.DayCache()
+        write(row: i, to: &out, days: &days)
+    }
+
+    @inline(__always) func write(row i: Int, to out: inout [UInt8], days: inout Timestamp.DayCache) {
         if isMissing(i) { out.append(UInt8(ascii: "*")); return }
         switch element.primitive {
         case .natural: PythonFloat.appendDecimal(words[i], to: &out)
         case .real: out.append(contentsOf: PythonFloat.repr(Double(bitPattern: words[i])).utf8)
         case .boolean: out.append(contentsOf: (words[i] != 0 ? "True" : "False").utf8)
-        case .time: Timestamp(microsecondsSince1970: Int64(bitPattern: words[i])).write(to: &out)
+        case .time: Timestamp(microsecondsSince1970: Int64(bitPattern: words[i])).write(to: &out, days: &days)
         case .address: addresses[i].write(to: &out)
         case .string, .url: out.append(contentsOf: strings[i].utf8)
         }

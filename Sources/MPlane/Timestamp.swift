@@ -50,31 +50,58 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The civil date of the last day printed, so that a column of times from one day
+    /// converts its date once.
+    public struct DayCache: Sendable {
+        var day: Int64 = .min
+        var ymd: (Int, Int, Int) = (0, 0, 0)
+        public init() {}
+    }
+
     /// Appends `YYYY-MM-DD HH:MM:SS.ffffff` to `out`.
     public func write(to out: inout [UInt8]) {
-        let c = components
-        func put(_ v: Int, _ width: Int) {
-            var digits = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
-            var value = v
-            withUnsafeMutableBytes(of: &digits) { buf in
-                for i in stride(from: width - 1, through: 0, by: -1) {
-                    buf[i] = UInt8(truncatingIfNeeded: 48 + value % 10)
-                    value /= 10
-                }
-                out.append(contentsOf: buf[0..<width])
+        var cache = DayCache()
+        write(to: &out, days: &cache)
+    }
+
+    /// Appends `YYYY-MM-DD HH:MM:SS.ffffff` to `out`, reusing `cache` for the date.
+    public func write(to out: inout [UInt8], days cache: inout DayCache) {
+        var buf: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &buf) { p in
+            if let n = write(into: p.baseAddress!.assumingMemoryBound(to: UInt8.self), days: &cache) {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: p[0..<n]))
+            } else {
+                let c = components
+                out.append(contentsOf: "\(c.year)-\(c.month)-\(c.day) \(c.hour):\(c.minute):\(c.second).\(c.microsecond)".utf8)
             }
         }
-        if c.year < 0 || c.year > 9999 {
-            out.append(contentsOf: String(c.year).utf8)
-        } else {
-            put(c.year, 4)
+    }
+
+    /// Writes the 26 bytes of `YYYY-MM-DD HH:MM:SS.ffffff` at `p`; nil (nothing written)
+    /// for years outside 0...9999.
+    @inline(__always)
+    func write(into p: UnsafeMutablePointer<UInt8>, days cache: inout DayCache) -> Int? {
+        let (days, usOfDay) = Int64.floorDivMod(microseconds, 86_400_000_000)
+        if days != cache.day {
+            cache.day = days
+            cache.ymd = Calendar.civilFromDays(Int(days))
         }
-        out.append(UInt8(ascii: "-")); put(c.month, 2)
-        out.append(UInt8(ascii: "-")); put(c.day, 2)
-        out.append(UInt8(ascii: " ")); put(c.hour, 2)
-        out.append(UInt8(ascii: ":")); put(c.minute, 2)
-        out.append(UInt8(ascii: ":")); put(c.second, 2)
-        out.append(UInt8(ascii: ".")); put(c.microsecond, 6)
+        let (y, m, d) = cache.ymd
+        guard y >= 0 && y <= 9999 else { return nil }
+        let secOfDay = Int(usOfDay / 1_000_000)
+        let us = Int(usOfDay % 1_000_000)
+        @inline(__always) func two(_ at: Int, _ v: Int) {
+            p[at] = UInt8(truncatingIfNeeded: 48 + v / 10)
+            p[at + 1] = UInt8(truncatingIfNeeded: 48 + v % 10)
+        }
+        two(0, y / 100); two(2, y % 100)
+        p[4] = 0x2d; two(5, m)
+        p[7] = 0x2d; two(8, d)
+        p[10] = 0x20; two(11, secOfDay / 3600)
+        p[13] = 0x3a; two(14, (secOfDay / 60) % 60)
+        p[16] = 0x3a; two(17, secOfDay % 60)
+        p[19] = 0x2e; two(20, us / 10_000); two(22, (us / 100) % 100); two(24, us % 100)
+        return 26
     }
 
     /// Parses an mPlane timestamp.

@@ -26,13 +26,11 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
             }
         }
 
-        static func parse(_ s: Substring) -> Point? {
-            switch s {
-            case "past": return .past
-            case "now": return .now
-            case "future": return .future
-            default: return Timestamp(s).map { .at($0) }
-            }
+        static func parse(_ b: UnsafeRawBufferPointer) -> Point? {
+            if b.equals("now") { return .now }
+            if b.equals("past") { return .past }
+            if b.equals("future") { return .future }
+            return Timestamp(utf8: b).map { .at($0) }
         }
     }
 
@@ -78,63 +76,72 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
     /// Parses a temporal scope.
     /// - Throws: ``MPlaneError`` `invalidTemporalScope` naming what is wrong.
     public init(parsing text: String) throws(MPlaneError) {
+        self = try withBytes(Array(text.utf8)) { (b) throws(MPlaneError) in try When(utf8: b) }
+    }
+
+    /// Parses a temporal scope from UTF-8 bytes.
+    public init(utf8 whole: UnsafeRawBufferPointer) throws(MPlaneError) {
         func bad(_ why: String) -> MPlaneError {
-            MPlaneError(.invalidTemporalScope, field: "when", "'\(text)' is not a valid temporal scope: \(why)")
+            MPlaneError(.invalidTemporalScope, field: "when",
+                        "'\(String(decoding: whole, as: UTF8.self))' is not a valid temporal scope: \(why)")
         }
-        var s = Substring(text)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
+        func text(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
+        var s = whole.trimmingSpaces()
         var repeated = false
         var crontab: Crontab? = nil
         var inner: Inner? = nil
         if s.hasPrefix("repeat ") {
             repeated = true
-            s = s.dropFirst(7)
-            if let open = s.firstRange(of: " { ") {
+            s = s.dropping(7)
+            if let open = s.find(" { ") {
                 guard s.hasSuffix(" }") else { throw bad("inner scope not closed with ' }'") }
-                var body = s[open.upperBound..<s.index(s.endIndex, offsetBy: -2)]
-                s = s[..<open.lowerBound]
+                var body = s.slice(open.upperBound, s.count - 2)
+                s = s.slice(0, open.lowerBound)
                 guard body.hasPrefix("now") else { throw bad("the inner scope must start with 'now'") }
-                body = body.dropFirst(3)
+                body = body.dropping(3)
                 var inr = Inner()
-                if let p = body.firstRange(of: " / ") {
-                    guard let per = MPlaneDuration.parse(body[p.upperBound...]) else { throw bad("invalid inner period") }
+                if let p = body.find(" / ") {
+                    guard let per = MPlaneDuration.parse(body.dropping(p.upperBound)) else { throw bad("invalid inner period") }
                     inr.period = per
-                    body = body[..<p.lowerBound]
+                    body = body.slice(0, p.lowerBound)
                 }
                 if body.hasPrefix(" + ") {
-                    guard let d = MPlaneDuration.parse(body.dropFirst(3)) else { throw bad("invalid inner duration") }
+                    guard let d = MPlaneDuration.parse(body.dropping(3)) else { throw bad("invalid inner duration") }
                     inr.duration = d
                 } else if !body.isEmpty {
                     throw bad("the inner scope may only be 'now [+ duration] [/ period]'")
                 }
                 inner = inr
             }
-            if let c = s.firstRange(of: " cron ") {
-                crontab = try Crontab(parsing: s[c.upperBound...])
-                s = s[..<c.lowerBound]
+            if let c = s.find(" cron ") {
+                crontab = try Crontab(parsing: Substring(text(s.dropping(c.upperBound))))
+                s = s.slice(0, c.lowerBound)
             }
-        } else if s.contains("{") || s.contains(" cron ") {
+        } else if s.contains(UInt8(ascii: "{")) || s.find(" cron ") != nil {
             throw bad("an inner scope or cron needs 'repeat'")
         }
         var period: Int64? = nil
-        if let p = s.firstRange(of: " / ") {
-            guard let per = MPlaneDuration.parse(s[p.upperBound...]) else { throw bad("invalid period '\(s[p.upperBound...])'") }
+        if let p = s.find(" / ") {
+            guard let per = MPlaneDuration.parse(s.dropping(p.upperBound)) else {
+                throw bad("invalid period '\(text(s.dropping(p.upperBound)))'")
+            }
             period = per
-            s = s[..<p.lowerBound]
+            s = s.slice(0, p.lowerBound)
         }
         var end: Point? = nil
         var duration: Int64? = nil
-        if let d = s.firstRange(of: " + ") {
-            guard let dur = MPlaneDuration.parse(s[d.upperBound...]) else { throw bad("invalid duration '\(s[d.upperBound...])'") }
+        if let d = s.find(" + ") {
+            guard let dur = MPlaneDuration.parse(s.dropping(d.upperBound)) else {
+                throw bad("invalid duration '\(text(s.dropping(d.upperBound)))'")
+            }
             duration = dur
-            s = s[..<d.lowerBound]
-        } else if let r = s.firstRange(of: " ... ") {
-            guard let e = Point.parse(s[r.upperBound...]) else { throw bad("invalid end '\(s[r.upperBound...])'") }
+            s = s.slice(0, d.lowerBound)
+        } else if let r = s.find(" ... ") {
+            guard let e = Point.parse(s.dropping(r.upperBound)) else { throw bad("invalid end '\(text(s.dropping(r.upperBound)))'") }
             end = e
-            s = s[..<r.lowerBound]
+            s = s.slice(0, r.lowerBound)
         }
-        guard let start = Point.parse(s) else { throw bad("invalid start '\(s)'") }
+        guard let start = Point.parse(s) else { throw bad("invalid start '\(text(s))'") }
         if repeated && crontab == nil && period == nil { throw bad("a repeated scope needs a period or a cron") }
         if repeated && crontab != nil && period != nil { throw bad("a repeated scope takes a period or a cron, not both") }
         if start == .future { throw bad("a scope cannot start in the indefinite future") }

@@ -44,17 +44,20 @@ let dir = args.count > 1 ? args[1] : "Benchmarks/fixtures"
 let seconds = args.count > 2 ? Double(args[2]) ?? 1.0 : 1.0
 let decoder = MessageDecoder()
 let encoder = MessageEncoder()
+// `MPLANE_BENCH_ONLY=capability.parse` (for profiling) runs just that measurement.
+let only = getenv("MPLANE_BENCH_ONLY").map { String(cString: $0) }
+func wanted(_ what: String) -> Bool { only == nil || only == what }
 var results: [String] = []
 for (name, file) in [("capability", "capability.json"), ("specification", "specification.json"),
                      ("result", "result-1000.json")] {
     let bytes = load("\(dir)/\(file)")
     let message = try decoder.decode(bytes)
     var sink = 0
-    let parse = rate(seconds: seconds) {
+    let parse = !wanted("\(name).parse") ? 0 : rate(seconds: seconds) {
         if let m = try? decoder.decode(bytes) { sink &+= m.kind.rawValue.count }
     }
-    let unparse = rate(seconds: seconds) { sink &+= encoder.encode(message).count }
-    precondition(sink != 0)
+    let unparse = !wanted("\(name).serialise") ? 0 : rate(seconds: seconds) { sink &+= encoder.encode(message).count }
+    precondition(sink != 0 || only != nil)
     results.append("\"\(name)\": {\"parse_per_s\": \(Int(parse)), \"unparse_per_s\": \(Int(unparse)), \"bytes\": \(bytes.count)}")
 }
 print("{" + results.joined(separator: ", ") + "}")
