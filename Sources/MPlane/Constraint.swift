@@ -46,6 +46,22 @@ public enum Constraint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Appends the wire text to `out` (unescaped: callers escape string constraints).
+    func write(to out: inout [UInt8]) {
+        switch self {
+        case .all: out.append(UInt8(ascii: "*"))
+        case .range(let a, let b):
+            a.write(to: &out)
+            out.append(contentsOf: " ... ".utf8)
+            b.write(to: &out)
+        case .set(let values):
+            for (i, v) in values.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                v.write(to: &out)
+            }
+        }
+    }
+
     public var description: String {
         switch self {
         case .all: return "*"

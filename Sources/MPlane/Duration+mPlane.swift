@@ -47,6 +47,17 @@ public enum MPlaneDuration {
         return total
     }
 
+    /// Appends the canonical text of `seconds` to `out`.
+    public static func write(_ seconds: Int64, to out: inout [UInt8]) {
+        var v = seconds
+        if v <= 0 { out.append(contentsOf: "0s".utf8); return }
+        for (scale, unit) in [(Int64(86_400), UInt8(ascii: "d")), (3600, UInt8(ascii: "h")), (60, UInt8(ascii: "m")), (1, UInt8(ascii: "s"))] where v >= scale {
+            PythonFloat.appendDecimal(UInt64(v / scale), to: &out)
+            out.append(unit)
+            v %= scale
+        }
+    }
+
     /// Prints seconds canonically (`0s` for zero).
     public static func format(_ seconds: Int64) -> String {
         var v = seconds

@@ -85,6 +85,10 @@ public struct MessageDecoder: Sendable {
         }
 
         var name: String { "\(self)" }
+
+        static let statementKinds: [Key] = [.capability, .specification, .result, .receipt, .redemption, .withdrawal,
+                                            .interrupt, .indirection]
+        static let messageKinds: [Key] = statementKinds + [.exception, .envelope]
     }
 
     /// Offsets of the known keys' values within the current object, and for string values
@@ -108,32 +112,45 @@ public struct MessageDecoder: Sendable {
             throw MPlaneError(.unknownMessageKind, field: "", "an mPlane message is a JSON object")
         }
         var f = Fields()
-        var early: EarlyValues? = nil
+        var early = EarlySections()
         try r.readObject { (r, key) throws(MPlaneError) in
             if let k = Key(key) {
-                // Result values are the bulk of a result: when the columns are already known
-                // (keys in sorted order put them first), read the values in this pass.
-                if k == .resultvalues, f[.resultvalues] == nil, f[.result] != nil, let ro = f[.results] {
-                    r.skipWhitespace()
-                    f.offsets[k.rawValue] = Int32(truncatingIfNeeded: r.pos)
-                    let registry: Registry
-                    if let plain = f.plainString(.registry, in: r.bytes) {
-                        registry = try store.registry(utf8: plain)
-                    } else if f[.registry] == nil {
-                        registry = store.core
-                    } else {
-                        try r.skipValue()
-                        return
-                    }
-                    let here = r.pos
-                    r.pos = ro
-                    let columns = try readResultColumns(&r, registry: registry)
-                    r.pos = here
-                    early = EarlyValues(registry: registry, table: try readResultValues(&r, columns: columns))
-                    return
-                }
                 guard f.offsets[k.rawValue] < 0 else {
                     throw MPlaneError(.invalidSection, field: k.name, "key '\(k.name)' appears twice")
+                }
+                // Read the bulky sections in this pass when what they depend on is known
+                // already (sorted keys put the kind, the registry and the results first).
+                if k == .parameters || k == .results || k == .resultvalues {
+                    r.skipWhitespace()
+                    let start = r.pos
+                    let provisional = f[.registry] == nil
+                    if let registry = try provisionalRegistry(f, r.bytes) {
+                        do throws(MPlaneError) {
+                            switch k {
+                            case .parameters:
+                                if let kind = Self.seenKind(f) {
+                                    early.parameters = Early(registry: registry, items: try readParameters(&r, registry: registry, kind: kind))
+                                    f.offsets[k.rawValue] = Int32(truncatingIfNeeded: start)
+                                    return
+                                }
+                            case .results:
+                                early.results = Early(registry: registry, items: try readResultColumns(&r, registry: registry))
+                                f.offsets[k.rawValue] = Int32(truncatingIfNeeded: start)
+                                return
+                            default:
+                                if f[.result] != nil, let columns = early.results, columns.registry === registry {
+                                    early.values = Early(registry: registry, items: try readResultValues(&r, columns: columns.items))
+                                    f.offsets[k.rawValue] = Int32(truncatingIfNeeded: start)
+                                    return
+                                }
+                            }
+                        } catch {
+                            // Against a provisional registry an error may not be real: read
+                            // the section again once the registry is known.
+                            guard provisional else { throw error }
+                            r.pos = start
+                        }
+                    }
                 }
                 r.skipWhitespace()
                 f.offsets[k.rawValue] = Int32(truncatingIfNeeded: r.pos)
@@ -147,8 +164,7 @@ public struct MessageDecoder: Sendable {
         let end = r.pos
         defer { r.pos = end }
         var kind: Key? = nil
-        for k in [Key.capability, .specification, .result, .receipt, .redemption, .withdrawal, .interrupt,
-                  .indirection, .exception, .envelope] where f[k] != nil {
+        for k in Key.messageKinds where f.offsets[k.rawValue] >= 0 {
             if let kind {
                 throw MPlaneError(.unknownMessageKind, field: k.name,
                                   "ambiguous message: both '\(kind.name)' and '\(k.name)' keys")
@@ -178,6 +194,18 @@ public struct MessageDecoder: Sendable {
         case .interrupt: return .interrupt(Interrupt(s, tokenOnly: tokenOnly))
         default: return .indirection(Indirection(s, tokenOnly: tokenOnly))
         }
+    }
+
+    /// The registry sections read in the first pass are read against: the one named so
+    /// far, else the core registry (checked against the message's registry afterwards).
+    private func provisionalRegistry(_ f: Fields, _ bytes: UnsafeRawBufferPointer) throws(MPlaneError) -> Registry? {
+        if let plain = f.plainString(.registry, in: bytes) { return try store.registry(utf8: plain) }
+        return f[.registry] == nil ? store.core : nil
+    }
+
+    private static func seenKind(_ f: Fields) -> Key? {
+        for k in Key.statementKinds where f.offsets[k.rawValue] >= 0 { return k }
+        return nil
     }
 
     private func at(_ r: inout JSONReader, _ offset: Int) { r.pos = offset }
@@ -248,13 +276,20 @@ public struct MessageDecoder: Sendable {
         return env
     }
 
-    /// Result values read during the first pass, with the registry they were read against.
-    struct EarlyValues {
+    /// Sections read during the first pass, each with the registry it was read against
+    /// (used only if that turns out to be the message's registry).
+    struct Early<T> {
         let registry: Registry
-        let table: ResultTable
+        let items: T
     }
 
-    private func decodeStatement(_ r: inout JSONReader, _ f: Fields, kind: Key, early: EarlyValues?) throws(MPlaneError)
+    struct EarlySections {
+        var parameters: Early<[Parameter]>?
+        var results: Early<[Element]>?
+        var values: Early<ResultTable>?
+    }
+
+    private func decodeStatement(_ r: inout JSONReader, _ f: Fields, kind: Key, early: EarlySections?) throws(MPlaneError)
         -> (Statement, Bool, ResultTable?) {
         guard let verb = try optionalString(&r, f, kind) else {
             throw MPlaneError(.invalidSection, field: kind.name, "'\(kind.name)' must be a verb string")
@@ -275,8 +310,7 @@ public struct MessageDecoder: Sendable {
         s.export = try optionalString(&r, f, .export)
         s.token = try optionalString(&r, f, .token)
 
-        let isNotification = kind == .receipt || kind == .redemption || kind == .withdrawal
-            || kind == .interrupt || kind == .indirection
+        let isNotification = Self.isNotification(kind) || kind == .redemption || kind == .withdrawal
         let tokenOnly = isNotification && s.token != nil && f[.when] == nil && f[.parameters] == nil && f[.results] == nil
         if tokenOnly { return (s, true, nil) }
 
@@ -294,32 +328,11 @@ public struct MessageDecoder: Sendable {
             throw MPlaneError(.invalidTemporalScope, field: "when", "a result's temporal scope must be definite, not '\(s.when)'")
         }
 
-        // Capabilities and withdrawals carry constraints; the others carry values.
-        let constraints = kind == .capability || kind == .withdrawal
-        let needsValues = kind == .specification || kind == .result
-        if let o = f[.parameters] {
+        if let early = early?.parameters, early.registry === registry {
+            s.setParameters(early.items)
+        } else if let o = f[.parameters] {
             at(&r, o)
-            guard try r.peekKind() == .object else { throw MPlaneError(.invalidSection, field: "parameters", "'parameters' must be an object") }
-            try r.readObject { (r, key) throws(MPlaneError) in
-                guard let e = registry.element(utf8: key) else {
-                    let name = String(decoding: key, as: UTF8.self)
-                    throw MPlaneError(.unknownElement, field: "parameters.\(name)", "element '\(name)' is not in registry \(registry.uri)")
-                }
-                do throws(MPlaneError) {
-                    if constraints {
-                        let c = try r.withScalarText { (b) throws(MPlaneError) in try Constraint.parse(utf8: b, primitive: e.primitive) }
-                        s.insertParameter(Parameter(e, constraint: c))
-                    } else {
-                        let v = try r.withScalarText { (b) throws(MPlaneError) in try e.primitive.parse(utf8: b) }
-                        if v == nil && needsValues {
-                            throw MPlaneError(.invalidMessage, field: "", "a \(kind.name) needs a value for every parameter, not '*'")
-                        }
-                        s.insertParameter(Parameter(e, value: v))
-                    }
-                } catch {
-                    throw error.within("parameters.\(e.name)")
-                }
-            }
+            s.setParameters(try readParameters(&r, registry: registry, kind: kind))
         }
         if let o = f[.metadata] {
             at(&r, o)
@@ -337,14 +350,16 @@ public struct MessageDecoder: Sendable {
                 }
             }
         }
-        if let o = f[.results] {
+        if let early = early?.results, early.registry === registry {
+            s.resultColumns = early.items
+        } else if let o = f[.results] {
             at(&r, o)
             s.resultColumns = try readResultColumns(&r, registry: registry)
         }
         var table: ResultTable? = nil
         if kind == .result {
-            if let early, early.registry === registry, early.table.columns.map(\.element) == s.resultColumns {
-                table = early.table
+            if let early = early?.values, early.registry === registry, early.items.columns.map(\.element) == s.resultColumns {
+                table = early.items
             } else if let o = f[.resultvalues] {
                 at(&r, o)
                 table = try readResultValues(&r, columns: s.resultColumns)
@@ -353,6 +368,40 @@ public struct MessageDecoder: Sendable {
             }
         }
         return (s, false, table)
+    }
+
+    static func isNotification(_ kind: Key) -> Bool {
+        kind == .receipt || kind == .redemption || kind == .withdrawal || kind == .interrupt || kind == .indirection
+    }
+
+    /// Parameters: capabilities and withdrawals carry constraints, the others values
+    /// (specifications and results a value for every parameter).
+    func readParameters(_ r: inout JSONReader, registry: Registry, kind: Key) throws(MPlaneError) -> [Parameter] {
+        let constraints = kind == .capability || kind == .withdrawal
+        let needsValues = kind == .specification || kind == .result
+        guard try r.peekKind() == .object else { throw MPlaneError(.invalidSection, field: "parameters", "'parameters' must be an object") }
+        var out: [Parameter] = []
+        try r.readObject { (r, key) throws(MPlaneError) in
+            guard let e = registry.element(utf8: key) else {
+                let name = String(decoding: key, as: UTF8.self)
+                throw MPlaneError(.unknownElement, field: "parameters.\(name)", "element '\(name)' is not in registry \(registry.uri)")
+            }
+            do throws(MPlaneError) {
+                if constraints {
+                    let c = try r.withScalarText { (b) throws(MPlaneError) in try Constraint.parse(utf8: b, primitive: e.primitive) }
+                    out.append(Parameter(e, constraint: c))
+                } else {
+                    let v = try r.withScalarText { (b) throws(MPlaneError) in try e.primitive.parse(utf8: b) }
+                    if v == nil && needsValues {
+                        throw MPlaneError(.invalidMessage, field: "", "a \(kind.name) needs a value for every parameter, not '*'")
+                    }
+                    out.append(Parameter(e, value: v))
+                }
+            } catch {
+                throw error.within("parameters.\(e.name)")
+            }
+        }
+        return out
     }
 
     func readResultColumns(_ r: inout JSONReader, registry: Registry) throws(MPlaneError) -> [Element] {

@@ -97,7 +97,15 @@ public struct MessageEncoder: Sendable {
                     w.beginObject()
                     for p in s.parameters {
                         w.key(p.name)
-                        if let v = p.value { w.valueString(v) } else { w.string(p.constraint.description) }
+                        if let v = p.value {
+                            w.valueString(v)
+                        } else if p.element.primitive == .string || p.element.primitive == .url {
+                            w.string(p.constraint.description)
+                        } else {
+                            w.out.append(UInt8(ascii: "\""))
+                            p.constraint.write(to: &w.out)
+                            w.out.append(UInt8(ascii: "\""))
+                        }
                     }
                     w.endObject()
                 }
@@ -138,7 +146,13 @@ public struct MessageEncoder: Sendable {
                 }
             case .token: if let t = s.token { w.key("token"); w.string(t) }
             case .version: w.key("version"); w.raw(String(s.version))
-            case .when: if !short { w.key("when"); w.string(s.when.description) }
+            case .when:
+                if !short {
+                    w.key("when")
+                    w.out.append(UInt8(ascii: "\""))
+                    s.when.write(to: &w.out)
+                    w.out.append(UInt8(ascii: "\""))
+                }
             }
         }
         w.endObject()

@@ -81,22 +81,17 @@ public final class Registry: Hashable, Sendable, CustomStringConvertible {
     func element(utf8 name: UnsafeRawBufferPointer) -> Element? {
         let mask = slots.count - 1
         var slot = Int(Self.hash(name)) & mask
-        return slots.withUnsafeBufferPointer { slots in
-            nameStarts.withUnsafeBufferPointer { starts in
-                nameBlob.withUnsafeBytes { blob in
-                    while true {
-                        let i = Int(slots[slot])
-                        if i < 0 { return nil }
-                        let lo = Int(starts[i]), hi = Int(starts[i + 1])
-                        if hi - lo == name.count {
-                            var k = 0
-                            while k < name.count && blob[lo + k] == name[k] { k += 1 }
-                            if k == name.count { return elements[i] }
-                        }
-                        slot = (slot + 1) & mask
-                    }
-                }
+        let n = name.count
+        while true {
+            let i = Int(slots[slot])
+            if i < 0 { return nil }
+            let lo = Int(nameStarts[i])
+            if Int(nameStarts[i + 1]) - lo == n {
+                var k = 0
+                while k < n && nameBlob[lo + k] == name[k] { k += 1 }
+                if k == n { return elements[i] }
             }
+            slot = (slot + 1) & mask
         }
     }
 

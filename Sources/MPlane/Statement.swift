@@ -89,6 +89,18 @@ public struct Statement: Hashable, Sendable {
         }
     }
 
+    /// Replaces all parameters (sorted here if they are not already; later duplicates win).
+    mutating func setParameters(_ ps: [Parameter]) {
+        var sorted = true
+        for i in ps.indices.dropFirst() where ps[i - 1].name >= ps[i].name { sorted = false; break }
+        if sorted {
+            parameters = ps
+        } else {
+            parameters = []
+            for p in ps { insertParameter(p) }
+        }
+    }
+
     mutating func insertParameter(_ p: Parameter) {
         // Inputs usually arrive sorted: appending is the common case.
         if let last = parameters.last, last.name >= p.name {

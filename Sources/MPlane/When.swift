@@ -155,6 +155,34 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
 
     // MARK: Printing
 
+    /// Appends the canonical text to `out` (what ``description`` returns).
+    public func write(to out: inout [UInt8]) {
+        @inline(__always) func point(_ p: Point) {
+            switch p {
+            case .past: out.append(contentsOf: "past".utf8)
+            case .now: out.append(contentsOf: "now".utf8)
+            case .future: out.append(contentsOf: "future".utf8)
+            case .at(let t): t.write(to: &out)
+            }
+        }
+        @inline(__always) func duration(_ d: Int64) { MPlaneDuration.write(d, to: &out) }
+        if isRepeated { out.append(contentsOf: "repeat ".utf8) }
+        point(start)
+        if let end {
+            out.append(contentsOf: " ... ".utf8); point(end)
+        } else if let d = self.duration {
+            out.append(contentsOf: " + ".utf8); duration(d)
+        }
+        if let period { out.append(contentsOf: " / ".utf8); duration(period) }
+        if let crontab { out.append(contentsOf: " cron \(crontab)".utf8) }
+        if let inner {
+            out.append(contentsOf: " { now".utf8)
+            if let d = inner.duration { out.append(contentsOf: " + ".utf8); duration(d) }
+            if let p = inner.period { out.append(contentsOf: " / ".utf8); duration(p) }
+            out.append(contentsOf: " } ".utf8)
+        }
+    }
+
     public var description: String {
         var out = isRepeated ? "repeat \(start)" : start.description
         if let end { out += " ... \(end)" } else if let duration { out += " + \(MPlaneDuration.format(duration))" }

@@ -51,6 +51,31 @@ struct CodecErrorTests {
         }
     }
 
+    @Test("key order does not matter: sections before the registry or the columns are read again")
+    func keyOrder() throws {
+        let store = RegistryStore()
+        let reg = #"{"registry-format": "mplane-0", "registry-revision": 0, "registry-uri": "http://example.org/r", "includes": ["http://ict-mplane.eu/registry/core"], "elements": [{"name": "x.y", "prim": "natural"}, {"name": "time", "prim": "string"}]}"#
+        try store.register(json: Array(reg.utf8))
+        let decoder = MessageDecoder(store: store)
+        // Parameters and results precede the private registry that defines them.
+        let cap = #"{"capability": "measure", "parameters": {"x.y": "0 ... 9"}, "results": ["x.y"], "registry": "http://example.org/r", "when": "now ... future"}"#
+        guard case .capability(let c) = try decoder.decode(cap) else { Issue.record("kind"); return }
+        #expect(c.statement.parameter("x.y")?.constraint == .range(.natural(0), .natural(9)))
+        // 'time' is a string in that registry: values read against the core registry first
+        // would be times; they must end up strings.
+        let res = #"{"result": "measure", "results": ["time"], "resultvalues": [["not a time"]], "registry": "http://example.org/r", "when": "2017-01-01"}"#
+        guard case .result(let r) = try decoder.decode(res) else { Issue.record("kind"); return }
+        #expect(r.value("time") == .string("not a time"))
+        // Values before their columns.
+        let res2 = #"{"resultvalues": [["2017-01-01 00:00:01", "4"]], "result": "measure", "results": ["time", "delay.twoway.icmp.us"], "when": "2017-01-01"}"#
+        guard case .result(let r2) = try MessageDecoder().decode(res2) else { Issue.record("kind"); return }
+        #expect(r2.value("delay.twoway.icmp.us") == .natural(4))
+        // A specification's kind key comes after its parameters in sorted order.
+        let spec = #"{"parameters": {"source.ip4": "10.0.0.1"}, "registry": "http://ict-mplane.eu/registry/core", "results": ["time"], "specification": "measure", "when": "now + 1s"}"#
+        guard case .specification(let sp) = try MessageDecoder().decode(spec) else { Issue.record("kind"); return }
+        #expect(sp.statement.parameterValue("source.ip4") == .address(IPAddress("10.0.0.1")!))
+    }
+
     @Test("nesting and size are bounded")
     func bounds() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
