@@ -23,21 +23,25 @@ var targets: [Target] = [
         name: "CSupport",
         path: "CSupport"
     ),
+    // Small blocking file helpers for the tools (the model does no I/O).
+    .target(
+        name: "MPlaneIO"
+    ),
     // `mpcli`: validate, inspect and pretty-print mPlane messages.
     .executableTarget(
         name: "mpcli",
-        dependencies: ["MPlane", argumentParserProduct]
+        dependencies: ["MPlane", "MPlaneIO", argumentParserProduct]
     ),
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
         name: "mplane-bench",
-        dependencies: ["MPlane"],
+        dependencies: ["MPlane", "MPlaneIO"],
         path: "Sources/MPlaneBench"
     ),
     // libFuzzer entry point for the JSON codec (see README, "Fuzzing").
     .executableTarget(
         name: "mplane-fuzz",
-        dependencies: ["MPlane"],
+        dependencies: ["MPlane", "MPlaneIO"],
         path: "Sources/MPlaneFuzz"
     ),
 ]
@@ -47,7 +51,7 @@ var targets: [Target] = [
 targets += [
     .testTarget(
         name: "MPlaneTests",
-        dependencies: ["MPlane", "mpcli"]
+        dependencies: ["MPlane", "MPlaneIO", "mpcli"]
     ),
 ]
 

@@ -15,9 +15,6 @@ public struct Capability: StatementMessage {
         statement = Statement(verb: verb, registry: registry, when: when, label: label)
     }
 
-    /// The explicit token, or the default one (the reference implementation's).
-    public var token: String { statement.token ?? statement.extendedHash }
-
     /// The default token, as the reference implementation computes it.
     public var defaultToken: String { statement.extendedHash }
 
@@ -110,7 +107,6 @@ public struct Result: StatementMessage {
         values = ResultTable(columns: s.resultColumns)
     }
 
-    public var token: String { statement.token ?? statement.extendedHash }
 
     /// The value of column `name` at `row`.
     public func value(_ name: String, row: Int = 0) -> Value? { values.value(name, row: row) }
@@ -135,7 +131,6 @@ public struct Receipt: StatementMessage {
         statement = specification.statement
         statement.token = specification.token
     }
-    public var token: String { statement.token ?? statement.extendedHash }
 }
 
 /// A request for the result a receipt stands for.
@@ -145,7 +140,6 @@ public struct Redemption: StatementMessage {
     public var isTokenOnly = false
     public init(_ statement: Statement, tokenOnly: Bool = false) { self.statement = statement; isTokenOnly = tokenOnly }
     public init(receipt: Receipt) { statement = receipt.statement; statement.token = receipt.token }
-    public var token: String { statement.token ?? statement.extendedHash }
 }
 
 /// A component's notice that a capability is no longer available.
@@ -155,7 +149,6 @@ public struct Withdrawal: StatementMessage {
     public var isTokenOnly = false
     public init(_ statement: Statement, tokenOnly: Bool = false) { self.statement = statement; isTokenOnly = tokenOnly }
     public init(capability: Capability) { statement = capability.statement; statement.token = capability.token }
-    public var token: String { statement.token ?? statement.extendedHash }
 }
 
 /// A request to stop a running specification.
@@ -168,7 +161,6 @@ public struct Interrupt: StatementMessage {
         statement = specification.statement
         statement.token = specification.token
     }
-    public var token: String { statement.token ?? statement.extendedHash }
 }
 
 /// A redirection: the specification should be sent to the component at ``Statement/link``.
@@ -182,7 +174,6 @@ public struct Indirection: StatementMessage {
         statement.token = specification.token
         statement.link = link
     }
-    public var token: String { statement.token ?? statement.extendedHash }
 }
 
 /// An error report: `{"exception": <token>, "message": <text>}`.

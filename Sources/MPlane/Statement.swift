@@ -236,6 +236,10 @@ public protocol StatementMessage: Hashable, Sendable {
 }
 
 extension StatementMessage {
+    /// The explicit token, or the default one the reference implementation computes
+    /// (specifications use their own, ``Specification/token``).
+    public var token: String { statement.token ?? statement.extendedHash }
+
     public subscript<T>(dynamicMember path: WritableKeyPath<Statement, T>) -> T {
         get { statement[keyPath: path] }
         set { statement[keyPath: path] = newValue }

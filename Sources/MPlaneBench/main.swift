@@ -3,21 +3,13 @@
 //
 // Usage: mplane-bench FIXTURE_DIR [SECONDS]
 import MPlane
+import MPlaneIO
 #if canImport(Glibc)
 import Glibc
 #endif
 
 func load(_ path: String) -> [UInt8] {
-    guard let f = fopen(path, "rb") else { fatalError("cannot open \(path)") }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes += buf[0..<n]
-    }
-    return bytes
+    do { return try readAll(path) } catch { fatalError("\(error)") }
 }
 
 /// Operations per second: best of three runs of at least `seconds` each.

@@ -2,6 +2,7 @@
 // -sanitize=fuzzer -DFUZZING; a normal build is a replay tool that decodes each file named
 // on the command line through the same path.
 import MPlane
+import MPlaneIO
 
 let decoder = MessageDecoder()
 let encoder = MessageEncoder()
@@ -33,15 +34,8 @@ import Glibc
 struct Replay {
     static func main() {
         for path in CommandLine.arguments.dropFirst() {
-            guard let f = fopen(path, "rb") else { print("cannot open \(path)"); exit(2) }
-            var bytes: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = fread(&buf, 1, buf.count, f)
-                if n <= 0 { break }
-                bytes += buf[0..<n]
-            }
-            fclose(f)
+            let bytes: [UInt8]
+            do { bytes = try readAll(path) } catch { print("\(error)"); exit(2) }
             bytes.withUnsafeBytes { exercise($0) }
             print("\(path): ok")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MPlane
+import MPlaneIO
 
 @main
 struct MPCLI: ParsableCommand {

@@ -1,4 +1,5 @@
 import MPlane
+import MPlaneIO
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,27 +11,13 @@ let repoRoot: String = {
     return parts.joined(separator: "/")
 }()
 
-/// The shared/ folder beside the checkout.
-let sharedRoot = repoRoot + "/../shared"
+/// Recorded exchanges of the reference implementation (a copy of shared/wire, so the tests
+/// need nothing outside the repository).
+let wireDirectory = repoRoot + "/Tests/Fixtures/wire"
 
-func readFile(_ path: String) -> [UInt8]? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes += buf[0..<n]
-    }
-    return bytes
-}
+func readFile(_ path: String) -> [UInt8]? { try? readAll(path) }
 
-func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-    guard let f = fopen(path, "wb") else { return false }
-    defer { fclose(f) }
-    return fwrite(bytes, 1, bytes.count, f) == bytes.count
-}
+func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool { (try? writeAll(path, bytes)) != nil }
 
 func listDirectory(_ path: String) -> [String] {
     guard let d = opendir(path) else { return [] }

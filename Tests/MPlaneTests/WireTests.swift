@@ -9,7 +9,7 @@ struct WireExchange {
 }
 
 func wireBodies() -> [WireExchange] {
-    let dir = sharedRoot + "/wire"
+    let dir = wireDirectory
     var out: [WireExchange] = []
     for name in listDirectory(dir) where name.hasSuffix(".json") {
         guard let bytes = readFile("\(dir)/\(name)"), let doc = try? JSON(parsing: bytes) else { continue }
@@ -25,7 +25,7 @@ func wireBodies() -> [WireExchange] {
 struct WireTests {
     @Test("the wire recordings are present")
     func recordingsPresent() {
-        #expect(wireBodies().count >= 40, "expected the recordings in ../shared/wire")
+        #expect(wireBodies().count >= 40, "expected the recordings in Tests/Fixtures/wire")
     }
 
     @Test("every message body parses and re-serialises to an equal JSON value")

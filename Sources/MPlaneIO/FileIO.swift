@@ -4,10 +4,12 @@ import Glibc
 import Darwin
 #endif
 
+// Small blocking file helpers for the command-line tools (the information model does no I/O).
+
 /// Reads a whole file (or standard input for `-`).
 ///
 /// - Throws: ``FileError`` naming the path and the `errno` text.
-func readAll(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8] {
+public func readAll(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8] {
     let fd: Int32 = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw FileError(path: path, errno: errno) }
     defer { if fd != 0 { close(fd) } }
@@ -26,18 +28,34 @@ func readAll(_ path: String, limit: Int = 256 << 20) throws(FileError) -> [UInt8
     return out
 }
 
-struct FileError: Error, CustomStringConvertible {
-    let path: String
-    let errno: Int32
-    var description: String { "\(path): \(String(cString: strerror(errno)))" }
+public struct FileError: Error, CustomStringConvertible {
+    public let path: String
+    public let errno: Int32
+    public var description: String { "\(path): \(String(cString: strerror(errno)))" }
 }
 
 /// Writes text to file descriptor 2.
-func writeStandardError(_ text: String) {
+public func writeStandardError(_ text: String) {
     var bytes = Array(text.utf8)[...]
     while !bytes.isEmpty {
         let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         if n < 0 { if errno == EINTR { continue }; return }
         bytes = bytes.dropFirst(n)
+    }
+}
+
+/// Writes `bytes` to a new file at `path` (replacing it).
+public func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FileError(path: path, errno: errno) }
+    defer { close(fd) }
+    var rest = bytes[...]
+    while !rest.isEmpty {
+        let n = rest.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileError(path: path, errno: errno)
+        }
+        rest = rest.dropFirst(n)
     }
 }
