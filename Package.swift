@@ -5,9 +5,11 @@ import PackageDescription
 
 let swiftCrypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2")
 let argumentParser: Package.Dependency = .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2")
+let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 // MARK: - Targets
 
@@ -17,6 +19,11 @@ var targets: [Target] = [
     .target(
         name: "MPlane",
         dependencies: [crypto]
+    ),
+    // The scheduler: services bound to capabilities, jobs, repetitions, retention.
+    .target(
+        name: "MPlaneScheduler",
+        dependencies: ["MPlane", logging]
     ),
     // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
     .target(
@@ -35,7 +42,7 @@ var targets: [Target] = [
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
         name: "mplane-bench",
-        dependencies: ["MPlane", "MPlaneIO"],
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneScheduler"],
         path: "Sources/MPlaneBench"
     ),
     // libFuzzer entry point for the JSON codec (see README, "Fuzzing").
@@ -52,6 +59,10 @@ targets += [
     .testTarget(
         name: "MPlaneTests",
         dependencies: ["MPlane", "MPlaneIO", "mpcli"]
+    ),
+    .testTarget(
+        name: "MPlaneSchedulerTests",
+        dependencies: ["MPlane", "MPlaneScheduler"]
     ),
 ]
 
@@ -73,9 +84,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "MPlane", targets: ["MPlane"]),
+        .library(name: "MPlaneScheduler", targets: ["MPlaneScheduler"]),
         .executable(name: "mpcli", targets: ["mpcli"]),
         .executable(name: "mplane-bench", targets: ["mplane-bench"]),
     ],
-    dependencies: [swiftCrypto, argumentParser],
+    dependencies: [swiftCrypto, argumentParser, swiftLog],
     targets: targets
 )

@@ -595,6 +595,11 @@ enum EmbeddedRegistries {
       "name": "test.output",
       "prim": "string",
       "desc": "Output string of the loopback test service (a copy of test.input)"
+    },
+    {
+      "name": "test.counter",
+      "prim": "natural",
+      "desc": "Row counter of the periodic test service (0, 1, 2, ...)"
     }
   ]
 }

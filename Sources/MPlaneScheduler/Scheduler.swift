@@ -1,0 +1,311 @@
+public import MPlane
+public import Logging
+import Synchronization
+
+/// Settings of a ``Scheduler``, with the defaults an operator gets.
+public struct SchedulerConfiguration: Sendable {
+    /// How long a finished result is kept for redemption, in seconds (default one hour).
+    public var retention: Int64 = 3600
+    /// How many finished results are kept at most (the oldest go first).
+    public var maxRetainedResults = 1000
+    /// How many results of a repeated specification are kept at most (the oldest are
+    /// dropped, and the drop is logged and counted).
+    public var maxRepeatedResults = 100
+    /// How long an interrupt waits (real time) for the job to hand over its partial result
+    /// before answering with a receipt.
+    public var interruptWait: Duration = .seconds(1)
+    /// How long past its scope's end a job may run before it is stopped, in seconds.
+    public var endGrace: Int64 = 5
+
+    public init() {}
+}
+
+/// Something that happened to a job, for callers that push results (component-initiated
+/// mode) instead of waiting for redemptions.
+public enum JobEvent: Sendable {
+    /// The final result (a result, or an envelope of results for a repeated specification).
+    case finished(token: String, message: Message)
+    /// One repetition of a repeated specification finished.
+    case repetition(token: String, result: Result)
+}
+
+/// Binds capabilities to services and runs specifications as jobs.
+///
+/// `process` never waits for a measurement: a specification is answered at once with a
+/// receipt (or an exception saying why it is refused), and the job runs in the scheduler's
+/// ``run()`` task group. Redemptions answer with the result once there is one, repeatedly,
+/// until retention expires.
+public final class Scheduler: Sendable {
+    public let services: [any MeasurementService]
+    public let clock: any ProbeClock
+    public let configuration: SchedulerConfiguration
+    let logger: Logger
+    private let jobs = Mutex<[String: Job]>([:])
+    private let queue: AsyncStream<Job>
+    private let enqueue: AsyncStream<Job>.Continuation
+    private let observers = Mutex<[UInt64: @Sendable (JobEvent) -> Void]>([:])
+    private let observerIDs = Atomic<UInt64>(0)
+
+    public init(services: [any MeasurementService], clock: any ProbeClock = SystemClock(),
+                configuration: SchedulerConfiguration = SchedulerConfiguration(),
+                logger: Logger = Logger(label: "mplane.scheduler")) {
+        self.services = services
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+        (queue, enqueue) = AsyncStream.makeStream(of: Job.self)
+    }
+
+    /// The capabilities of every service, in service order.
+    public var capabilities: [Capability] { services.map(\.capability) }
+
+    // MARK: Running
+
+    /// Runs jobs until the task is cancelled; then interrupts every job and returns once
+    /// each has stored what it measured.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await job in queue {
+                group.addTask { await self.execute(job) }
+            }
+            for job in jobs.withLock({ Array($0.values) }) where !job.isFinished { job.interrupt() }
+        }
+    }
+
+    /// Stops accepting jobs: `run()` returns once the running ones are done.
+    public func shutdown() {
+        for job in jobs.withLock({ Array($0.values) }) where !job.isFinished { job.interrupt() }
+        enqueue.finish()
+    }
+
+    // MARK: Messages
+
+    /// Answers a message: a specification with a receipt or an exception, a redemption
+    /// with the result or a receipt, an interrupt with the partial result or a receipt, an
+    /// envelope with an envelope of the answers.
+    public func process(_ message: Message) async -> Message {
+        purge()
+        switch message {
+        case .specification(let spec): return submit(spec)
+        case .redemption(let r): return redeem(token: r.token)
+        case .interrupt(let i): return await interrupt(token: i.token)
+        case .envelope(let env):
+            var replies: [Message] = []
+            for m in env.contents { replies.append(await process(m)) }
+            return .envelope(Envelope(contents: replies, token: env.token, label: env.label))
+        default:
+            return .exception(MPlaneException(token: message.token, message: "Cannot process a \(message.kind.rawValue) here", status: 400))
+        }
+    }
+
+    /// The service whose capability `spec` fulfils, or the reason there is none.
+    public func service(for spec: Specification) -> Swift.Result<any MeasurementService, MPlaneException> {
+        let now = clock.now()
+        var reason: String? = nil
+        for s in services {
+            guard let why = spec.mismatch(with: s.capability, now: now) else { return .success(s) }
+            // Prefer the reason of a capability that has the same schema and verb.
+            if spec.statement.verb == s.capability.statement.verb, spec.schemaHash == s.capability.schemaHash {
+                reason = reason ?? "\(s.capability.statement.label ?? s.capability.token): \(why)"
+            }
+        }
+        if let reason {
+            return .failure(MPlaneException(token: spec.token, message: "Specification refused: \(reason)", status: 403))
+        }
+        return .failure(MPlaneException(token: spec.token, message: "No service registered for specification", status: 404))
+    }
+
+    /// Starts a job for `spec`; answers with its receipt, or an exception.
+    public func submit(_ spec: Specification) -> Message {
+        let service: any MeasurementService
+        switch self.service(for: spec) {
+        case .success(let s): service = s
+        case .failure(let e):
+            logger.info("specification refused", metadata: ["mplane.token": "\(spec.token)", "mplane.reason": "\(e.message)"])
+            return .exception(e)
+        }
+        var spec = spec
+        let token = spec.token
+        spec.statement.token = token
+        let job = Job(token: token, specification: spec, service: service, submitted: clock.now())
+        let existing: Job? = jobs.withLock { table in
+            if let j = table[token], !j.isFinished { return j }
+            table[token] = job
+            return nil
+        }
+        if existing == nil {
+            logger.debug("job scheduled", metadata: ["mplane.token": "\(token)", "mplane.when": "\(spec.statement.when)"])
+            enqueue.yield(job)
+        }
+        return .receipt(Receipt(specification: spec))
+    }
+
+    /// The result of job `token` if it has finished, else its receipt; an exception for an
+    /// unknown (or expired) token.
+    public func redeem(token: String) -> Message {
+        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+        return job.final ?? .receipt(Receipt(specification: job.specification))
+    }
+
+    /// Waits up to `timeout` (real time) for job `token` to finish; answers as ``redeem``.
+    public func waitForResult(token: String, timeout: Duration) async -> Message {
+        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+        if job.final == nil {
+            await withTaskGroup(of: Void.self) { g in
+                g.addTask { await job.waitFinished() }
+                g.addTask { try? await Task.sleep(for: timeout) }
+                await g.next()
+                g.cancelAll()
+            }
+        }
+        return redeem(token: token)
+    }
+
+    /// Interrupts job `token`: answers with its (partial) result if it hands it over within
+    /// ``SchedulerConfiguration/interruptWait``, else with a receipt.
+    public func interrupt(token: String) async -> Message {
+        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+        if !job.isFinished {
+            logger.info("job interrupted", metadata: ["mplane.token": "\(token)"])
+            job.interrupt()
+        }
+        return await waitForResult(token: token, timeout: configuration.interruptWait)
+    }
+
+    private func unknown(_ token: String) -> Message {
+        .exception(MPlaneException(token: token, message: "Unknown job", status: 404))
+    }
+
+    // MARK: Observers
+
+    /// Calls `callback` for every job event until the returned id is removed.
+    @discardableResult
+    public func addObserver(_ callback: @escaping @Sendable (JobEvent) -> Void) -> UInt64 {
+        let id = observerIDs.add(1, ordering: .relaxed).newValue
+        observers.withLock { $0[id] = callback }
+        return id
+    }
+
+    public func removeObserver(_ id: UInt64) { _ = observers.withLock { $0.removeValue(forKey: id) } }
+
+    private func notify(_ event: JobEvent) {
+        for callback in observers.withLock({ Array($0.values) }) { callback(event) }
+    }
+
+    // MARK: Retention
+
+    /// Forgets finished jobs past the retention time, and the oldest beyond the limit.
+    func purge() {
+        let now = clock.now()
+        let horizon = now.adding(seconds: -configuration.retention)
+        jobs.withLock { table in
+            var finished: [(String, Timestamp)] = []
+            for (token, job) in table {
+                guard let at = job.finishedAt else { continue }
+                if at < horizon { table[token] = nil } else { finished.append((token, at)) }
+            }
+            if finished.count > configuration.maxRetainedResults {
+                finished.sort { $0.1 < $1.1 }
+                for (token, _) in finished.prefix(finished.count - configuration.maxRetainedResults) { table[token] = nil }
+            }
+        }
+    }
+
+    /// Number of jobs known (running and retained).
+    public var jobCount: Int { jobs.withLock { $0.count } }
+
+    // MARK: Execution
+
+    func execute(_ job: Job) async {
+        job.state.withLock { $0.phase = .running }
+        let spec = job.specification
+        let final: Message
+        if spec.statement.when.isRepeated {
+            final = await executeRepeated(job)
+        } else {
+            let (start, end) = spec.statement.when.datetimes(now: job.submitted)
+            final = .result(await runOnce(job, spec, start: start ?? job.submitted, end: end))
+        }
+        job.finish(final, at: clock.now())
+        logger.debug("job finished", metadata: ["mplane.token": "\(job.token)"])
+        notify(.finished(token: job.token, message: final))
+    }
+
+    private func executeRepeated(_ job: Job) async -> Message {
+        let spec = job.specification
+        var kept: [Result] = []
+        var dropped = 0
+        for repetition in spec.statement.when.repetitions(now: job.submitted) {
+            if job.isInterrupted || Task.isCancelled { break }
+            let (start, end) = repetition.datetimes(now: job.submitted)
+            guard let start else { break }
+            var sub = spec
+            sub.statement.when = repetition
+            let result = await runOnce(job, sub, start: start, end: end)
+            // A repetition the interrupt caught before it began measured nothing.
+            if job.isInterrupted && result.values.rowCount == 0 && clock.now() < start { break }
+            kept.append(result)
+            if kept.count > configuration.maxRepeatedResults {
+                kept.removeFirst()
+                dropped += 1
+                logger.notice("repeated job dropped its oldest result", metadata: [
+                    "mplane.token": "\(job.token)", "mplane.dropped": "\(dropped)",
+                ])
+            }
+            job.state.withLock { s in
+                s.repetitions = kept
+                s.droppedRepetitions = dropped
+            }
+            notify(.repetition(token: job.token, result: result))
+        }
+        return .envelope(Envelope(contents: kept.map { .result($0) }, token: job.token, label: spec.statement.label))
+    }
+
+    /// Runs the service once for `spec` over `start ... end`: waits for the start, runs
+    /// until the service returns, the job is interrupted, or the scope's end (plus grace)
+    /// has passed; returns the rows measured.
+    private func runOnce(_ job: Job, _ spec: Specification, start: Timestamp, end: Timestamp?) async -> Result {
+        let period = spec.statement.when.period
+        var expected = 1
+        if let end, let period, period > 0 {
+            expected = Swift.min(1_000_000, Int((end.microseconds - start.microseconds) / (period * 1_000_000)) + 2)
+        }
+        let context = JobContext(specification: spec, start: start, end: end, period: period, clock: clock,
+                                 logger: logger, expectedRows: expected)
+        let alreadyInterrupted = job.state.withLock { s -> Bool in
+            s.current = context
+            return s.interrupted
+        }
+        if alreadyInterrupted { context.interrupt() }
+        let service = job.service
+        let clock = self.clock
+        let grace = configuration.endGrace
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await clock.sleep(until: start)
+                    guard !context.isInterrupted else { return }
+                    context.markStarted(at: clock.now())
+                    try await service.run(context)
+                } catch is CancellationError {
+                } catch {
+                    job.state.withLock { $0.failure = "\(error)" }
+                    context.logger.warning("service failed", metadata: ["mplane.token": "\(job.token)", "error": "\(error)"])
+                }
+            }
+            group.addTask { await job.waitInterrupted() }
+            if let end {
+                group.addTask { try? await clock.sleep(until: end.adding(seconds: grace)) }
+            }
+            await group.next()
+            context.interrupt()
+            group.cancelAll()
+        }
+        let finished = clock.now()
+        let from = context.startedAt ?? Swift.min(start, finished)
+        let when = from == finished ? When(start: .at(from)) : When(start: .at(from), end: .at(finished))
+        var result = Result(specification: spec, when: when)
+        result.values = context.snapshot
+        return result
+    }
+}

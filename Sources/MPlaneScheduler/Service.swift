@@ -1,0 +1,76 @@
+public import MPlane
+public import Logging
+import Synchronization
+
+/// Runnable code bound to exactly one capability.
+///
+/// `run` receives a job whose specification fulfils the capability; it appends rows to the
+/// job's result as it measures, checks ``JobContext/isInterrupted`` after each row or group
+/// of rows (or sleeps through ``JobContext/sleep(until:)``, which ends on interruption), and
+/// returns when the job's scope ends or it is interrupted. Throwing fails the job; the rows
+/// already appended are kept.
+public protocol MeasurementService: Sendable {
+    var capability: Capability { get }
+    func run(_ job: JobContext) async throws
+}
+
+/// What a service sees of a job: its specification, its absolute time window, the clock,
+/// and the result it writes into.
+public final class JobContext: Sendable {
+    public let specification: Specification
+    /// Absolute start of this run (for a repetition: the repetition's start).
+    public let start: Timestamp
+    /// Absolute end, nil for a run that lasts until it is interrupted.
+    public let end: Timestamp?
+    /// The period in seconds, if the scope has one.
+    public let period: Int64?
+    public let clock: any ProbeClock
+    public let logger: Logger
+    private let table: Mutex<ResultTable>
+    private let interrupted: Atomic<Bool>
+    private let began = Mutex<Timestamp?>(nil)
+
+    init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
+         logger: Logger, expectedRows: Int) {
+        self.specification = specification
+        self.start = start
+        self.end = end
+        self.period = period
+        self.clock = clock
+        self.logger = logger
+        var t = ResultTable(columns: specification.statement.resultColumns)
+        t.reserveCapacity(expectedRows)
+        table = Mutex(t)
+        interrupted = Atomic(false)
+    }
+
+    /// A parameter value of the specification.
+    public func parameter(_ name: String) -> Value? { specification.statement.parameterValue(name) }
+
+    /// True once the job has been interrupted: stop measuring and return.
+    public var isInterrupted: Bool { interrupted.load(ordering: .acquiring) }
+
+    func interrupt() { interrupted.store(true, ordering: .releasing) }
+
+    func markStarted(at t: Timestamp) { began.withLock { $0 = t } }
+
+    /// When the service started measuring (nil before it did).
+    public var startedAt: Timestamp? { began.withLock { $0 } }
+
+    /// Appends rows: `body` gets the result table (typed columns, capacity reserved).
+    public func append<R>(_ body: (inout ResultTable) throws -> R) rethrows -> R {
+        try table.withLock { try body(&$0) }
+    }
+
+    /// Rows appended so far.
+    public var rowCount: Int { table.withLock { $0.rowCount } }
+
+    /// A copy of the rows so far.
+    public var snapshot: ResultTable { table.withLock { $0 } }
+
+    /// Sleeps until `deadline` on the job's clock; throws `CancellationError` when the job
+    /// is interrupted or the scheduler shuts down.
+    public func sleep(until deadline: Timestamp) async throws {
+        try await clock.sleep(until: deadline)
+    }
+}
