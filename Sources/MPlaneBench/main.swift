@@ -4,6 +4,7 @@
 // Usage: mplane-bench FIXTURE_DIR [SECONDS]
 import MPlane
 import MPlaneIO
+import MPlaneScheduler
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,5 +52,48 @@ for (name, file) in [("capability", "capability.json"), ("specification", "speci
     let unparse = !wanted("\(name).serialise") ? 0 : rate(seconds: seconds) { sink &+= encoder.encode(message).count }
     precondition(sink != 0 || only != nil)
     results.append("\"\(name)\": {\"parse_per_s\": \(Int(parse)), \"unparse_per_s\": \(Int(unparse)), \"bytes\": \(bytes.count)}")
+}
+// Scheduler: jobs started and completed per second with the loopback service, and rows
+// appended per second into a preallocated natural column.
+if wanted("scheduler.jobs") {
+    let loop = LoopbackService()
+    let batch = 2000
+    var specs: [Specification] = []
+    for i in 0..<batch {
+        var s = Specification(capability: loop.capability, when: When(start: .now))
+        try s.statement.setParameterValue("test.input", .string("job-\(i)"))
+        s.statement.token = "bench-\(i)"
+        specs.append(s)
+    }
+    let clock = ContinuousClock()
+    var best = 0.0
+    for _ in 0..<3 {
+        let s = Scheduler(services: [loop], clock: SystemClock())
+        let elapsed = await withTaskGroup(of: Void.self) { group -> Duration in
+            group.addTask { await s.run() }
+            let start = clock.now
+            for spec in specs { _ = s.submit(spec) }
+            for spec in specs { _ = await s.waitForResult(token: spec.token, timeout: .seconds(60)) }
+            let d = clock.now - start
+            s.shutdown()
+            return d
+        }
+        let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        best = max(best, Double(batch) / secs)
+    }
+    results.append("\"scheduler\": {\"jobs_per_s\": \(Int(best))}")
+}
+if wanted("column.append") {
+    let element = RegistryStore.shared.core["delay.twoway.icmp.us"]!
+    let rows = 1_000_000
+    var sink: UInt64 = 0
+    let perSecond = rate(seconds: seconds) {
+        var column = ResultColumn(element)
+        column.reserveCapacity(rows)
+        for i in 0..<rows { column.append(natural: UInt64(truncatingIfNeeded: i)) }
+        sink &+= UInt64(column.count)
+    } * Double(rows)
+    precondition(sink > 0)
+    results.append("\"column\": {\"natural_rows_per_s\": \(Int(perSecond))}")
 }
 print("{" + results.joined(separator: ", ") + "}")
