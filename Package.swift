@@ -5,10 +5,16 @@ import PackageDescription
 
 let swiftCrypto: Package.Dependency = .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2")
 let argumentParser: Package.Dependency = .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2")
+let swiftNIO: Package.Dependency = .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3")
+let serviceLifecycle: Package.Dependency = .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0")
 let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 
 // MARK: - Targets
@@ -24,6 +30,16 @@ var targets: [Target] = [
     .target(
         name: "MPlaneScheduler",
         dependencies: ["MPlane", logging]
+    ),
+    // The component runtime: HTTP server, configuration, component-initiated agent.
+    .target(
+        name: "MPlaneRuntime",
+        dependencies: ["MPlane", "MPlaneScheduler", nioCore, nioPosix, nioHTTP1, logging]
+    ),
+    // `mpcom`: the component an operator runs on a probe.
+    .executableTarget(
+        name: "mpcom",
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", argumentParserProduct, lifecycle, logging]
     ),
     // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
     .target(
@@ -64,6 +80,10 @@ targets += [
         name: "MPlaneSchedulerTests",
         dependencies: ["MPlane", "MPlaneScheduler"]
     ),
+    .testTarget(
+        name: "MPlaneRuntimeTests",
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", "mpcom"]
+    ),
 ]
 
 // MARK: - Settings shared by every target
@@ -86,8 +106,9 @@ let package = Package(
         .library(name: "MPlane", targets: ["MPlane"]),
         .library(name: "MPlaneScheduler", targets: ["MPlaneScheduler"]),
         .executable(name: "mpcli", targets: ["mpcli"]),
+        .executable(name: "mpcom", targets: ["mpcom"]),
         .executable(name: "mplane-bench", targets: ["mplane-bench"]),
     ],
-    dependencies: [swiftCrypto, argumentParser, swiftLog],
+    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle],
     targets: targets
 )

@@ -1,0 +1,279 @@
+public import Logging
+public import MPlane
+public import MPlaneScheduler
+import Synchronization
+
+/// A message waiting to be posted to the supervisor.
+public struct Outgoing: Sendable {
+    public var message: Message
+    public var url: HTTPURL
+}
+
+/// Where outgoing results wait until the supervisor accepts them. Behind a protocol so a
+/// disk-backed queue can replace the in-memory one.
+public protocol OutgoingQueue: Sendable {
+    func push(_ item: Outgoing)
+    /// The oldest item, waiting until there is one.
+    func first() async -> Outgoing
+    /// Removes the oldest item (after it was delivered).
+    func removeFirst()
+    var count: Int { get }
+}
+
+/// A bounded in-memory queue: when full, the oldest item is dropped (and counted).
+public final class MemoryOutgoingQueue: OutgoingQueue {
+    private struct State {
+        var items: [Outgoing] = []
+        var waiters: [CheckedContinuation<Outgoing, Never>] = []
+        var dropped = 0
+    }
+    private let state = Mutex(State())
+    public let limit: Int
+    let logger: Logger
+
+    public init(limit: Int = 10_000, logger: Logger = Logger(label: "mplane.queue")) {
+        self.limit = limit
+        self.logger = logger
+    }
+
+    public func push(_ item: Outgoing) {
+        let (waiter, dropped) = state.withLock { s -> (CheckedContinuation<Outgoing, Never>?, Int) in
+            s.items.append(item)
+            var dropped = 0
+            if s.items.count > limit {
+                s.items.removeFirst()
+                s.dropped += 1
+                dropped = s.dropped
+            }
+            if !s.waiters.isEmpty { return (s.waiters.removeFirst(), dropped) }
+            return (nil, dropped)
+        }
+        if dropped > 0 { logger.error("outgoing queue full: dropped the oldest message", metadata: ["mplane.dropped": "\(dropped)"]) }
+        if let waiter, let first = state.withLock({ $0.items.first }) { waiter.resume(returning: first) }
+    }
+
+    public func first() async -> Outgoing {
+        await withCheckedContinuation { c in
+            let item = state.withLock { s -> Outgoing? in
+                if let f = s.items.first { return f }
+                s.waiters.append(c)
+                return nil
+            }
+            if let item { c.resume(returning: item) }
+        }
+    }
+
+    public func removeFirst() { state.withLock { if !$0.items.isEmpty { $0.items.removeFirst() } } }
+    public var count: Int { state.withLock { $0.items.count } }
+    public var dropped: Int { state.withLock { $0.dropped } }
+}
+
+/// The component-initiated workflow, for probes the supervisor cannot reach: registers the
+/// capabilities (and a `callback` capability) with the supervisor, polls it for
+/// specifications and interrupts, runs them, and posts receipts and results back. Polling
+/// follows callback specifications when the supervisor sends them; failures back off
+/// exponentially with jitter; results wait in a queue until accepted.
+public final class ComponentInitiatedAgent: Sendable {
+    let scheduler: Scheduler
+    let registrationURL: HTTPURL
+    let specificationURL: HTTPURL
+    let resultURL: HTTPURL
+    let pollInterval: Duration
+    let backoffMax: Duration
+    let clock: any ProbeClock
+    let logger: Logger
+    public let queue: any OutgoingQueue
+    private let links = Mutex<[String: HTTPURL]>([:])
+    private let nextPoll = Mutex<Timestamp?>(nil)
+    private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
+
+    public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
+                queue: (any OutgoingQueue)? = nil, logger: Logger = Logger(label: "mplane.agent")) {
+        self.scheduler = scheduler
+        let host = configuration.clientHost ?? "127.0.0.1"
+        let port = configuration.clientPort
+        registrationURL = HTTPURL(host: host, port: port, path: configuration.registrationPath)
+        specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath)
+        resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath)
+        pollInterval = configuration.pollInterval
+        backoffMax = configuration.backoffMax
+        self.clock = clock
+        self.logger = logger
+        self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, logger: logger)
+    }
+
+    /// Polls made and registrations accepted so far.
+    public var counters: (polls: Int, registrations: Int) { stats.withLock { $0 } }
+
+    /// The capabilities registered: every service's, plus `callback`.
+    public var registration: Envelope {
+        var caps: [Message] = scheduler.capabilities.map { c in
+            var c = c
+            c.statement.token = c.token
+            return .capability(c)
+        }
+        caps.append(.capability(Capability(verb: .callback, label: "callback", when: .nowToFuture)))
+        return Envelope(contents: caps)
+    }
+
+    public func run() async throws {
+        let observer = scheduler.addObserver { [self] event in
+            if case .finished(let token, let message) = event {
+                let url = links.withLock { $0.removeValue(forKey: token) } ?? resultURL
+                queue.push(Outgoing(message: message, url: url))
+            }
+        }
+        defer { scheduler.removeObserver(observer) }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.sendLoop() }
+            try await self.pollLoop()
+        }
+    }
+
+    // MARK: Polling
+
+    func pollLoop() async throws {
+        var registered = false
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                if !registered {
+                    try await register()
+                    registered = true
+                    failures = 0
+                }
+                let reply = try await SimpleHTTPClient.request("GET", specificationURL)
+                stats.withLock { $0.polls += 1 }
+                switch reply.status {
+                case 200:
+                    failures = 0
+                    await handle(reply.body)
+                case 404, 204:
+                    failures = 0
+                case 428:
+                    logger.notice("supervisor asks to register again")
+                    registered = false
+                    continue
+                default:
+                    throw HTTPClientError(message: "GET \(specificationURL): status \(reply.status)")
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                failures += 1
+                let delay = backoff(failures)
+                logger.warning("supervisor unreachable, backing off", metadata: [
+                    "error": "\(error)", "mplane.backoff_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                ])
+                try await sleep(delay)
+                continue
+            }
+            try await waitForNextPoll()
+        }
+    }
+
+    func register() async throws {
+        let body = MessageEncoder().encode(.envelope(registration))
+        let reply = try await SimpleHTTPClient.request("POST", registrationURL, contentType: ComponentRouter.mplaneType, body: body)
+        guard reply.status == 200 else {
+            throw HTTPClientError(message: "registration at \(registrationURL) refused with status \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
+        }
+        stats.withLock { $0.registrations += 1 }
+        logger.info("registered with the supervisor", metadata: ["mplane.url": "\(registrationURL)"])
+    }
+
+    /// Handles what a poll returned: an envelope (or a single message) of specifications
+    /// and interrupts.
+    func handle(_ body: [UInt8]) async {
+        let message: Message
+        do { message = try MessageDecoder().decode(body) } catch {
+            logger.warning("supervisor sent an invalid message", metadata: ["error": "\(error)"])
+            return
+        }
+        var messages: [Message] = [message]
+        if case .envelope(let env) = message { messages = env.contents }
+        for m in messages {
+            switch m {
+            case .specification(let spec) where spec.statement.verb == .callback:
+                // Callback control: poll again when the callback's scope starts.
+                let at = spec.statement.when.datetimes(now: clock.now()).start ?? clock.now()
+                nextPoll.withLock { $0 = at }
+                logger.debug("callback control", metadata: ["mplane.next_poll": "\(at)"])
+            case .specification(let spec):
+                let reply = scheduler.submit(spec)
+                let url = spec.statement.link.flatMap(HTTPURL.init) ?? resultURL
+                if case .receipt = reply { links.withLock { $0[spec.token] = url } }
+                queue.push(Outgoing(message: reply, url: url))
+            case .interrupt(let i):
+                let url = links.withLock { $0[i.token] } ?? i.statement.link.flatMap(HTTPURL.init) ?? resultURL
+                let reply = await scheduler.interrupt(token: i.token)
+                if case .receipt = reply { queue.push(Outgoing(message: reply, url: url)) }
+                // A result is pushed by the scheduler's finished event.
+            case .redemption(let r):
+                queue.push(Outgoing(message: scheduler.redeem(token: r.token), url: resultURL))
+            default:
+                logger.notice("ignoring a \(m.kind.rawValue) from the supervisor")
+            }
+        }
+    }
+
+    func waitForNextPoll() async throws {
+        let scheduled = nextPoll.withLock { p -> Timestamp? in
+            defer { p = nil }
+            return p
+        }
+        if let scheduled {
+            try await clock.sleep(until: scheduled)
+        } else {
+            // The configured interval with up to 10% jitter.
+            let base = pollInterval.components.seconds * 1_000_000 + pollInterval.components.attoseconds / 1_000_000_000_000
+            let jitter = Int64.random(in: 0...Swift.max(1, base / 10))
+            try await clock.sleep(until: clock.now().adding(microseconds: base + jitter))
+        }
+    }
+
+    // MARK: Sending
+
+    func sendLoop() async throws {
+        var failures = 0
+        while !Task.isCancelled {
+            let item = await queue.first()
+            do {
+                let reply = try await SimpleHTTPClient.request("POST", item.url, contentType: ComponentRouter.mplaneType,
+                                                               body: MessageEncoder().encode(item.message))
+                if (200..<300).contains(reply.status) {
+                    queue.removeFirst()
+                    failures = 0
+                    continue
+                }
+                if (400..<500).contains(reply.status) && reply.status != 408 && reply.status != 429 {
+                    // The supervisor will never take it: keep nothing that blocks the rest.
+                    logger.error("supervisor refused a message", metadata: ["http.status": "\(reply.status)", "mplane.url": "\(item.url)"])
+                    queue.removeFirst()
+                    continue
+                }
+                throw HTTPClientError(message: "POST \(item.url): status \(reply.status)")
+            } catch is CancellationError {
+                return
+            } catch {
+                failures += 1
+                logger.warning("could not deliver, will retry", metadata: ["error": "\(error)", "mplane.queued": "\(queue.count)"])
+                try await sleep(backoff(failures))
+            }
+        }
+    }
+
+    // MARK: Time
+
+    /// Exponential backoff from 1 s, capped, with up to 25% jitter.
+    func backoff(_ failures: Int) -> Duration {
+        let capMs = backoffMax.components.seconds * 1000 + backoffMax.components.attoseconds / 1_000_000_000_000_000
+        let baseMs = Swift.min(capMs, Int64(1000) << Int64(Swift.min(failures - 1, 20)))
+        return .milliseconds(baseMs + Int64.random(in: 0...Swift.max(1, baseMs / 4)))
+    }
+
+    func sleep(_ d: Duration) async throws {
+        let us = d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
+        try await clock.sleep(until: clock.now().adding(microseconds: us))
+    }
+}

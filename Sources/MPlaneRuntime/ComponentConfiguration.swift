@@ -1,0 +1,140 @@
+import MPlane
+public import MPlaneScheduler
+
+/// How `mpcom` runs: the reference implementation's `[component]` keys, our additions, and
+/// the services to load from `[module_*]` sections.
+public struct ComponentConfiguration: Sendable {
+    public enum Workflow: String, Sendable {
+        case clientInitiated = "client-initiated"
+        case componentInitiated = "component-initiated"
+    }
+
+    /// A `[module_*]` section: which service to build and its settings.
+    public struct Module: Sendable {
+        public var section: String
+        public var service: String
+        public var settings: [String: String]
+    }
+
+    // The reference implementation's keys.
+    public var workflow: Workflow = .clientInitiated
+    public var listenPort: Int = 1228
+    public var capabilityLink: String?
+    public var clientHost: String?
+    public var clientPort: Int = 8888
+    public var registrationPath = "register/capability"
+    public var specificationPath = "show/specification"
+    public var resultPath = "register/result"
+    public var registryURI: String?
+    public var registryPreload: [String] = []
+    public var modules: [Module] = []
+
+    // Our additions.
+    public var listenAddress = "127.0.0.1"
+    public var maxBodyBytes = 1 << 20
+    public var replyWait: Duration = .seconds(5)
+    public var idleTimeout: Duration = .seconds(60)
+    public var pollInterval: Duration = .seconds(5)
+    public var backoffMax: Duration = .seconds(60)
+    public var resultQueueLimit = 10_000
+    public var scheduler = SchedulerConfiguration()
+
+    public init() {}
+
+    /// The configuration `mpcom` runs with when given no file: a client-initiated component
+    /// on 127.0.0.1:1228 with the test services (and, as they land, ping and capture).
+    public static let embeddedDefault = """
+    [component]
+    workflow = client-initiated
+    listen-address = 127.0.0.1
+    listen-port = 1228
+
+    [module_loopback]
+    module = mplane.components.loopback
+
+    [module_counter]
+    module = counter
+    """
+
+    /// Maps a `module` value to one of our service kinds: the reference implementation's
+    /// Python module names and our own short names are both accepted.
+    static func serviceName(forModule module: String) -> String {
+        let known = ["mplane.components.loopback": "loopback", "mplane.components.ping": "ping",
+                     "mplane.components.tstat": "capture"]
+        return known[module] ?? module
+    }
+
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Reads a configuration file's text.
+    public init(ini text: String) throws(Error) {
+        let ini: IniFile
+        do { ini = try IniFile(parsing: text) } catch { throw Error(message: "configuration: \(error)") }
+        guard let c = ini["component"] else { throw Error(message: "configuration: no [component] section") }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws(Error) -> Int? {
+            guard let v = c[key] else { return nil }
+            guard let n = Int(v), range.contains(n) else {
+                throw Error(message: "configuration: [component] \(key) = \(v) is not a number in \(range)")
+            }
+            return n
+        }
+        func seconds(_ key: String) throws(Error) -> Duration? {
+            guard let v = c[key] else { return nil }
+            guard let d = Double(v), d > 0, d < 1e7 else {
+                throw Error(message: "configuration: [component] \(key) = \(v) is not a positive number of seconds")
+            }
+            return .milliseconds(Int64(d * 1000))
+        }
+        if let w = c["workflow"] {
+            guard let wf = Workflow(rawValue: w) else {
+                throw Error(message: "configuration: [component] workflow = \(w): use client-initiated or component-initiated")
+            }
+            workflow = wf
+        }
+        if let p = try int("listen-port", 0...65535) { listenPort = p }
+        capabilityLink = c["listen-cap-link"]
+        if let a = c["listen-address"] { listenAddress = a }
+        clientHost = c["client_host"]
+        if let p = try int("client_port", 1...65535) { clientPort = p }
+        if let p = c["registration_path"] { registrationPath = p }
+        if let p = c["specification_path"] { specificationPath = p }
+        if let p = c["result_path"] { resultPath = p }
+        registryURI = c["registry_uri"]
+        if let p = c["registry_preload"] {
+            registryPreload = p.split(whereSeparator: { $0 == "," || $0 == "\n" }).map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+        }
+        if let n = try int("max-body-bytes", 1024...(1 << 30)) { maxBodyBytes = n }
+        if let d = try seconds("reply-wait") { replyWait = d }
+        if let d = try seconds("idle-timeout") { idleTimeout = d }
+        if let d = try seconds("poll-interval") { pollInterval = d }
+        if let d = try seconds("backoff-max") { backoffMax = d }
+        if let n = try int("result-queue-limit", 1...10_000_000) { resultQueueLimit = n }
+        if let n = try int("retention", 1...(365 * 86_400)) { scheduler.retention = Int64(n) }
+        if let n = try int("max-repeated-results", 1...1_000_000) { scheduler.maxRepeatedResults = n }
+        if workflow == .componentInitiated && clientHost == nil {
+            throw Error(message: "configuration: component-initiated workflow needs [component] client_host")
+        }
+        for section in ini.sections where section.name.hasPrefix("module_") {
+            guard let module = section["module"] else {
+                throw Error(message: "configuration: [\(section.name)] has no 'module' key")
+            }
+            var settings: [String: String] = [:]
+            for (k, v) in section.entries where k != "module" { settings[k] = v }
+            modules.append(Module(section: section.name, service: Self.serviceName(forModule: module), settings: settings))
+        }
+    }
+
+    /// Builds the services of every `[module_*]` section.
+    public func makeServices(_ factories: ServiceFactoryRegistry = .builtIn) throws(Error) -> [any MeasurementService] {
+        var out: [any MeasurementService] = []
+        for m in modules {
+            do { out += try factories.make(m.service, settings: m.settings) } catch {
+                throw Error(message: "configuration: [\(m.section)]: \(error)")
+            }
+        }
+        return out
+    }
+}

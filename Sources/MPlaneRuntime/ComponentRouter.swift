@@ -1,0 +1,173 @@
+public import MPlane
+public import MPlaneScheduler
+import Synchronization
+
+/// An HTTP request as the router sees it (the server has read the whole body).
+public struct HTTPRequestData: Sendable {
+    public var method: String
+    public var path: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// An HTTP reply.
+public struct HTTPReply: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+}
+
+/// The client-initiated HTTP surface of a component, without sockets: what the reference
+/// implementation serves, with its defects fixed (errors are mPlane exceptions with a 4xx/5xx
+/// status, content types may carry parameters, a specification never holds up other requests).
+public struct ComponentRouter: Sendable {
+    public static let mplaneType = "application/x-mplane+json"
+
+    public let scheduler: Scheduler
+    private let served: [Capability]
+    private let link: LinkBox
+
+    /// The capabilities as served: with their `link` and an explicit token.
+    public var capabilities: [Capability] {
+        guard let l = link.value else { return served }
+        return served.map { c in
+            var c = c
+            c.statement.link = l
+            return c
+        }
+    }
+
+    /// Sets the link capabilities carry, unless one was configured.
+    public func setDefaultLink(_ l: String) { link.setIfUnset(l) }
+    /// How long a specification's reply waits for its result before answering with a receipt.
+    public let replyWait: Duration
+    let decoder: MessageDecoder
+    let encoder = MessageEncoder()
+
+    public init(scheduler: Scheduler, link: String?, replyWait: Duration, decoder: MessageDecoder = MessageDecoder()) {
+        self.scheduler = scheduler
+        self.replyWait = replyWait
+        self.decoder = decoder
+        self.link = LinkBox(link)
+        served = scheduler.capabilities.map { c in
+            var c = c
+            c.statement.token = c.token
+            return c
+        }
+    }
+
+    public func handle(_ request: HTTPRequestData) async -> HTTPReply {
+        let path = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+        // Content negotiation for the capability listings: an envelope for clients that ask
+        // for mPlane JSON or send no Accept at all (the RI's client sends none, and its HTML
+        // crawler no longer works on Python 3); the RI's HTML pages for browsers and curl.
+        let accept = request.header("accept")
+        let wantsMessage = accept == nil || accept?.contains(Self.mplaneType) == true
+        switch (request.method, path) {
+        case ("GET", "/"), ("HEAD", "/"):
+            if wantsMessage { return mplane(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
+            return html(indexPage())
+        case ("GET", "/capability"), ("GET", "/capability/"):
+            if wantsMessage { return mplane(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
+            return html(capabilityList())
+        case ("GET", _) where path.hasPrefix("/capability/"):
+            let key = String(path.dropFirst("/capability/".count))
+            guard let cap = capabilities.first(where: { $0.token == key || $0.statement.label == key }) else {
+                return failure(MPlaneException(token: key, message: "Unknown capability", status: 404))
+            }
+            return mplane(.capability(cap))
+        case ("POST", "/"), ("POST", "/capability"):
+            // The RI's client posts to the URL it retrieved capabilities from.
+            return await post(request)
+        case (_, "/"), (_, "/capability"):
+            return failure(MPlaneException(token: nil, message: "Method \(request.method) not allowed here", status: 405))
+        default:
+            return failure(MPlaneException(token: nil, message: "Not found: \(path)", status: 404))
+        }
+    }
+
+    func post(_ request: HTTPRequestData) async -> HTTPReply {
+        let type = request.header("content-type")?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
+        guard type == Self.mplaneType else {
+            return failure(MPlaneException(token: nil, message: "Content-Type must be \(Self.mplaneType), not \(type ?? "none")", status: 415))
+        }
+        let message: Message
+        do {
+            message = try decoder.decode(request.body)
+        } catch {
+            return failure(MPlaneException(token: nil, message: "Invalid message: \(error)", status: 400))
+        }
+        switch message {
+        case .specification(let spec):
+            let answer = scheduler.submit(spec)
+            guard case .receipt = answer else { return reply(answer) }
+            return reply(await scheduler.waitForResult(token: spec.token, timeout: replyWait))
+        case .redemption, .interrupt, .envelope:
+            return reply(await scheduler.process(message))
+        default:
+            return failure(MPlaneException(token: message.token, message: "A component does not accept a \(message.kind.rawValue)", status: 400))
+        }
+    }
+
+    func reply(_ m: Message) -> HTTPReply {
+        if case .exception(let e) = m { return failure(e) }
+        return mplane(m)
+    }
+
+    func mplane(_ m: Message, status: Int = 200) -> HTTPReply {
+        HTTPReply(status: status, contentType: Self.mplaneType, body: encoder.encode(m))
+    }
+
+    func failure(_ e: MPlaneException) -> HTTPReply {
+        mplane(.exception(e), status: e.status ?? 400)
+    }
+
+    func html(_ text: String) -> HTTPReply {
+        // Exactly `text/html`: the reference client compares the header byte for byte.
+        HTTPReply(status: 200, contentType: "text/html", body: Array(text.utf8))
+    }
+
+    func capabilityList() -> String {
+        var s = "<html><head><title>Capabilities</title></head><body>"
+        for c in capabilities { s += "<a href='/capability/\(c.token)'>\(c.token)</a><br/>" }
+        return s + "</body></html>"
+    }
+
+    func indexPage() -> String {
+        var s = "<html><head><title>mpcom</title></head><body>This is an mPlane component (mpcom). "
+        s += "POST mPlane messages to this URL to use.<br/><a href='/capability'>Capabilities</a> provided by this server:<br/><br/>"
+        s += capabilities.map { "<pre>" + escapeHTML(encoder.encodeString(.capability($0))) + "</pre>" }.joined(separator: "<br/>")
+        return s + "</body></html>"
+    }
+
+    func escapeHTML(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "&": out += "&amp;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}
+
+final class LinkBox: Sendable {
+    private let state: Mutex<String?>
+    init(_ v: String?) { state = Mutex(v) }
+    var value: String? { state.withLock { $0 } }
+    func setIfUnset(_ v: String) { state.withLock { if $0 == nil { $0 = v } } }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Logging
+import MPlane
+import MPlaneIO
+import MPlaneRuntime
+import MPlaneScheduler
+import ServiceLifecycle
+
+@main
+struct MPCom: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpcom",
+        abstract: "The mPlane component: serves capabilities and runs measurements.",
+        discussion: """
+        Without --config, runs the embedded default configuration (print it with --print-config): \
+        a client-initiated component on 127.0.0.1:1228 with the built-in test services. \
+        SIGTERM or SIGINT stop it gracefully: no new requests, running jobs interrupted, results kept.
+        """
+    )
+
+    @Option(name: .long, help: "Configuration file (the reference implementation's INI format).")
+    var config: String?
+
+    @Option(name: .long, help: "Override [component] listen-port (0 picks a free port).")
+    var port: Int?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Flag(name: .long, help: "Print the embedded default configuration and exit.")
+    var printConfig = false
+
+    func run() async throws {
+        if printConfig {
+            print(ComponentConfiguration.embeddedDefault)
+            return
+        }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "mpcom")
+        let text: String
+        if let config {
+            do { text = String(decoding: try readAll(config), as: UTF8.self) } catch {
+                throw ValidationError("cannot read configuration: \(error)")
+            }
+        } else {
+            text = ComponentConfiguration.embeddedDefault
+        }
+        var configuration: ComponentConfiguration
+        do { configuration = try ComponentConfiguration(ini: text) } catch { throw ValidationError("\(error)") }
+        if let port { configuration.listenPort = port }
+        for path in configuration.registryPreload {
+            do { try RegistryStore.shared.register(json: try readAll(path)) } catch {
+                throw ValidationError("registry_preload \(path): \(error)")
+            }
+        }
+        let services: [any MeasurementService]
+        do { services = try configuration.makeServices() } catch { throw ValidationError("\(error)") }
+        let scheduler = Scheduler(services: services, configuration: configuration.scheduler,
+                                  logger: Logger(label: "mplane.scheduler"))
+        let router = ComponentRouter(scheduler: scheduler, link: configuration.capabilityLink,
+                                     replyWait: configuration.replyWait)
+        var group: [any Service] = [SchedulerService(scheduler: scheduler)]
+        switch configuration.workflow {
+        case .clientInitiated:
+            let server = HTTPComponentServer(router: router, host: configuration.listenAddress, port: configuration.listenPort,
+                                             maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout,
+                                             logger: Logger(label: "mplane.http"))
+            group.append(HTTPService(server: server))
+        case .componentInitiated:
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration,
+                                                logger: Logger(label: "mplane.agent"))
+            group.append(AgentService(agent: agent))
+        }
+        logger.info("starting", metadata: [
+            "mpcom.workflow": "\(configuration.workflow.rawValue)",
+            "mpcom.capabilities": "\(scheduler.capabilities.compactMap(\.statement.label).joined(separator: ","))",
+        ])
+        let serviceGroup = ServiceGroup(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await serviceGroup.run()
+        logger.info("stopped")
+    }
+}
+
+/// The scheduler as a lifecycle service: on graceful shutdown it interrupts the jobs and
+/// returns once each has stored its rows.
+struct SchedulerService: Service {
+    let scheduler: Scheduler
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await scheduler.run()
+        } onGracefulShutdown: {
+            scheduler.shutdown()
+        }
+    }
+}
+
+/// The HTTP server as a lifecycle service: stops accepting on graceful shutdown.
+struct HTTPService: Service {
+    let server: HTTPComponentServer
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await server.run() }
+    }
+}
+
+/// The component-initiated agent as a lifecycle service.
+struct AgentService: Service {
+    let agent: ComponentInitiatedAgent
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await agent.run() }
+    }
+}

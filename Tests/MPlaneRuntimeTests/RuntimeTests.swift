@@ -1,0 +1,315 @@
+import Testing
+import Synchronization
+@testable import MPlane
+@testable import MPlaneScheduler
+@testable import MPlaneRuntime
+import MPlaneIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+let riPython: String? = {
+    if let p = getenv("MPLANE_RI_PYTHON").map({ String(cString: $0) }), access(p, X_OK) == 0 { return p }
+    let p = repoRoot + "/.venv-ri/bin/python"
+    return access(p, X_OK) == 0 ? p : nil
+}()
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test("the reference implementation's INI file is read, with our additions")
+    func riFile() throws {
+        let text = """
+        # a component as the RI's mpcom configures it
+        [TLS]
+        cert = PKI/ca/certs/Component-Plaintext.crt
+
+        [component]
+        workflow = component-initiated
+        registry_uri = http://ict-mplane.eu/registry/core
+        client_host: 10.0.0.7
+        client_port = 8889
+        registration_path = register/capability
+        specification_path = show/specification
+        result_path = register/result
+        listen-port = 18228
+        listen-cap-link = http://probe.example:18228/
+        reply-wait = 2.5
+
+        [module_loopback]
+        module = mplane.components.loopback
+
+        [module_counter]
+        module = counter
+        minimum-period = 2
+        """
+        let c = try ComponentConfiguration(ini: text)
+        #expect(c.workflow == .componentInitiated)
+        #expect(c.clientHost == "10.0.0.7" && c.clientPort == 8889)
+        #expect(c.listenPort == 18228 && c.capabilityLink == "http://probe.example:18228/")
+        #expect(c.replyWait == .milliseconds(2500))
+        let services = try c.makeServices()
+        #expect(services.map { $0.capability.statement.label } == ["test-loopback", "test-counter"])
+        #expect(services[1].capability.statement.when.period == 2)
+    }
+
+    @Test("the embedded default runs the test services on loopback")
+    func embedded() throws {
+        let c = try ComponentConfiguration(ini: ComponentConfiguration.embeddedDefault)
+        #expect(c.workflow == .clientInitiated && c.listenAddress == "127.0.0.1" && c.listenPort == 1228)
+        #expect(try c.makeServices().count == 2)
+    }
+
+    @Test("bad configurations are refused with the line or key at fault", arguments: [
+        ("[component]\nworkflow = sideways\n", "workflow"),
+        ("[component]\nlisten-port = 70000\n", "listen-port"),
+        ("listen-port = 1\n", "line 1"),
+        ("[component]\n[module_x]\nmodule = nonesuch\n", "unknown service 'nonesuch'"),
+        ("[component]\nworkflow = component-initiated\n", "client_host"),
+        ("[component]\nthis line has no separator\n", "line 2"),
+    ])
+    func refused(text: String, mention: String) {
+        do {
+            let c = try ComponentConfiguration(ini: text)
+            _ = try c.makeServices()
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect("\(error)".contains(mention), "\(error)")
+        }
+    }
+}
+
+func loopbackSpec(_ input: String = "hi") throws -> Specification {
+    var s = Specification(capability: LoopbackService().capability, when: try When(parsing: "now"))
+    try s.statement.setParameterValue("test.input", .string(input))
+    return s
+}
+
+/// Runs `body` against a live HTTP component on 127.0.0.1 with an OS-chosen port.
+func withComponent(replyWait: Duration = .seconds(5), maxBodyBytes: Int = 1 << 20,
+                   _ body: (HTTPURL, ComponentRouter) async throws -> Void) async throws {
+    let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
+    let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait)
+    let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, idleTimeout: .seconds(5))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await scheduler.run() }
+        group.addTask { try await server.run() }
+        let port = await server.boundPort()
+        do {
+            try await body(HTTPURL(host: "127.0.0.1", port: port, path: "/"), router)
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+        group.cancelAll()
+        scheduler.shutdown()
+        try? await group.waitForAll()
+    }
+}
+
+func decode(_ reply: HTTPClientReply) throws -> Message { try MessageDecoder().decode(reply.body) }
+
+@Suite("HTTP component", .timeLimit(.minutes(1)))
+struct HTTPComponentTests {
+    let mplane = ComponentRouter.mplaneType
+
+    @Test("capabilities: link list, envelope on request, one by token or label, carrying our link")
+    func capabilities() async throws {
+        try await withComponent { url, router in
+            var u = url
+            u.path = "/capability"
+            // Browsers and curl get the RI's HTML link list.
+            let list = await router.handle(HTTPRequestData(method: "GET", path: "/capability", headers: [("Accept", "*/*")]))
+            #expect(list.status == 200 && list.contentType == "text/html")
+            let html = String(decoding: list.body, as: UTF8.self)
+            let loopToken = LoopbackService().capability.token
+            // A client sending no Accept (the RI's) gets an envelope of the capabilities.
+            let bare = try await SimpleHTTPClient.request("GET", u)
+            #expect(bare.contentType == mplane)
+            guard case .envelope(let all) = try decode(bare) else { Issue.record("kind"); return }
+            #expect(all.contents.count == 2)
+            #expect(html.contains("<a href='/capability/\(loopToken)'>"))
+            #expect(loopToken == "1eb3b3c09578b8f741ca644ef30e012c", "the RI's token for its loopback capability")
+            u.path = "/capability/\(loopToken)"
+            let one = try await SimpleHTTPClient.request("GET", u)
+            #expect(one.status == 200 && one.contentType == mplane)
+            guard case .capability(let cap) = try decode(one) else { Issue.record("kind"); return }
+            #expect(cap.statement.link == url.description && cap.token == loopToken)
+            u.path = "/capability/test-counter"
+            #expect(try await SimpleHTTPClient.request("GET", u).status == 200)
+            u.path = "/capability/0123456789abcdef0123456789abcdef"
+            let missing = try await SimpleHTTPClient.request("GET", u)
+            #expect(missing.status == 404 && missing.contentType == mplane)
+            guard case .exception = try decode(missing) else { Issue.record("kind"); return }
+            let root = await router.handle(HTTPRequestData(method: "GET", path: "/", headers: [("Accept", "text/html")]))
+            #expect(root.contentType == "text/html" && String(decoding: root.body, as: UTF8.self).contains("test-counter"))
+            let env = await router.handle(HTTPRequestData(method: "GET", path: "/capability", headers: [("Accept", mplane)]))
+            guard case .envelope(let e) = try MessageDecoder().decode(env.body) else { Issue.record("kind"); return }
+            #expect(e.contents.count == 2)
+        }
+    }
+
+    @Test("POST: a specification gets its result in the reply; redemption repeats it")
+    func specification() async throws {
+        try await withComponent { url, _ in
+            let spec = try loopbackSpec("over http")
+            let reply = try await SimpleHTTPClient.request("POST", url, contentType: mplane + "; charset=utf-8",
+                                                           body: MessageEncoder().encode(.specification(spec)))
+            #expect(reply.status == 200 && reply.contentType == mplane)
+            guard case .result(let r) = try decode(reply) else { Issue.record("expected a result"); return }
+            #expect(r.value("test.output") == .string("over http"))
+            let redemption = Redemption(Statement(verb: .measure, token: spec.token), tokenOnly: true)
+            let again = try await SimpleHTTPClient.request("POST", url, contentType: mplane,
+                                                           body: MessageEncoder().encode(.redemption(redemption)))
+            guard case .result(let r2) = try decode(again) else { Issue.record("expected a result"); return }
+            #expect(r2 == r)
+        }
+    }
+
+    @Test("a long specification is answered with a receipt after the reply wait, without blocking others")
+    func receipt() async throws {
+        try await withComponent(replyWait: .milliseconds(200)) { url, _ in
+            var spec = Specification(capability: CounterService().capability, when: try When(parsing: "now + 1m / 1s"))
+            try spec.statement.setParameterValue("test.input", .string("slow"))
+            let reply = try await SimpleHTTPClient.request("POST", url, contentType: mplane,
+                                                           body: MessageEncoder().encode(.specification(spec)))
+            guard case .receipt(let rc) = try decode(reply) else { Issue.record("expected a receipt"); return }
+            #expect(rc.token == spec.token)
+            var u = url
+            u.path = "/capability"
+            #expect(try await SimpleHTTPClient.request("GET", u).status == 200)
+            let interrupt = try await SimpleHTTPClient.request("POST", url, contentType: mplane,
+                                                               body: MessageEncoder().encode(.interrupt(Interrupt(specification: spec))))
+            guard case .result(let partial) = try decode(interrupt) else { Issue.record("expected the partial result"); return }
+            #expect(partial.values.rowCount >= 1)
+        }
+    }
+
+    @Test("errors are mPlane exceptions with a 4xx status", arguments: [
+        ("application/json", "{}", 415),
+        ("application/x-mplane+json", "{\"specification\": ", 400),
+        ("application/x-mplane+json", "{\"hello\": \"world\"}", 400),
+        ("application/x-mplane+json", "{\"redemption\": \"measure\", \"token\": \"feedface\"}", 404),
+        ("application/x-mplane+json", "{\"capability\": \"measure\", \"when\": \"now\"}", 400),
+    ])
+    func errors(contentType: String, body: String, status: Int) async throws {
+        try await withComponent { url, _ in
+            let reply = try await SimpleHTTPClient.request("POST", url, contentType: contentType, body: Array(body.utf8))
+            #expect(reply.status == status)
+            #expect(reply.contentType == mplane)
+            guard case .exception(let e) = try decode(reply) else { Issue.record("expected an exception"); return }
+            #expect(!e.message.isEmpty)
+        }
+    }
+
+    @Test("a constraint violation is refused with 403 and the reason; oversized bodies get 413")
+    func refusals() async throws {
+        try await withComponent(maxBodyBytes: 4096) { url, _ in
+            var spec = Specification(capability: CounterService().capability, when: try When(parsing: "now + 10s"))
+            try spec.statement.setParameterValue("test.input", .string("no period"))
+            let reply = try await SimpleHTTPClient.request("POST", url, contentType: mplane,
+                                                           body: MessageEncoder().encode(.specification(spec)))
+            #expect(reply.status == 403)
+            guard case .exception(let e) = try decode(reply) else { Issue.record("expected an exception"); return }
+            #expect(e.message.contains("period"))
+            let big = [UInt8](repeating: 0x20, count: 10_000)
+            let tooLarge = try await SimpleHTTPClient.request("POST", url, contentType: mplane, body: big)
+            #expect(tooLarge.status == 413)
+            // The component is still there.
+            #expect(try await SimpleHTTPClient.request("GET", url).status == 200)
+        }
+    }
+
+    @Test("the reference implementation's client drives our component")
+    func referenceClient() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        try await withComponent { url, _ in
+            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_client.py", url.description])
+            #expect(result.status == 0, "\(result.output)")
+            let doc = try JSONValue(parsing: result.output)
+            #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]))
+            #expect(doc["loopback_kind"] == .string("result"))
+            #expect(doc["loopback_output"] == .string("hello from the RI"))
+            #expect(doc["counter_kind"] == .string("result"))
+            #expect(doc["counter_rows"] == .number(3))
+            #expect(doc["long_first_kind"] == .string("receipt"))
+            #expect(doc["long_after_interrupt_kind"] == .string("result"))
+            if case .number(let rows)? = doc["long_rows"] { #expect(rows >= 5 && rows <= 12, "5 s reply wait + 2.5 s, at 1 row/s") } else { Issue.record("no rows: \(result.output)") }
+        }
+    }
+}
+
+/// Runs a program without blocking the cooperative pool; returns its status and stdout.
+func runProcess(_ argv: [String]) async throws -> (status: Int32, output: String) {
+    let out = "/tmp/mplane-runtime-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { unlink(out) }
+    let command = argv.map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>&1 < /dev/null; echo $? > '\(out).rc'"
+    // system() blocks: run it on a detached thread and poll for its exit code file.
+    let thread = Thread { _ = system(command) }
+    thread.start()
+    for _ in 0..<1200 {
+        if let rc = try? readAll(out + ".rc"), !rc.isEmpty {
+            unlink(out + ".rc")
+            let status = Int32(String(decoding: rc, as: UTF8.self).split(separator: "\n").first ?? "") ?? -1
+            return (status, String(decoding: (try? readAll(out)) ?? [], as: UTF8.self))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return (-1, "timed out")
+}
+
+/// A plain thread running a closure once.
+final class Thread: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        pthread_create(&tid, nil, { arg in
+            let me = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
+            me.body()
+            return nil
+        }, box.toOpaque())
+        pthread_detach(tid)
+    }
+}
+
+/// Minimal JSON values for reading the Python driver's output.
+indirect enum JSONValue: Equatable {
+    case object([String: JSONValue]), array([JSONValue]), string(String), number(Double), bool(Bool), null
+
+    init(parsing text: String) throws {
+        self = try withBytes(Array(text.utf8)) { (b) throws(MPlaneError) -> JSONValue in
+            var r = JSONReader(b)
+            let v = try JSONValue.read(&r)
+            return v
+        }
+    }
+
+    static func read(_ r: inout JSONReader) throws(MPlaneError) -> JSONValue {
+        switch try r.peekKind() {
+        case .object:
+            var d: [String: JSONValue] = [:]
+            try r.readObject { (r, k) throws(MPlaneError) in d[String(decoding: k, as: UTF8.self)] = try read(&r) }
+            return .object(d)
+        case .array:
+            var a: [JSONValue] = []
+            try r.readArray { (r) throws(MPlaneError) in a.append(try read(&r)) }
+            return .array(a)
+        case .string: return .string(try r.readString())
+        case .number: return .number(Double(String(decoding: try r.readNumberText(), as: UTF8.self)) ?? .nan)
+        case .bool: return .bool(try r.readBool())
+        case .null: try r.readNull(); return .null
+        }
+    }
+
+    subscript(key: String) -> JSONValue? {
+        if case .object(let d) = self { return d[key] }
+        return nil
+    }
+}
