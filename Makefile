@@ -17,7 +17,8 @@ APT_PACKAGES := python3 python3-venv python3-pip
 .PHONY: run test deps ri build release linkage bench fuzz clean
 
 run: deps release
-	.build/release/mpcli check deploy/messages/*.json
+	.build/release/mpcli check --quiet deploy/messages/*.json
+	.build/release/mpcom $(MPCOM_ARGS)
 
 test: deps ri
 	$(SWIFT) build --build-tests
@@ -43,15 +44,16 @@ build:
 
 release:
 	$(SWIFT) build $(RELEASE_FLAGS) --product mpcli
+	$(SWIFT) build $(RELEASE_FLAGS) --product mpcom
 
 # The binaries we ship must not need full Foundation (ICU) nor a shared Swift runtime.
 linkage: release
-	@bin=.build/release/mpcli; deps=$$(ldd $$bin); \
+	@for bin in .build/release/mpcom .build/release/mpcli; do deps=$$(ldd $$bin); \
 	 if grep -qE 'libFoundation\.so|libFoundationInternationalization|lib_FoundationICU' <<<"$$deps"; then \
 	   echo "linkage: FAIL: $$bin links full Foundation:"; echo "$$deps"; exit 1; fi; \
 	 if grep -q 'libswiftCore\.so' <<<"$$deps"; then echo "linkage: FAIL: $$bin links the Swift runtime dynamically"; exit 1; fi; \
 	 if nm $$bin | grep -q 'FoundationInternationalization\|_FoundationICU'; then echo "linkage: FAIL: $$bin embeds full Foundation/ICU"; exit 1; fi; \
-	 echo "linkage: ok: $$bin ($$(du -k $$bin | cut -f1) KiB) needs no Foundation and no shared Swift runtime"
+	 echo "linkage: ok: $$bin ($$(du -k $$bin | cut -f1) KiB) needs no Foundation and no shared Swift runtime"; done
 
 # Codec benchmarks, ours and the reference's in the same run (see BENCHMARKS.md).
 bench: deps ri

@@ -13,8 +13,8 @@ public struct Outgoing: Sendable {
 /// disk-backed queue can replace the in-memory one.
 public protocol OutgoingQueue: Sendable {
     func push(_ item: Outgoing)
-    /// The oldest item, waiting until there is one.
-    func first() async -> Outgoing
+    /// The oldest item, waiting until there is one; nil when the waiting task is cancelled.
+    func first() async -> Outgoing?
     /// Removes the oldest item (after it was delivered).
     func removeFirst()
     var count: Int { get }
@@ -24,7 +24,8 @@ public protocol OutgoingQueue: Sendable {
 public final class MemoryOutgoingQueue: OutgoingQueue {
     private struct State {
         var items: [Outgoing] = []
-        var waiters: [CheckedContinuation<Outgoing, Never>] = []
+        var waiters: [UInt64: CheckedContinuation<Outgoing?, Never>] = [:]
+        var nextWaiter: UInt64 = 0
         var dropped = 0
     }
     private let state = Mutex(State())
@@ -37,7 +38,7 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
     }
 
     public func push(_ item: Outgoing) {
-        let (waiter, dropped) = state.withLock { s -> (CheckedContinuation<Outgoing, Never>?, Int) in
+        let (waiters, first, dropped) = state.withLock { s -> ([CheckedContinuation<Outgoing?, Never>], Outgoing?, Int) in
             s.items.append(item)
             var dropped = 0
             if s.items.count > limit {
@@ -45,21 +46,32 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
                 s.dropped += 1
                 dropped = s.dropped
             }
-            if !s.waiters.isEmpty { return (s.waiters.removeFirst(), dropped) }
-            return (nil, dropped)
+            let w = Array(s.waiters.values)
+            s.waiters = [:]
+            return (w, s.items.first, dropped)
         }
         if dropped > 0 { logger.error("outgoing queue full: dropped the oldest message", metadata: ["mplane.dropped": "\(dropped)"]) }
-        if let waiter, let first = state.withLock({ $0.items.first }) { waiter.resume(returning: first) }
+        for w in waiters { w.resume(returning: first) }
     }
 
-    public func first() async -> Outgoing {
-        await withCheckedContinuation { c in
-            let item = state.withLock { s -> Outgoing? in
-                if let f = s.items.first { return f }
-                s.waiters.append(c)
-                return nil
+    public func first() async -> Outgoing? {
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiter += 1
+            return s.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Outgoing?, Never>) in
+                let item = state.withLock { s -> Outgoing?? in
+                    if let f = s.items.first { return .some(f) }
+                    if Task.isCancelled { return .some(nil) }
+                    s.waiters[id] = c
+                    return nil
+                }
+                if let item { c.resume(returning: item) }
             }
-            if let item { c.resume(returning: item) }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume(returning: nil)
         }
     }
 
@@ -190,8 +202,13 @@ public final class ComponentInitiatedAgent: Sendable {
             logger.warning("supervisor sent an invalid message", metadata: ["error": "\(error)"])
             return
         }
-        var messages: [Message] = [message]
-        if case .envelope(let env) = message { messages = env.contents }
+        // The RI's listener nests envelopes (a callback specification and a specification
+        // queued together arrive as an envelope inside the poll's envelope).
+        var messages: [Message] = []
+        func flatten(_ m: Message) {
+            if case .envelope(let env) = m { env.contents.forEach(flatten) } else { messages.append(m) }
+        }
+        flatten(message)
         for m in messages {
             switch m {
             case .specification(let spec) where spec.statement.verb == .callback:
@@ -237,7 +254,7 @@ public final class ComponentInitiatedAgent: Sendable {
     func sendLoop() async throws {
         var failures = 0
         while !Task.isCancelled {
-            let item = await queue.first()
+            guard let item = await queue.first() else { return }
             do {
                 let reply = try await SimpleHTTPClient.request("POST", item.url, contentType: ComponentRouter.mplaneType,
                                                                body: MessageEncoder().encode(item.message))

@@ -1,4 +1,5 @@
 public import Logging
+import MPlane
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -7,7 +8,9 @@ import Synchronization
 /// The component's HTTP/1.1 server (SwiftNIO): keep-alive, a body limit, an idle timeout,
 /// one task per connection; every request goes to a ``ComponentRouter``.
 public final class HTTPComponentServer: Sendable {
-    public let router: ComponentRouter
+    public typealias Handler = @Sendable (HTTPRequestData) async -> HTTPReply
+    let handler: Handler
+    let onBound: @Sendable (String) -> Void
     public let host: String
     public let port: Int
     public let maxBodyBytes: Int
@@ -15,9 +18,19 @@ public final class HTTPComponentServer: Sendable {
     let logger: Logger
     private let bound = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
 
-    public init(router: ComponentRouter, host: String, port: Int, maxBodyBytes: Int = 1 << 20,
-                idleTimeout: Duration = .seconds(60), logger: Logger = Logger(label: "mplane.http")) {
-        self.router = router
+    /// A server for a component: capabilities carry the bound address unless a link was configured.
+    public convenience init(router: ComponentRouter, host: String, port: Int, maxBodyBytes: Int = 1 << 20,
+                            idleTimeout: Duration = .seconds(60), logger: Logger = Logger(label: "mplane.http")) {
+        self.init(host: host, port: port, maxBodyBytes: maxBodyBytes, idleTimeout: idleTimeout, logger: logger,
+                  onBound: { router.setDefaultLink($0) }, handler: { await router.handle($0) })
+    }
+
+    /// A server answering every request with `handler` (test supervisors use this too).
+    public init(host: String, port: Int, maxBodyBytes: Int = 1 << 20, idleTimeout: Duration = .seconds(60),
+                logger: Logger = Logger(label: "mplane.http"), onBound: @escaping @Sendable (String) -> Void = { _ in },
+                handler: @escaping Handler) {
+        self.handler = handler
+        self.onBound = onBound
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes
@@ -62,7 +75,7 @@ public final class HTTPComponentServer: Sendable {
         }
         for w in waiters { w.resume(returning: actual) }
         let advertised = host == "0.0.0.0" ? "127.0.0.1" : (host == "::" ? "[::1]" : (host.contains(":") ? "[\(host)]" : host))
-        router.setDefaultLink("http://\(advertised):\(actual)/")
+        onBound("http://\(advertised):\(actual)/")
         logger.info("listening", metadata: ["http.address": "\(host)", "http.port": "\(actual)"])
         try await withTaskCancellationHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -105,11 +118,12 @@ public final class HTTPComponentServer: Sendable {
                         guard let h = head else { continue }
                         let reply: HTTPReply
                         if tooLarge {
-                            reply = router.failure(.init(token: nil, message: "Request body exceeds \(maxBodyBytes) bytes", status: 413))
+                            let e = MPlaneException(token: nil, message: "Request body exceeds \(maxBodyBytes) bytes", status: 413)
+                            reply = HTTPReply(status: 413, contentType: ComponentRouter.mplaneType, body: MessageEncoder().encode(.exception(e)))
                         } else {
                             let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
                                                           headers: h.headers.map { ($0.name, $0.value) }, body: body)
-                            reply = await router.handle(request)
+                            reply = await handler(request)
                         }
                         let keepAlive = h.isKeepAlive && !tooLarge
                         var headers = HTTPHeaders()

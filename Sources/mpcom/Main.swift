@@ -103,7 +103,7 @@ struct SchedulerService: Service {
 struct HTTPService: Service {
     let server: HTTPComponentServer
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await server.run() }
+        do { try await cancelWhenGracefulShutdown { try await server.run() } } catch is CancellationError {}
     }
 }
 
@@ -111,6 +111,6 @@ struct HTTPService: Service {
 struct AgentService: Service {
     let agent: ComponentInitiatedAgent
     func run() async throws {
-        try await cancelWhenGracefulShutdown { try await agent.run() }
+        do { try await cancelWhenGracefulShutdown { try await agent.run() } } catch is CancellationError {}
     }
 }

@@ -313,3 +313,118 @@ indirect enum JSONValue: Equatable {
         return nil
     }
 }
+
+/// A TCP port that was free a moment ago (for peers that cannot report the port they bound).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func agentConfiguration(port: Int, pollInterval: Duration) throws -> ComponentConfiguration {
+    var c = try ComponentConfiguration(ini: "[component]\nworkflow = component-initiated\nclient_host = 127.0.0.1\nclient_port = \(port)\n")
+    c.pollInterval = pollInterval
+    c.backoffMax = .seconds(1)
+    return c
+}
+
+@Suite("Component-initiated mode", .timeLimit(.minutes(2)), .serialized)
+struct ComponentInitiatedTests {
+    @Test("the reference implementation's supervisor registers us, queues work and gets receipts and results")
+    func referenceSupervisor() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let port = freePort()
+        let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
+        let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .milliseconds(300)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_supervisor.py", String(port)])
+            group.cancelAll()
+            scheduler.shutdown()
+            #expect(result.status == 0, "\(result.output)")
+            let doc = try JSONValue(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
+            #expect(doc["registered"] == .bool(true), "\(result.output)")
+            #expect(doc["callback_known"] == .bool(true), "our callback capability has the verb callback")
+            #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]), "the RI keeps the callback capability apart")
+            #expect(doc["loopback_output"] == .string("pushed"))
+            #expect(doc["counter_rows"] == .number(3))
+            #expect(doc["long_receipt"] == .bool(true))
+            if case .number(let rows)? = doc["long_rows"] { #expect(rows >= 1 && rows <= 6) } else { Issue.record("no partial result: \(result.output)") }
+            try? await group.waitForAll()
+        }
+    }
+
+    @Test("polling follows callback specifications; results wait while the supervisor is down")
+    func callbackControl() async throws {
+        let polls = Mutex<[Timestamp]>([])
+        let results = Mutex<[Message]>([])
+        let failPosts = Mutex(2)  // the first result posts fail: nothing may be lost
+        let clock = SystemClock()
+        let supervisor = HTTPComponentServer(host: "127.0.0.1", port: 0) { request in
+            let mplane = ComponentRouter.mplaneType
+            switch (request.method, request.path) {
+            case ("POST", "/register/capability"):
+                return HTTPReply(status: 200, contentType: mplane, body: Array("{\"ok\":{\"registered\":\"ok\"}}".utf8))
+            case ("GET", "/show/specification"):
+                let n = polls.withLock { $0.append(clock.now()); return $0.count }
+                var contents: [Message] = []
+                if n <= 4 {
+                    // Call back in 200 ms (absolute time, as a supervisor computes it).
+                    var cb = Specification(capability: Capability(verb: .callback, label: "callback", when: .nowToFuture),
+                                           when: When(start: .at(clock.now().adding(microseconds: 200_000))))
+                    cb.statement.token = "cb-\(n)"
+                    contents.append(.specification(cb))
+                }
+                if n == 1 {
+                    var s = Specification(capability: LoopbackService().capability, when: When(start: .now))
+                    try? s.statement.setParameterValue("test.input", .string("kept"))
+                    contents.append(.specification(s))
+                }
+                return HTTPReply(status: 200, contentType: mplane, body: MessageEncoder().encode(.envelope(Envelope(contents: contents))))
+            case ("POST", "/register/result"):
+                if failPosts.withLock({ $0 > 0 ? ($0 -= 1, true).1 : false }) {
+                    return HTTPReply(status: 503, contentType: "text/plain", body: [])
+                }
+                if let m = try? MessageDecoder().decode(request.body) { results.withLock { $0.append(m) } }
+                return HTTPReply(status: 200, contentType: "text/html", body: [])
+            default:
+                return HTTPReply(status: 404, contentType: "text/plain", body: [])
+            }
+        }
+        let scheduler = Scheduler(services: [LoopbackService()])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await supervisor.run() }
+            let port = await supervisor.boundPort()
+            // A 60 s default interval: only callback control can make polls come faster.
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .seconds(60)))
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            for _ in 0..<100 {
+                if polls.withLock({ $0.count }) >= 5 && results.withLock({ $0.count }) >= 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            group.cancelAll()
+            scheduler.shutdown()
+            try? await group.waitForAll()
+        }
+        let times = polls.withLock { $0 }
+        #expect(times.count >= 5, "polls: \(times)")
+        if times.count >= 5 {
+            let span = times[4].microseconds - times[0].microseconds
+            #expect(span < 3_000_000, "five polls within 3 s despite a 60 s interval: \(span) µs")
+            for i in 1..<5 { #expect(times[i].microseconds - times[i - 1].microseconds >= 150_000, "each after its callback time") }
+        }
+        // The receipt and the result both arrived, after the supervisor refused the first posts.
+        let kinds = results.withLock { $0.map(\.kind) }
+        #expect(kinds == [.receipt, .result], "\(kinds)")
+        if case .result(let r)? = results.withLock({ $0.last }) { #expect(r.value("test.output") == .string("kept")) }
+    }
+}
