@@ -14,7 +14,7 @@ RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-pip
 
-.PHONY: run test deps ri build release linkage bench fuzz clean
+.PHONY: run test deps ri build release linkage bench bench-runtime fuzz clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
@@ -63,6 +63,11 @@ bench: deps ri
 	   Benchmarks/fixtures/specification.json Benchmarks/fixtures/result-1000.json \
 	   --seconds $${SECONDS_PER_RUN:-1} | tee .build/bench-ri.json
 	@python3 Benchmarks/ratios.py .build/bench-ours.json .build/bench-ri.json
+
+# mpcom against the RI's mpcom on loopback (idle RSS, requests/s, latencies); needs wrk.
+bench-runtime: deps ri release
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	bash Benchmarks/runtime_bench.sh
 
 # libFuzzer over the JSON decoder and encoder. FUZZ_RUNS inputs (default one million).
 fuzz:

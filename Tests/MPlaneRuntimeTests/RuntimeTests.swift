@@ -58,6 +58,15 @@ struct ConfigurationTests {
         #expect(services[1].capability.statement.when.period == 2)
     }
 
+    @Test("the example configurations in deploy/ are valid")
+    func examples() throws {
+        for name in ["component-client-initiated.conf", "component-initiated.conf"] {
+            let text = String(decoding: try readAll(repoRoot + "/deploy/" + name), as: UTF8.self)
+            let c = try ComponentConfiguration(ini: text)
+            #expect(try c.makeServices().count == 2, "\(name)")
+        }
+    }
+
     @Test("the embedded default runs the test services on loopback")
     func embedded() throws {
         let c = try ComponentConfiguration(ini: ComponentConfiguration.embeddedDefault)
