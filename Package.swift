@@ -72,9 +72,15 @@ var targets: [Target] = [
 // MARK: - Tests
 
 targets += [
+    // Helpers shared by the test targets.
+    .target(
+        name: "MPlaneTestSupport",
+        dependencies: ["MPlane", "MPlaneIO"],
+        path: "Tests/MPlaneTestSupport"
+    ),
     .testTarget(
         name: "MPlaneTests",
-        dependencies: ["MPlane", "MPlaneIO", "mpcli"]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneTestSupport", "mpcli"]
     ),
     .testTarget(
         name: "MPlaneSchedulerTests",
@@ -82,7 +88,7 @@ targets += [
     ),
     .testTarget(
         name: "MPlaneRuntimeTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", "mpcom"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", "MPlaneTestSupport", "mpcom"]
     ),
 ]
 

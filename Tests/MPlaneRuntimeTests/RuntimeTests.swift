@@ -4,21 +4,10 @@ import Synchronization
 @testable import MPlaneScheduler
 @testable import MPlaneRuntime
 import MPlaneIO
+import MPlaneTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
-
-let repoRoot: String = {
-    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)
-    return parts.joined(separator: "/")
-}()
-
-let riPython: String? = {
-    if let p = getenv("MPLANE_RI_PYTHON").map({ String(cString: $0) }), access(p, X_OK) == 0 { return p }
-    let p = repoRoot + "/.venv-ri/bin/python"
-    return access(p, X_OK) == 0 ? p : nil
-}()
 
 @Suite("Configuration")
 struct ConfigurationTests {
@@ -240,7 +229,7 @@ struct HTTPComponentTests {
         try await withComponent { url, _ in
             let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_client.py", url.description])
             #expect(result.status == 0, "\(result.output)")
-            let doc = try JSONValue(parsing: result.output)
+            let doc = try JSON(parsing: result.output)
             #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]))
             #expect(doc["loopback_kind"] == .string("result"))
             #expect(doc["loopback_output"] == .string("hello from the RI"))
@@ -250,76 +239,6 @@ struct HTTPComponentTests {
             #expect(doc["long_after_interrupt_kind"] == .string("result"))
             if case .number(let rows)? = doc["long_rows"] { #expect(rows >= 5 && rows <= 12, "5 s reply wait + 2.5 s, at 1 row/s") } else { Issue.record("no rows: \(result.output)") }
         }
-    }
-}
-
-/// Runs a program without blocking the cooperative pool; returns its status and stdout.
-func runProcess(_ argv: [String]) async throws -> (status: Int32, output: String) {
-    let out = "/tmp/mplane-runtime-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    defer { unlink(out) }
-    let command = argv.map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>&1 < /dev/null; echo $? > '\(out).rc'"
-    // system() blocks: run it on a detached thread and poll for its exit code file.
-    let thread = Thread { _ = system(command) }
-    thread.start()
-    for _ in 0..<1200 {
-        if let rc = try? readAll(out + ".rc"), !rc.isEmpty {
-            unlink(out + ".rc")
-            let status = Int32(String(decoding: rc, as: UTF8.self).split(separator: "\n").first ?? "") ?? -1
-            return (status, String(decoding: (try? readAll(out)) ?? [], as: UTF8.self))
-        }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    return (-1, "timed out")
-}
-
-/// A plain thread running a closure once.
-final class Thread: Sendable {
-    let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    func start() {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box.toOpaque())
-        pthread_detach(tid)
-    }
-}
-
-/// Minimal JSON values for reading the Python driver's output.
-indirect enum JSONValue: Equatable {
-    case object([String: JSONValue]), array([JSONValue]), string(String), number(Double), bool(Bool), null
-
-    init(parsing text: String) throws {
-        self = try withBytes(Array(text.utf8)) { (b) throws(MPlaneError) -> JSONValue in
-            var r = JSONReader(b)
-            let v = try JSONValue.read(&r)
-            return v
-        }
-    }
-
-    static func read(_ r: inout JSONReader) throws(MPlaneError) -> JSONValue {
-        switch try r.peekKind() {
-        case .object:
-            var d: [String: JSONValue] = [:]
-            try r.readObject { (r, k) throws(MPlaneError) in d[String(decoding: k, as: UTF8.self)] = try read(&r) }
-            return .object(d)
-        case .array:
-            var a: [JSONValue] = []
-            try r.readArray { (r) throws(MPlaneError) in a.append(try read(&r)) }
-            return .array(a)
-        case .string: return .string(try r.readString())
-        case .number: return .number(Double(String(decoding: try r.readNumberText(), as: UTF8.self)) ?? .nan)
-        case .bool: return .bool(try r.readBool())
-        case .null: try r.readNull(); return .null
-        }
-    }
-
-    subscript(key: String) -> JSONValue? {
-        if case .object(let d) = self { return d[key] }
-        return nil
     }
 }
 
@@ -359,7 +278,7 @@ struct ComponentInitiatedTests {
             group.cancelAll()
             scheduler.shutdown()
             #expect(result.status == 0, "\(result.output)")
-            let doc = try JSONValue(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
+            let doc = try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
             #expect(doc["registered"] == .bool(true), "\(result.output)")
             #expect(doc["callback_known"] == .bool(true), "our callback capability has the verb callback")
             #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]), "the RI keeps the callback capability apart")

@@ -1,5 +1,6 @@
 import Testing
 @testable import MPlane
+import MPlaneTestSupport
 
 /// `mpcli check`, as operators use it to validate capability files.
 @Suite("mpcli")

@@ -1,5 +1,6 @@
 import Testing
 @testable import MPlane
+import MPlaneTestSupport
 
 @Suite("JSON codec: errors")
 struct CodecErrorTests {

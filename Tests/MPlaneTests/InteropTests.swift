@@ -1,16 +1,9 @@
 import Testing
 @testable import MPlane
+import MPlaneTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// The Python interpreter of the virtualenv holding the reference implementation
-/// (`make test` creates it; `MPLANE_RI_PYTHON` overrides).
-let riPython: String? = {
-    if let p = getenv("MPLANE_RI_PYTHON").map({ String(cString: $0) }), access(p, X_OK) == 0 { return p }
-    let p = repoRoot + "/.venv-ri/bin/python"
-    return access(p, X_OK) == 0 ? p : nil
-}()
 
 /// Where a message printed by us and by the reference may legitimately differ, and why.
 /// Anything else that differs fails the test.

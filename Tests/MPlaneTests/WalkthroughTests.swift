@@ -1,5 +1,6 @@
 import Testing
 @testable import MPlane
+import MPlaneTestSupport
 
 /// The protocol walk-through: capability → specification → result → receipt → redemption
 /// → interrupt → withdrawal → envelope, with the values of the protocol's example.

@@ -1,7 +1,7 @@
 @testable import MPlane
 
 /// A JSON value for comparing documents in tests (built on the codec's own reader).
-indirect enum JSON: Hashable, CustomStringConvertible {
+public indirect enum JSON: Hashable, CustomStringConvertible {
     case object([String: JSON])
     case array([JSON])
     case string(String)
@@ -9,7 +9,7 @@ indirect enum JSON: Hashable, CustomStringConvertible {
     case bool(Bool)
     case null
 
-    init(parsing bytes: [UInt8]) throws {
+    public init(parsing bytes: [UInt8]) throws {
         self = try withBytes(bytes) { (b) throws(MPlaneError) -> JSON in
             var r = JSONReader(b, maxDepth: 512)
             let v = try JSON.read(&r)
@@ -18,7 +18,7 @@ indirect enum JSON: Hashable, CustomStringConvertible {
         }
     }
 
-    init(parsing text: String) throws { try self.init(parsing: Array(text.utf8)) }
+    public init(parsing text: String) throws { try self.init(parsing: Array(text.utf8)) }
 
     static func read(_ r: inout JSONReader) throws(MPlaneError) -> JSON {
         switch try r.peekKind() {
@@ -40,22 +40,22 @@ indirect enum JSON: Hashable, CustomStringConvertible {
         }
     }
 
-    subscript(key: String) -> JSON? {
+    public subscript(key: String) -> JSON? {
         if case .object(let d) = self { return d[key] }
         return nil
     }
 
-    var stringValue: String? {
+    public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    var arrayValue: [JSON]? {
+    public var arrayValue: [JSON]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .object(let d): return "{" + d.keys.sorted().map { "\"\($0)\": \(d[$0]!)" }.joined(separator: ", ") + "}"
         case .array(let a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
@@ -67,7 +67,7 @@ indirect enum JSON: Hashable, CustomStringConvertible {
     }
 
     /// Paths at which two documents differ (for readable failures).
-    func differences(from other: JSON, path: String = "") -> [String] {
+    public func differences(from other: JSON, path: String = "") -> [String] {
         switch (self, other) {
         case (.object(let a), .object(let b)):
             return Set(a.keys).union(b.keys).sorted().flatMap { k -> [String] in

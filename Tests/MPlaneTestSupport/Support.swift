@@ -1,0 +1,96 @@
+// Helpers shared by the test targets: where the repository and the reference
+// implementation are, JSON values, running programs.
+import MPlaneIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The repository root (this file is Tests/MPlaneTestSupport/Support.swift).
+public let repoRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+/// The Python interpreter of the virtualenv holding the reference implementation
+/// (`make test` creates it; `MPLANE_RI_PYTHON` overrides).
+public let riPython: String? = {
+    if let p = getenv("MPLANE_RI_PYTHON").map({ String(cString: $0) }), access(p, X_OK) == 0 { return p }
+    let p = repoRoot + "/.venv-ri/bin/python"
+    return access(p, X_OK) == 0 ? p : nil
+}()
+
+public func readFile(_ path: String) -> [UInt8]? { try? readAll(path) }
+
+public func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool { (try? writeAll(path, bytes)) != nil }
+
+public func listDirectory(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var out: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out.sorted()
+}
+
+/// Runs a program and returns its exit status and standard output.
+public func run(_ argv: [String], stdin: [UInt8]? = nil) -> (status: Int32, stdout: [UInt8]) {
+    let outPath = "/tmp/mplane-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+    let inPath = outPath + ".in"
+    defer { unlink(outPath); unlink(inPath) }
+    var command = argv.map { "'" + $0.replacingOccurrences("'", "'\\''") + "'" }.joined(separator: " ")
+    if let stdin {
+        _ = writeFile(inPath, stdin)
+        command += " < '\(inPath)'"
+    } else {
+        command += " < /dev/null"
+    }
+    command += " > '\(outPath)'"
+    let status = system(command)
+    let exit = (status >> 8) & 0xff
+    return (exit, readFile(outPath) ?? [])
+}
+
+extension String {
+    public func replacingOccurrences(_ a: String, _ b: String) -> String {
+        split(separator: a, omittingEmptySubsequences: false).joined(separator: b)
+    }
+}
+
+/// Runs a program without blocking the cooperative pool; returns its status and stdout.
+public func runProcess(_ argv: [String]) async throws -> (status: Int32, output: String) {
+    let out = "/tmp/mplane-runtime-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { unlink(out) }
+    let command = argv.map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>&1 < /dev/null; echo $? > '\(out).rc'"
+    // system() blocks: run it on a detached thread and poll for its exit code file.
+    let thread = Thread { _ = system(command) }
+    thread.start()
+    for _ in 0..<1200 {
+        if let rc = try? readAll(out + ".rc"), !rc.isEmpty {
+            unlink(out + ".rc")
+            let status = Int32(String(decoding: rc, as: UTF8.self).split(separator: "\n").first ?? "") ?? -1
+            return (status, String(decoding: (try? readAll(out)) ?? [], as: UTF8.self))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return (-1, "timed out")
+}
+
+/// A plain thread running a closure once.
+public final class Thread: Sendable {
+    let body: @Sendable () -> Void
+    public init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    public func start() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        pthread_create(&tid, nil, { arg in
+            let me = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
+            me.body()
+            return nil
+        }, box.toOpaque())
+        pthread_detach(tid)
+    }
+}
+
