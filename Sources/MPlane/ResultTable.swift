@@ -82,11 +82,6 @@ public struct ResultColumn: Hashable, Sendable {
     }
 
     /// Appends the wire text of row `i` to `out` (`*` for no value).
-    @inline(__always) func write(row i: Int, to out: inout [UInt8]) {
-        var days = Timestamp.DayCache()
-        write(row: i, to: &out, days: &days)
-    }
-
     @inline(__always) func write(row i: Int, to out: inout [UInt8], days: inout Timestamp.DayCache) {
         if isMissing(i) { out.append(UInt8(ascii: "*")); return }
         switch element.primitive {

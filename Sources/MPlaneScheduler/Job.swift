@@ -9,9 +9,6 @@ final class Job: Sendable {
         var phase: Phase = .scheduled
         var interrupted = false
         var current: JobContext?
-        /// Results of the finished repetitions of a repeated specification (newest last).
-        var repetitions: [Result] = []
-        var droppedRepetitions = 0
         var final: Message?
         var finishedAt: Timestamp?
         var failure: String?

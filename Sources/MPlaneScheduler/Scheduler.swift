@@ -252,10 +252,6 @@ public final class Scheduler: Sendable {
                     "mplane.token": "\(job.token)", "mplane.dropped": "\(dropped)",
                 ])
             }
-            job.state.withLock { s in
-                s.repetitions = kept
-                s.droppedRepetitions = dropped
-            }
             notify(.repetition(token: job.token, result: result))
         }
         return .envelope(Envelope(contents: kept.map { .result($0) }, token: job.token, label: spec.statement.label))
