@@ -36,10 +36,16 @@ var targets: [Target] = [
         name: "MPlaneRuntime",
         dependencies: ["MPlane", "MPlaneScheduler", nioCore, nioPosix, nioHTTP1, logging]
     ),
+    // Active measurement: ICMP echo over datagram or raw sockets with kernel timestamps.
+    .target(
+        name: "MPlanePing",
+        dependencies: ["MPlane", "MPlaneScheduler", "CSupport", logging]
+    ),
     // `mpcom`: the component an operator runs on a probe.
     .executableTarget(
         name: "mpcom",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", argumentParserProduct, lifecycle, logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", argumentParserProduct,
+                       lifecycle, logging]
     ),
     // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
     .target(
@@ -58,7 +64,7 @@ var targets: [Target] = [
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
         name: "mplane-bench",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneScheduler"],
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneScheduler", "MPlanePing"],
         path: "Sources/MPlaneBench"
     ),
     // libFuzzer entry point for the JSON codec (see README, "Fuzzing").
@@ -87,8 +93,12 @@ targets += [
         dependencies: ["MPlane", "MPlaneScheduler"]
     ),
     .testTarget(
+        name: "MPlanePingTests",
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneTestSupport"]
+    ),
+    .testTarget(
         name: "MPlaneRuntimeTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneIO", "MPlaneTestSupport", "mpcom"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", "MPlaneTestSupport", "mpcom"]
     ),
 ]
 

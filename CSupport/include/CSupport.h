@@ -7,6 +7,8 @@
 #define CSUPPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <sys/socket.h>
 
 /// The first control message of `msg`, or NULL (wraps CMSG_FIRSTHDR).
@@ -30,6 +32,63 @@ static inline size_t csupport_cmsg_space(size_t len) { return CMSG_SPACE(len); }
 
 /// Length field for a control message with `len` payload bytes (wraps CMSG_LEN).
 static inline size_t csupport_cmsg_len(size_t len) { return CMSG_LEN(len); }
+
+// MARK: ICMP echo sockets (icmp.c). Functions return -errno on failure.
+
+enum {
+    CSUPPORT_ICMP_AUTO = 0,   ///< datagram socket if `ping_group_range` allows it, else raw
+    CSUPPORT_ICMP_DGRAM = 1,  ///< SOCK_DGRAM/IPPROTO_ICMP(V6): unprivileged, kernel owns the identifier
+    CSUPPORT_ICMP_RAW = 2,    ///< SOCK_RAW: needs CAP_NET_RAW
+};
+enum { CSUPPORT_TS_RX_KERNEL = 1, CSUPPORT_TS_TX_KERNEL = 2 };
+enum { CSUPPORT_CLOCK_MONOTONIC = 0, CSUPPORT_CLOCK_REALTIME = 1 };
+enum { CSUPPORT_POLL_IN = 1, CSUPPORT_POLL_ERR = 2 };
+
+/// One received datagram or error-queue message, in storage the caller allocates once.
+struct csupport_icmp_rx {
+    unsigned char *_Nonnull buf;     ///< packet buffer (caller's)
+    size_t cap;                      ///< its size
+    ssize_t len;                     ///< bytes received
+    int truncated;                   ///< the packet was longer than `cap`
+    struct sockaddr_storage from;    ///< sender
+    int64_t kernel_ns;               ///< kernel timestamp (CLOCK_REALTIME, ns), 0 if none
+    int is_error;                    ///< an extended error (ICMP error or transmit timestamp) was attached
+    uint32_t ee_errno, ee_origin, ee_type, ee_code, ee_info, ee_data;
+    struct sockaddr_storage offender; ///< who reported an ICMP error (SO_EE_OFFENDER)
+    unsigned char control[512];      ///< control-message space
+};
+
+/// A receive record with a packet buffer of `cap` bytes (NULL if out of memory).
+struct csupport_icmp_rx *_Nullable csupport_icmp_rx_create(size_t cap);
+void csupport_icmp_rx_destroy(struct csupport_icmp_rx *_Nullable rx);
+/// Names the calling thread (15 bytes show in ps/top).
+void csupport_thread_name(const char *_Nonnull name);
+
+/// Opens an ICMP socket of `family`; `kind` is a CSUPPORT_ICMP_* value. Sets `*kind_used`.
+int csupport_icmp_open(int family, int kind, int *_Nonnull kind_used);
+/// TTL / hop limit and TOS / traffic class (-1 leaves one alone), error reporting, and for
+/// raw sockets a filter passing only echo replies and errors.
+int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos);
+/// Enables kernel timestamps; returns CSUPPORT_TS_* flags of what the kernel accepted.
+int csupport_icmp_timestamps(int fd);
+/// Binds to a source address; `*ident` is the local port, the echo identifier of a datagram socket.
+int csupport_icmp_bind(int fd, const struct sockaddr *_Nonnull addr, socklen_t len, uint16_t *_Nonnull ident);
+/// Sends one datagram without blocking.
+ssize_t csupport_icmp_send(int fd, const void *_Nonnull buf, size_t len, const struct sockaddr *_Nonnull to,
+                           socklen_t tolen);
+/// Receives one datagram (or, with `errqueue`, one error-queue message) without blocking.
+ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *_Nonnull rx, int errqueue);
+/// Waits up to `timeout_ns` for `fd` to be readable; CSUPPORT_POLL_* flags, 0 on timeout.
+int csupport_poll_in(int fd, int64_t timeout_ns);
+/// CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
+int64_t csupport_clock_ns(int clock);
+/// Sets the calling thread's timer slack (how late the kernel may wake it), nanoseconds.
+int csupport_set_timerslack_ns(unsigned long ns);
+/// Sleeps until the monotonic time `monotonic_ns`.
+int csupport_sleep_until_ns(int64_t monotonic_ns);
+
+/// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME).
+int csupport_enter_netns(const char *_Nonnull path);
 
 /// The version of this shim, so callers can check they link the one they were built with.
 int csupport_version(void);

@@ -604,4 +604,70 @@ enum EmbeddedRegistries {
   ]
 }
 """#
+
+    /// The probe's own registry, `http://mplane-swift.invalid/registry/probe` (includes the
+    /// core registry): the elements of the extended ping capabilities. The same text is
+    /// shipped as `deploy/registry/probe-registry.json` for clients that preload registries.
+    static let probe: StaticString = #"""
+{
+  "registry-format": "mplane-0",
+  "registry-revision": 0,
+  "registry-uri": "http://mplane-swift.invalid/registry/probe",
+  "includes": [
+    "http://ict-mplane.eu/registry/core"
+  ],
+  "elements": [
+    {
+      "name": "destination.ip4.set",
+      "prim": "string",
+      "desc": "IPv4 destinations to probe: comma-separated addresses and CIDR prefixes"
+    },
+    {
+      "name": "destination.ip6.set",
+      "prim": "string",
+      "desc": "IPv6 destinations to probe: comma-separated addresses and CIDR prefixes"
+    },
+    {
+      "name": "icmp.payload.octets",
+      "prim": "natural",
+      "desc": "ICMP echo payload size in octets (default 56)"
+    },
+    {
+      "name": "icmp.timeout.ms",
+      "prim": "natural",
+      "desc": "How long a probe waits for its reply before it counts as lost, in milliseconds (default 1000)"
+    },
+    {
+      "name": "ip.ttl",
+      "prim": "natural",
+      "desc": "IPv4 time to live / IPv6 hop limit of the probes (default 64)"
+    },
+    {
+      "name": "ip.tos",
+      "prim": "natural",
+      "desc": "IPv4 type of service / IPv6 traffic class byte of the probes (default 0)"
+    },
+    {
+      "name": "icmp.packets.late",
+      "prim": "natural",
+      "desc": "Replies that arrived after their probe had timed out (the probe stays counted as lost)"
+    },
+    {
+      "name": "icmp.timestamp.source",
+      "prim": "string",
+      "desc": "How a delay was timed: kernel (kernel transmit and receive timestamps), kernel-rx (user-space send time, kernel receive timestamp) or user (user-space clock on both ends)"
+    },
+    {
+      "name": "icmp.socket",
+      "prim": "string",
+      "desc": "The ICMP socket kind the probe used: datagram (unprivileged ICMP socket) or raw"
+    },
+    {
+      "name": "icmp.targets.max",
+      "prim": "natural",
+      "desc": "The most destinations one specification may name"
+    }
+  ]
+}
+"""#
 }

@@ -125,8 +125,11 @@ public final class RegistryStore: Sendable {
     public static let coreURI = "http://ict-mplane.eu/registry/core"
     /// The URI of the loopback test registry.
     public static let loopbackURI = "http://mplane.corvid.ch/registry/loopback"
+    /// The URI of this probe's own registry (extended ping capabilities). The `.invalid`
+    /// name never resolves: clients preload `deploy/registry/probe-registry.json`.
+    public static let probeURI = "http://mplane-swift.invalid/registry/probe"
 
-    /// The process-wide store, holding the embedded core and loopback registries.
+    /// The process-wide store, holding the embedded core, loopback and probe registries.
     public static let shared = RegistryStore()
 
     /// A store holding the embedded registries.
@@ -142,6 +145,7 @@ public final class RegistryStore: Sendable {
                                   })
             table.withLock { $0[Self.coreURI] = core }
             try register(json: EmbeddedRegistries.loopback)
+            try register(json: EmbeddedRegistries.probe)
         } catch {
             preconditionFailure("embedded registry does not parse: \(error)")
         }

@@ -1,5 +1,6 @@
 import MPlane
 public import MPlaneScheduler
+public import Logging
 
 /// How `mpcom` runs: the reference implementation's `[component]` keys, our additions, and
 /// the services to load from `[module_*]` sections.
@@ -42,12 +43,20 @@ public struct ComponentConfiguration: Sendable {
     public init() {}
 
     /// The configuration `mpcom` runs with when given no file: a client-initiated component
-    /// on 127.0.0.1:1228 with the test services (and, as they land, ping and capture).
+    /// on 127.0.0.1:1228 with ping from the loopback addresses (where this process may open
+    /// ICMP sockets) and the test services.
     public static let embeddedDefault = """
     [component]
     workflow = client-initiated
     listen-address = 127.0.0.1
     listen-port = 1228
+
+    [module_ping]
+    module = mplane.components.ping
+    ip4addr = 127.0.0.1
+    ip6addr = ::1
+    extended = yes
+    if-permitted = yes
 
     [module_loopback]
     module = mplane.components.loopback
@@ -128,10 +137,11 @@ public struct ComponentConfiguration: Sendable {
     }
 
     /// Builds the services of every `[module_*]` section.
-    public func makeServices(_ factories: ServiceFactoryRegistry = .builtIn) throws(Error) -> [any MeasurementService] {
+    public func makeServices(_ factories: ServiceFactoryRegistry = .builtIn,
+                             logger: Logger = Logger(label: "mplane.services")) throws(Error) -> [any MeasurementService] {
         var out: [any MeasurementService] = []
         for m in modules {
-            do { out += try factories.make(m.service, settings: m.settings) } catch {
+            do { out += try factories.make(m.service, settings: m.settings, logger: logger) } catch {
                 throw Error(message: "configuration: [\(m.section)]: \(error)")
             }
         }

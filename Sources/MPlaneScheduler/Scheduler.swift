@@ -100,12 +100,24 @@ public final class Scheduler: Sendable {
 
     /// The service whose capability `spec` fulfils, or the reason there is none.
     public func service(for spec: Specification) -> Swift.Result<any MeasurementService, MPlaneException> {
+        match(spec).map(\.0)
+    }
+
+    /// The service whose capability `spec` fulfils, with `spec` completed by the service's
+    /// parameter defaults; or the reason there is none.
+    func match(_ spec: Specification) -> Swift.Result<(any MeasurementService, Specification), MPlaneException> {
         let now = clock.now()
         var reason: String? = nil
         for s in services {
-            guard let why = spec.mismatch(with: s.capability, now: now) else { return .success(s) }
+            let candidate = completed(spec, for: s)
+            guard let why = candidate.mismatch(with: s.capability, now: now) else {
+                if let refusal = s.refusal(for: candidate) {
+                    return .failure(MPlaneException(token: spec.token, message: "Specification refused: \(refusal)", status: 400))
+                }
+                return .success((s, candidate))
+            }
             // Prefer the reason of a capability that has the same schema and verb.
-            if spec.statement.verb == s.capability.statement.verb, spec.schemaHash == s.capability.schemaHash {
+            if candidate.statement.verb == s.capability.statement.verb, candidate.schemaHash == s.capability.schemaHash {
                 reason = reason ?? "\(s.capability.statement.label ?? s.capability.token): \(why)"
             }
         }
@@ -115,17 +127,35 @@ public final class Scheduler: Sendable {
         return .failure(MPlaneException(token: spec.token, message: "No service registered for specification", status: 404))
     }
 
+    /// `spec` with the parameters it leaves out that `service` has defaults for.
+    private func completed(_ spec: Specification, for service: any MeasurementService) -> Specification {
+        let defaults = service.parameterDefaults
+        guard !defaults.isEmpty, spec.statement.registry.uri == service.capability.statement.registry.uri,
+              spec.statement.parameters.count < service.capability.statement.parameters.count
+        else { return spec }
+        var out = spec
+        for p in service.capability.statement.parameters where spec.statement.parameter(p.name) == nil {
+            guard let v = defaults[p.name] else { return spec }
+            do { try out.statement.addParameter(p.name, constraint: .all, value: v) } catch { return spec }
+        }
+        return out
+    }
+
     /// Starts a job for `spec`; answers with its receipt, or an exception.
     public func submit(_ spec: Specification) -> Message {
         let service: any MeasurementService
-        switch self.service(for: spec) {
-        case .success(let s): service = s
+        let accepted: Specification
+        // A specification completed with defaults keeps the token its sender computed.
+        let token = spec.token
+        switch self.match(spec) {
+        case .success(let (s, completed)):
+            service = s
+            accepted = completed
         case .failure(let e):
             logger.info("specification refused", metadata: ["mplane.token": "\(spec.token)", "mplane.reason": "\(e.message)"])
             return .exception(e)
         }
-        var spec = spec
-        let token = spec.token
+        var spec = accepted
         spec.statement.token = token
         let job = Job(token: token, specification: spec, service: service, submitted: clock.now())
         let existing: Job? = jobs.withLock { table in
@@ -224,7 +254,13 @@ public final class Scheduler: Sendable {
             final = await executeRepeated(job)
         } else {
             let (start, end) = spec.statement.when.datetimes(now: job.submitted)
-            final = .result(await runOnce(job, spec, start: start ?? job.submitted, end: end))
+            let result = await runOnce(job, spec, start: start ?? job.submitted, end: end)
+            if let failure = job.state.withLock({ $0.failure }), result.values.rowCount == 0 {
+                // Nothing measured: say why rather than hand back an empty result.
+                final = .exception(MPlaneException(token: job.token, message: "Measurement failed: \(failure)", status: 500))
+            } else {
+                final = .result(result)
+            }
         }
         job.finish(final, at: clock.now())
         logger.debug("job finished", metadata: ["mplane.token": "\(job.token)"])
@@ -302,6 +338,11 @@ public final class Scheduler: Sendable {
         let when = from == finished ? When(start: .at(from)) : When(start: .at(from), end: .at(finished))
         var result = Result(specification: spec, when: when)
         result.values = context.snapshot
+        for (name, value) in context.metadata {
+            do { try result.statement.addMetadata(name, value) } catch {
+                logger.debug("metadata dropped", metadata: ["mplane.element": "\(name)", "error": "\(error)"])
+            }
+        }
         return result
     }
 }

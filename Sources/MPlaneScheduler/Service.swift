@@ -12,6 +12,20 @@ import Synchronization
 public protocol MeasurementService: Sendable {
     var capability: Capability { get }
     func run(_ job: JobContext) async throws
+
+    /// Values for parameters a specification may leave out. This is our extension: the
+    /// protocol makes every parameter mandatory (the RI's clients always send them all),
+    /// and a specification that omits one of these is completed before it is matched.
+    var parameterDefaults: [String: Value] { get }
+
+    /// Why a specification that fulfils the capability still cannot be run as given (an
+    /// invalid destination, more targets than the service takes), or nil.
+    func refusal(for spec: Specification) -> String?
+}
+
+extension MeasurementService {
+    public var parameterDefaults: [String: Value] { [:] }
+    public func refusal(for spec: Specification) -> String? { nil }
 }
 
 /// What a service sees of a job: its specification, its absolute time window, the clock,
@@ -29,6 +43,7 @@ public final class JobContext: Sendable {
     private let table: Mutex<ResultTable>
     private let interrupted: Atomic<Bool>
     private let began = Mutex<Timestamp?>(nil)
+    private let notes = Mutex<[(String, Value)]>([])
 
     init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
          logger: Logger, expectedRows: Int) {
@@ -61,6 +76,18 @@ public final class JobContext: Sendable {
     public func append<R>(_ body: (inout ResultTable) throws -> R) rethrows -> R {
         try table.withLock { try body(&$0) }
     }
+
+    /// Sets a metadata entry of the result (an element of the specification's registry;
+    /// others are dropped when the result is made).
+    public func setMetadata(_ name: String, _ value: Value) {
+        notes.withLock { list in
+            list.removeAll { $0.0 == name }
+            list.append((name, value))
+        }
+    }
+
+    /// The metadata set so far.
+    public var metadata: [(String, Value)] { notes.withLock { $0 } }
 
     /// Rows appended so far.
     public var rowCount: Int { table.withLock { $0.rowCount } }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import MPlane
 import MPlaneIO
+import MPlanePing
 import MPlaneRuntime
 import MPlaneScheduler
 import ServiceLifecycle
@@ -13,7 +14,7 @@ struct MPCom: AsyncParsableCommand {
         abstract: "The mPlane component: serves capabilities and runs measurements.",
         discussion: """
         Without --config, runs the embedded default configuration (print it with --print-config): \
-        a client-initiated component on 127.0.0.1:1228 with the built-in test services. \
+        a client-initiated component on 127.0.0.1:1228 with ping from 127.0.0.1 and ::1 (where ICMP sockets may be opened) and the built-in test services. \
         SIGTERM or SIGINT stop it gracefully: no new requests, running jobs interrupted, results kept.
         """
     )
@@ -59,7 +60,9 @@ struct MPCom: AsyncParsableCommand {
             }
         }
         let services: [any MeasurementService]
-        do { services = try configuration.makeServices() } catch { throw ValidationError("\(error)") }
+        do { services = try configuration.makeServices(.probe, logger: Logger(label: "mplane.services")) } catch {
+            throw ValidationError("\(error)")
+        }
         let scheduler = Scheduler(services: services, configuration: configuration.scheduler,
                                   logger: Logger(label: "mplane.scheduler"))
         let router = ComponentRouter(scheduler: scheduler, link: configuration.capabilityLink,

@@ -4,6 +4,7 @@ import Synchronization
 @testable import MPlaneScheduler
 @testable import MPlaneRuntime
 import MPlaneIO
+import MPlanePing
 import MPlaneTestSupport
 #if canImport(Glibc)
 import Glibc
@@ -52,15 +53,47 @@ struct ConfigurationTests {
         for name in ["component-client-initiated.conf", "component-initiated.conf"] {
             let text = String(decoding: try readAll(repoRoot + "/deploy/" + name), as: UTF8.self)
             let c = try ComponentConfiguration(ini: text)
-            #expect(try c.makeServices().count == 2, "\(name)")
+            if canPing {
+                // The RI's four ping capabilities, loopback and counter.
+                #expect(try c.makeServices(.probe).count == 6, "\(name)")
+            } else {
+                #expect(throws: ComponentConfiguration.Error.self) { try c.makeServices(.probe) }
+            }
         }
     }
 
-    @Test("the embedded default runs the test services on loopback")
+    @Test("the embedded default runs ping (where permitted) and the test services on loopback")
     func embedded() throws {
         let c = try ComponentConfiguration(ini: ComponentConfiguration.embeddedDefault)
         #expect(c.workflow == .clientInitiated && c.listenAddress == "127.0.0.1" && c.listenPort == 1228)
-        #expect(try c.makeServices().count == 2)
+        let labels = try c.makeServices(.probe).compactMap(\.capability.statement.label)
+        #expect(labels.contains("test-loopback") && labels.contains("test-counter"))
+        // Five ping forms from each of 127.0.0.1 and ::1 where ICMP sockets may be opened.
+        #expect(labels.filter { $0.hasPrefix("ping-") }.count == (canPing ? 10 : 0), "\(labels)")
+    }
+
+    @Test("ping settings are checked, and a ping that cannot work says what would fix it")
+    func pingSettings() throws {
+        for (text, words) in [
+            ("socket = sideways", "socket = sideways"), ("ip4addr = ::1", "not an IPv4 address"),
+            ("max-targets = 0", "max-targets"), ("extended = maybe", "extended = maybe"), ("", "give ip4addr"),
+        ] {
+            let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\n\(text)\n")
+            #expect(throws: ComponentConfiguration.Error.self, "\(text)") { try c.makeServices(.probe) }
+            do { _ = try c.makeServices(.probe) } catch { #expect("\(error)".contains(words), "\(error)") }
+        }
+        // A datagram socket where ping_group_range does not admit us names the sysctl.
+        if let problem = PingService.availability(source: IPAddress("127.0.0.1")!, kind: .datagram) {
+            let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\nsocket = datagram\n")
+            do {
+                _ = try c.makeServices(.probe)
+                Issue.record("started a ping that cannot work")
+            } catch {
+                #expect("\(error)".contains("ping_group_range"), "\(error) / \(problem)")
+            }
+            let lenient = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\nsocket = datagram\nif-permitted = yes\n")
+            #expect(try lenient.makeServices(.probe).isEmpty)
+        }
     }
 
     @Test("bad configurations are refused with the line or key at fault", arguments: [
@@ -90,8 +123,9 @@ func loopbackSpec(_ input: String = "hi") throws -> Specification {
 
 /// Runs `body` against a live HTTP component on 127.0.0.1 with an OS-chosen port.
 func withComponent(replyWait: Duration = .seconds(5), maxBodyBytes: Int = 1 << 20,
+                   services: [any MeasurementService] = [LoopbackService(), CounterService()],
                    _ body: (HTTPURL, ComponentRouter) async throws -> Void) async throws {
-    let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
+    let scheduler = Scheduler(services: services)
     let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait)
     let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, idleTimeout: .seconds(5))
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -242,6 +276,34 @@ struct HTTPComponentTests {
     }
 }
 
+@Suite("Ping through the HTTP component (needs ICMP sockets)", .timeLimit(.minutes(1)),
+       .enabled(if: canPing, "skipped: this process may not open ICMP sockets (needs CAP_NET_RAW or ping_group_range)"))
+struct PingComponentTests {
+    @Test("the reference implementation's client invokes our ping capabilities")
+    func referenceClientPings() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let services = PingService.services(source: IPAddress("127.0.0.1")!, forms: PingService.Form.allCases)
+        try await withComponent(services: services) { url, _ in
+            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_ping.py", url.description,
+                                               repoRoot + "/deploy/registry/probe-registry.json"])
+            #expect(result.status == 0, "\(result.output)")
+            let doc = try JSON(parsing: result.output)
+            #expect(doc["labels"]?.arrayValue?.count == 5, "\(result.output)")
+            #expect(doc["average_kind"] == .string("result"))
+            let avg = try #require(doc["average"]?.arrayValue?.first, "\(result.output)")
+            #expect(avg["delay.twoway.icmp.count"] == .string("2"))
+            if let min = avg["delay.twoway.icmp.us.min"]?.stringValue, let max = avg["delay.twoway.icmp.us.max"]?.stringValue {
+                #expect(Int(min)! <= Int(max)! && Int(max)! < 100_000, "\(avg)")
+            } else {
+                Issue.record("no delays: \(result.output)")
+            }
+            #expect(doc["stats_kind"] == .string("result"))
+            let stats = try #require(doc["stats"]?.arrayValue?.first, "\(result.output)")
+            #expect(stats["packets.lost"] == .string("0") && stats["delay.twoway.icmp.count"] == .string("2"))
+        }
+    }
+}
+
 /// A TCP port that was free a moment ago (for peers that cannot report the port they bound).
 func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -356,3 +418,6 @@ struct ComponentInitiatedTests {
         if case .result(let r)? = results.withLock({ $0.last }) { #expect(r.value("test.output") == .string("kept")) }
     }
 }
+
+/// True where this process may open ICMP sockets from loopback (CI runs as root).
+let canPing = PingService.availability(source: IPAddress("127.0.0.1")!, kind: .auto) == nil

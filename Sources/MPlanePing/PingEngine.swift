@@ -1,0 +1,272 @@
+public import MPlane
+public import Logging
+import CSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What to measure: destinations, pacing, and the probes' shape.
+public struct PingPlan: Sendable {
+    public var family: IPAddress.Family
+    /// The address to send from (bound), nil for the kernel's choice.
+    public var source: IPAddress?
+    public var targets: [IPAddress]
+    /// Nanoseconds between two probes to the same destination. Probes to different
+    /// destinations are spread evenly over it (round robin).
+    public var interval: Int64
+    /// Rounds (one probe to every destination each), nil to run until stopped.
+    public var rounds: Int?
+    /// How long a probe waits for its reply, nanoseconds.
+    public var timeout: Int64 = 1_000_000_000
+    /// Echo payload bytes (8 or more carry our stamp).
+    public var payload: Int = 56
+    public var ttl: Int?
+    public var tos: Int?
+    public var socket: SocketKind = .auto
+    /// Keep the send-schedule error of every probe (benchmarks).
+    public var recordScheduleErrors = false
+    /// A named network namespace (`ip netns`) to measure from: the thread running the
+    /// plan moves into it before opening its socket.
+    public var networkNamespace: String?
+
+    public init(family: IPAddress.Family, source: IPAddress? = nil, targets: [IPAddress], interval: Int64,
+                rounds: Int?) {
+        self.family = family
+        self.source = source
+        self.targets = targets
+        self.interval = interval
+        self.rounds = rounds
+    }
+
+    /// The most payload bytes an echo request may carry (65535 minus IP and ICMP headers).
+    public static let maximumPayload = 65_507
+}
+
+/// What a run came to, beyond the rows the sink received.
+public struct PingReport: Sendable {
+    public var statistics: [TargetStatistics]
+    public var socket: SocketKind
+    public var identifier: UInt16
+    /// Samples timed by each source (indexed by ``TimestampSource/rawValue``).
+    public var sourceCounts: [Int]
+    public var foreign: Int
+    public var stray: Int
+    /// Failed sends by errno.
+    public var sendErrors: [Int32: Int]
+    /// Actual minus scheduled send time of each probe, ns (if recorded).
+    public var scheduleErrors: [Int64]
+    /// Probes sent in all.
+    public var sent: Int
+
+    /// The timestamp source most samples used (`user` when there were none).
+    public var dominantSource: TimestampSource {
+        let best = sourceCounts.indices.max { sourceCounts[$0] < sourceCounts[$1] } ?? 2
+        return sourceCounts[best] == 0 ? .user : TimestampSource(rawValue: UInt8(best)) ?? .user
+    }
+}
+
+/// Runs ICMP echo measurements on the calling thread: one socket, one loop that sends on
+/// an absolute schedule and receives with kernel timestamps, all buffers allocated before
+/// the first probe.
+public enum PingEngine {
+    /// Longest the loop sleeps without looking at `shouldStop`.
+    static let stopCheck: Int64 = 20_000_000
+
+    /// Runs `plan` until its rounds are done and answered or timed out, or `shouldStop`
+    /// returns true. Blocks: call it from a thread of its own (see ``run(_:sink:logger:shouldStop:)``).
+    public static func runBlocking<S: PingSink>(_ plan: PingPlan, sink: inout S, logger: Logger? = nil,
+                                                shouldStop: () -> Bool) throws(PingError) -> PingReport {
+        guard !plan.targets.isEmpty else { throw PingError("no destination to probe") }
+        guard plan.interval > 0 else { throw PingError("the interval between probes must be positive") }
+        guard plan.payload >= 0, plan.payload <= PingPlan.maximumPayload else {
+            throw PingError("payload of \(plan.payload) bytes is outside 0...\(PingPlan.maximumPayload)")
+        }
+        for t in plan.targets where t.family != plan.family {
+            throw PingError("destination \(t) is not an \(plan.family == .v4 ? "IPv4" : "IPv6") address")
+        }
+        _ = csupport_set_timerslack_ns(1_000)
+        if let ns = plan.networkNamespace {
+            let r = csupport_enter_netns("/var/run/netns/\(ns)")
+            guard r == 0 else { throw PingError("cannot enter network namespace \(ns): \(errorText(-r))", errno: -r) }
+        }
+        let wanted = UInt16.random(in: 1...UInt16.max)
+        let socket = try ICMPSocket(family: plan.family, kind: plan.socket, source: plan.source, ttl: plan.ttl,
+                                    tos: plan.tos, identifier: wanted)
+        logger?.debug("ICMP socket open", metadata: [
+            "ping.socket": "\(socket.kind.name)", "ping.identifier": "\(socket.identifier)",
+            "ping.rx-timestamps": "\(socket.receiveTimestamps ? "kernel" : "user")",
+            "ping.tx-timestamps": "\(socket.transmitTimestamps ? "kernel" : "user")",
+        ])
+        let n = plan.targets.count
+        let gap = Swift.max(1, plan.interval / Int64(n))
+        let total = plan.rounds.map { $0 * n }
+        let inFlight = Int(Swift.min(65_536, plan.timeout / gap + 2))
+        var tracker = PingTracker(targets: plan.targets, identifier: socket.identifier,
+                                  cookie: UInt32.random(in: 0...UInt32.max), timeout: plan.timeout, inFlight: inFlight,
+                                  expectedPerTarget: Swift.min(plan.rounds ?? 1024, 1 << 16))
+
+        // Everything the loop touches, allocated once.
+        var addresses = [sockaddr_storage](repeating: sockaddr_storage(), count: n)
+        var lengths = [socklen_t](repeating: 0, count: n)
+        for i in 0..<n { lengths[i] = SocketAddress.write(plan.targets[i], into: &addresses[i]) }
+        let packetLength = 8 + plan.payload
+        let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: packetLength, alignment: 8)
+        defer { packet.deallocate() }
+        ICMP.fillPattern(packet)
+        guard let rx = csupport_icmp_rx_create(2048) else { throw PingError("out of memory for the receive buffer") }
+        defer { csupport_icmp_rx_destroy(rx) }
+        let receiveBuffer = rx.pointee.buf
+        var scheduleErrors: [Int64] = []
+        if plan.recordScheduleErrors { scheduleErrors.reserveCapacity(Swift.min(total ?? 1 << 16, 1 << 24)) }
+        var sendErrors: [Int32: Int] = [:]
+        let withIPHeader = plan.family == .v4 && socket.kind == .raw
+        let fd = socket.fd
+
+        func drain(errorQueue: Bool) {
+            while true {
+                let r = csupport_icmp_recv(fd, rx, errorQueue ? 1 : 0)
+                if r < 0 {
+                    if -r == EAGAIN || -r == EWOULDBLOCK || -r == EINTR { return }
+                    continue  // a pending socket error (reported once), not a packet
+                }
+                let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+                let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
+                let bytes = UnsafeRawBufferPointer(start: receiveBuffer, count: Int(r))
+                let from = withUnsafeBytes(of: &rx.pointee.from) { SocketAddress.read($0.baseAddress!) }
+                if errorQueue {
+                    guard rx.pointee.is_error != 0 else { continue }
+                    let origin = rx.pointee.ee_origin
+                    if origin == 4 /* SO_EE_ORIGIN_TIMESTAMPING */ {
+                        if rx.pointee.kernel_ns != 0 {
+                            tracker.transmitted(key: rx.pointee.ee_data, kernelReal: rx.pointee.kernel_ns)
+                        }
+                    } else if origin == 2 || origin == 3 /* SO_EE_ORIGIN_ICMP, _ICMP6 */ {
+                        if let q = ICMP.parseQuotedRequest(bytes, family: plan.family) {
+                            tracker.error(type: UInt8(truncatingIfNeeded: rx.pointee.ee_type),
+                                          code: UInt8(truncatingIfNeeded: rx.pointee.ee_code),
+                                          identifier: q.identifier, sequence: q.sequence, destination: from,
+                                          sink: &sink)
+                        }
+                    }
+                    continue
+                }
+                guard let from else { continue }
+                switch ICMP.parse(bytes, family: plan.family, withIPHeader: withIPHeader) {
+                case .echoReply(let id, let seq, let stamp):
+                    tracker.reply(identifier: id, sequence: seq, stamp: stamp, from: from,
+                                  kernelReal: rx.pointee.kernel_ns, nowMono: nowMono, nowReal: nowReal, sink: &sink)
+                case .error(let type, let code, let id, let seq, let dst):
+                    tracker.error(type: type, code: code, identifier: id, sequence: seq, destination: dst, sink: &sink)
+                case .other:
+                    break
+                }
+            }
+        }
+
+        let start = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+        var k = 0
+        while true {
+            if shouldStop() {
+                drain(errorQueue: true)
+                drain(errorQueue: false)
+                tracker.abandon(sink: &sink)
+                break
+            }
+            var now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+            // Send every probe that is due, each at its own absolute time (no drift).
+            while total.map({ k < $0 }) ?? true {
+                let due = start &+ Int64(k) &* gap
+                if due > now { break }
+                let t = k % n
+                ICMP.writeEchoRequest(into: packet, family: plan.family, identifier: socket.identifier,
+                                      sequence: tracker.nextSequence, cookie: tracker.cookie, probe: tracker.nextProbe)
+                let real = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
+                let mono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+                let r = addresses.withUnsafeBufferPointer { a in
+                    UnsafeRawPointer(a.baseAddress! + t).withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        csupport_icmp_send(fd, packet.baseAddress!, packetLength, $0, lengths[t])
+                    }
+                }
+                if r >= 0 {
+                    tracker.sent(target: t, mono: mono, real: real, sink: &sink)
+                } else {
+                    let e = Int32(-r)
+                    if sendErrors[e] == nil {
+                        logger?.warning("ping send failed", metadata: [
+                            "ping.destination": "\(plan.targets[t])", "error": "\(errorText(e))",
+                        ])
+                    }
+                    sendErrors[e, default: 0] += 1
+                    tracker.sendFailed(target: t, real: real, errno: e, sink: &sink)
+                }
+                if plan.recordScheduleErrors { scheduleErrors.append(mono &- due) }
+                k += 1
+                now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+            }
+            tracker.expire(now: now, sink: &sink)
+            let sendingDone = total.map { k >= $0 } ?? false
+            if sendingDone && !tracker.hasOutstanding { break }
+            var wake = now &+ stopCheck
+            if !sendingDone { wake = Swift.min(wake, start &+ Int64(k) &* gap) }
+            if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
+            let ready = csupport_poll_in(fd, wake &- now)
+            if ready > 0 {
+                if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
+                if ready & Int32(CSUPPORT_POLL_IN) != 0 { drain(errorQueue: false) }
+            }
+        }
+        return PingReport(statistics: tracker.statistics, socket: socket.kind, identifier: socket.identifier,
+                          sourceCounts: tracker.sourceCounts, foreign: tracker.foreign, stray: tracker.stray,
+                          sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k)
+    }
+
+    /// Runs `plan` on a thread of its own and returns its report with the sink.
+    public static func run<S: PingSink & Sendable>(_ plan: PingPlan, sink: S, logger: Logger? = nil,
+                                                   shouldStop: @escaping @Sendable () -> Bool) async throws(PingError)
+        -> (PingReport, S)
+    {
+        let outcome: Swift.Result<(PingReport, S), PingError> = await ProbeThread.run(name: "mplane-ping") {
+            var s = sink
+            do throws(PingError) {
+                let report = try runBlocking(plan, sink: &s, logger: logger, shouldStop: shouldStop)
+                return .success((report, s))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try outcome.get()
+    }
+}
+
+/// A dedicated OS thread for a blocking loop, awaited from async code.
+public enum ProbeThread {
+    final class Work: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    /// Runs `body` on a new thread named `name` (15 characters at most show) and returns
+    /// its value.
+    public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let work = Work {
+                csupport_thread_name(String(name.prefix(15)))
+                continuation.resume(returning: body())
+            }
+            let box = Unmanaged.passRetained(work)
+            var tid = pthread_t()
+            let r = pthread_create(&tid, nil, { arg in
+                Unmanaged<Work>.fromOpaque(arg!).takeRetainedValue().body()
+                return nil
+            }, box.toOpaque())
+            guard r == 0 else {
+                // No thread to be had: run here rather than lose the work.
+                box.takeRetainedValue().body()
+                return
+            }
+            pthread_detach(tid)
+        }
+    }
+}
