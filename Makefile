@@ -14,7 +14,7 @@ RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables
 
-.PHONY: run test deps ri build release linkage bench bench-runtime fuzz clean
+.PHONY: run test deps ri build release linkage bench bench-runtime bench-ping fuzz clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
@@ -68,6 +68,12 @@ bench: deps ri
 bench-runtime: deps ri release
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	bash Benchmarks/runtime_bench.sh
+
+# The ping engine beside iputils ping and fping on loopback (needs root); see BENCHMARKS.md.
+bench-ping: deps
+	@for p in iputils-ping fping; do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iputils-ping fping; break; }; done
+	$(SWIFT) build -c release --product mplane-bench
+	python3 Benchmarks/ping_bench.py .build/release/mplane-bench | tee .build/bench-ping.md
 
 # libFuzzer over the JSON decoder and encoder. FUZZ_RUNS inputs (default one million).
 fuzz:

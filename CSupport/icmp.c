@@ -77,12 +77,12 @@ int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos) {
     return 0;
 }
 
-int csupport_icmp_timestamps(int fd) {
+int csupport_icmp_timestamps(int fd, int transmit) {
     // Software receive and transmit timestamps; transmit ones come back on the error queue
     // carrying only the timestamp and a per-socket counter of datagrams sent (OPT_ID).
     unsigned int flags = SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE |
                          SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
-    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING_OLD, &flags, sizeof flags) == 0) {
+    if (transmit && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING_OLD, &flags, sizeof flags) == 0) {
         return CSUPPORT_TS_RX_KERNEL | CSUPPORT_TS_TX_KERNEL;
     }
     int one = 1;

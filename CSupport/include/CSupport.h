@@ -69,8 +69,9 @@ int csupport_icmp_open(int family, int kind, int *_Nonnull kind_used);
 /// TTL / hop limit and TOS / traffic class (-1 leaves one alone), error reporting, and for
 /// raw sockets a filter passing only echo replies and errors.
 int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos);
-/// Enables kernel timestamps; returns CSUPPORT_TS_* flags of what the kernel accepted.
-int csupport_icmp_timestamps(int fd);
+/// Enables kernel receive (and, if `transmit`, transmit) timestamps; returns the
+/// CSUPPORT_TS_* flags of what the kernel accepted.
+int csupport_icmp_timestamps(int fd, int transmit);
 /// Binds to a source address; `*ident` is the local port, the echo identifier of a datagram socket.
 int csupport_icmp_bind(int fd, const struct sockaddr *_Nonnull addr, socklen_t len, uint16_t *_Nonnull ident);
 /// Sends one datagram without blocking.

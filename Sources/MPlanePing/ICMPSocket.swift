@@ -42,7 +42,7 @@ final class ICMPSocket {
     let transmitTimestamps: Bool
 
     init(family: IPAddress.Family, kind: SocketKind, source: IPAddress?, ttl: Int?, tos: Int?,
-         identifier wanted: UInt16) throws(PingError) {
+         identifier wanted: UInt16, transmitTimestamps wantTX: Bool = true) throws(PingError) {
         self.family = family
         let af = family == .v4 ? AF_INET : AF_INET6
         let want: Int32 = kind == .raw ? Int32(CSUPPORT_ICMP_RAW) : kind == .datagram ? Int32(CSUPPORT_ICMP_DGRAM) : Int32(CSUPPORT_ICMP_AUTO)
@@ -57,7 +57,7 @@ final class ICMPSocket {
         guard r == 0 else {
             throw PingError("cannot set TTL/TOS or error reporting on the ICMP socket: \(errorText(-r))", errno: -r)
         }
-        let ts = csupport_icmp_timestamps(fd)
+        let ts = csupport_icmp_timestamps(fd, wantTX ? 1 : 0)
         receiveTimestamps = ts & Int32(CSUPPORT_TS_RX_KERNEL) != 0
         transmitTimestamps = ts & Int32(CSUPPORT_TS_TX_KERNEL) != 0
         var ident: UInt16 = 0

@@ -25,6 +25,9 @@ public struct PingPlan: Sendable {
     public var ttl: Int?
     public var tos: Int?
     public var socket: SocketKind = .auto
+    /// Ask the kernel for transmit timestamps (else the send time is read in user space
+    /// just before the send, as iputils ping does).
+    public var transmitTimestamps = true
     /// Keep the send-schedule error of every probe (benchmarks).
     public var recordScheduleErrors = false
     /// A named network namespace (`ip netns`) to measure from: the thread running the
@@ -93,7 +96,7 @@ public enum PingEngine {
         }
         let wanted = UInt16.random(in: 1...UInt16.max)
         let socket = try ICMPSocket(family: plan.family, kind: plan.socket, source: plan.source, ttl: plan.ttl,
-                                    tos: plan.tos, identifier: wanted)
+                                    tos: plan.tos, identifier: wanted, transmitTimestamps: plan.transmitTimestamps)
         logger?.debug("ICMP socket open", metadata: [
             "ping.socket": "\(socket.kind.name)", "ping.identifier": "\(socket.identifier)",
             "ping.rx-timestamps": "\(socket.receiveTimestamps ? "kernel" : "user")",
