@@ -125,6 +125,22 @@ struct LoopbackPingTests {
         #expect(multi.values.value("destination.ip4", row: 8) == .address(addr("127.0.1.1")))
         #expect((0..<9).allSatisfy { multi.values.value("delay.twoway.icmp.count", row: $0) == .natural(2) })
     }
+
+    @Test func aJobThatCannotMeasureSaysWhy() async throws {
+        // A service configured with an address this host does not have: the job fails with
+        // a 500 exception naming the problem, not an empty result.
+        let scheduler = Scheduler(services: [PingService(form: .average, source: addr("192.0.2.77"))])
+        let runner = Task { await scheduler.run() }
+        defer { scheduler.shutdown(); runner.cancel() }
+        let cap = scheduler.capabilities[0]
+        var spec = Specification(capability: cap, when: try When(parsing: "now + 1s / 1s"))
+        try spec.statement.setParameterValue("destination.ip4", .address(addr("127.0.0.1")))
+        guard case .receipt = scheduler.submit(spec) else { Issue.record("refused"); return }
+        let answer = await scheduler.waitForResult(token: spec.token, timeout: .seconds(10))
+        guard case .exception(let e) = answer else { Issue.record("not an exception: \(answer)"); return }
+        #expect(e.status == 500)
+        #expect(e.message.contains("192.0.2.77 is not configured on this host"), "\(e.message)")
+    }
 }
 
 /// Two network namespaces made by the test: a prober and a router with an unreachable

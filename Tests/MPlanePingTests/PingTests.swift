@@ -1,5 +1,5 @@
 import MPlane
-import MPlanePing
+@testable import MPlanePing
 import MPlaneScheduler
 import MPlaneTestSupport
 import Testing
@@ -356,6 +356,24 @@ struct PingCapabilityTests {
             #expect(e.status == 400, "\(value)")
             #expect(e.message.contains(words), "\(e.message)")
         }
+    }
+
+    @Test func zeroRepliesGiveCountZeroAndMissingDelays() throws {
+        // The RI crashes here (min() of no samples); we report the count and leave delays out.
+        let cap = PingService(form: .statistics, source: loop4).capability
+        var table = ResultTable(columns: cap.statement.resultColumns)
+        var stats = TargetStatistics()
+        stats.sent = 3
+        stats.lost = 3
+        let report = PingReport(statistics: [stats], socket: .raw, identifier: 1, sourceCounts: [0, 0, 0], foreign: 0,
+                                stray: 0, sendErrors: [:], scheduleErrors: [], sent: 3)
+        try PingService.writeStatistics(report, targets: [loop4], into: &table)
+        #expect(table.rowCount == 1)
+        #expect(table.value("delay.twoway.icmp.count", row: 0) == .natural(0))
+        #expect(table.value("packets.lost", row: 0) == .natural(3))
+        #expect(table.value("delay.twoway.icmp.us.min", row: 0) == nil)
+        #expect(table.value("delay.twoway.icmp.us.50pct", row: 0) == nil)
+        #expect(report.dominantSource == .user)
     }
 
     @Test func targetSetsExpand() throws {
