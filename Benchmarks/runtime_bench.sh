@@ -58,3 +58,28 @@ sleep 0.5
 echo "== ours: GET during a running 3 s specification, wrk -t1 -c4 -d2s"
 wrk -t1 -c4 -d2s --latency "http://127.0.0.1:$PORT_OURS/capability/$TOKEN" | grep -E "Requests/sec|50%|99%"
 wait $hold_pid 2>/dev/null || true
+
+# Component-initiated: queue -> result, with and without callback control, against the
+# same minimal supervisor (Benchmarks/ci_bench.py).
+cat > "$tmp/ours-ci.conf" <<CONF
+[component]
+workflow = component-initiated
+client_host = 127.0.0.1
+client_port = {port}
+[module_loopback]
+module = mplane.components.loopback
+CONF
+cat > "$tmp/ri-ci.conf" <<CONF
+[component]
+workflow = component-initiated
+client_host = 127.0.0.1
+client_port = {port}
+registration_path = register/capability
+specification_path = show/specification
+result_path = register/result
+registry_preload = $PWD/Tests/Interop/loopback-registry.json
+[module_loopback]
+module = mplane.components.loopback
+CONF
+python3 Benchmarks/ci_bench.py ours 10 4 -- "$OURS" --config "$tmp/ours-ci.conf" --log-level error
+(cd "$tmp" && python3 "$here/Benchmarks/ci_bench.py" ri 10 4 -- "$here/$PY" "$here/$RI_MPCOM" --config "$tmp/ri-ci.conf")
