@@ -67,7 +67,7 @@ bench: deps ri
 # mpcom against the RI's mpcom on loopback (idle RSS, requests/s, latencies); needs wrk.
 bench-runtime: deps ri release
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
-	bash Benchmarks/runtime_bench.sh
+	bash Benchmarks/runtime_bench.sh | tee .build/bench-runtime.txt
 
 # The ping engine beside iputils ping and fping on loopback (needs root); see BENCHMARKS.md.
 bench-ping: deps

@@ -4,12 +4,13 @@
 # with callback control (every poll is answered with a callback 0.2 s ahead) and without
 # (the component's own poll interval, 5 s for both). Run through `make bench-runtime`.
 #
-# Usage: ci_bench.py NAME ROUNDS_WITH_CALLBACKS ROUNDS_WITHOUT -- COMPONENT_COMMAND... (the
+# Usage: ci_bench.py NAME ROUNDS_NOW_CALLBACKS ROUNDS_AT_CALLBACKS ROUNDS_NOW_PLAIN -- COMMAND... (the
 # command gets the supervisor's port for {port} in its arguments and in the .conf files it
 # names, which are copied, not changed).
 import datetime
 import http.server
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -72,7 +73,8 @@ class Supervisor:
 
 
 def main(argv):
-    name, with_cb, without_cb = argv[1], int(argv[2]), int(argv[3])
+    name, now_cb, at_cb, now_plain = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    verbose = bool(os.environ.get("CI_BENCH_VERBOSE"))
     command = argv[argv.index("--") + 1:]
     sup = Supervisor()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), sup.handler())
@@ -94,8 +96,8 @@ def main(argv):
         # that start 1 s after they are queued ("at") are what the RI can deliver: its
         # component-initiated mode loses the result of a job that ends before its scheduler
         # has filed it (KeyError in return_results), which an immediate loopback job always does.
-        for mode, start, rounds in (("with callback control", "now", with_cb), ("with callback control", "at", with_cb),
-                                    ("without callbacks", "now", without_cb)):
+        for mode, start, rounds in (("with callback control", "now", now_cb), ("with callback control", "at", at_cb),
+                                    ("without callbacks", "now", now_plain)):
             if rounds == 0:
                 continue
             sup.callbacks = mode.startswith("with ")
@@ -123,7 +125,8 @@ def main(argv):
                     time.sleep(0.005)
                 else:
                     took.append(float("nan"))
-                print("   %s %s %s round %d: %.0f ms" % (name, mode, start, i, 1000 * took[-1]), file=sys.stderr, flush=True)
+                if verbose:
+                    print("   %s %s %s round %d: %.0f ms" % (name, mode, start, i, 1000 * took[-1]), file=sys.stderr)
                 # Queue the next one at a random point of the poll cycle.
                 time.sleep(random.uniform(0.3, 0.7) if sup.callbacks else random.uniform(1, 4))
             ok = [t for t in took if t == t]

@@ -81,5 +81,5 @@ registry_preload = $PWD/Tests/Interop/loopback-registry.json
 [module_loopback]
 module = mplane.components.loopback
 CONF
-python3 Benchmarks/ci_bench.py ours 10 4 -- "$OURS" --config "$tmp/ours-ci.conf" --log-level error
-(cd "$tmp" && python3 "$here/Benchmarks/ci_bench.py" ri 10 4 -- "$here/$PY" "$here/$RI_MPCOM" --config "$tmp/ri-ci.conf")
+python3 Benchmarks/ci_bench.py ours 10 10 4 -- "$OURS" --config "$tmp/ours-ci.conf" --log-level error
+(cd "$tmp" && python3 "$here/Benchmarks/ci_bench.py" ri 3 10 3 -- "$here/$PY" "$here/$RI_MPCOM" --config "$tmp/ri-ci.conf")
