@@ -16,6 +16,7 @@ let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 
 // MARK: - Targets
 
@@ -45,7 +46,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "mpcom",
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", argumentParserProduct,
-                       lifecycle, logging]
+                       lifecycle, unixSignals, logging]
     ),
     // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
     .target(

@@ -98,6 +98,8 @@ public final class ComponentInitiatedAgent: Sendable {
     private let links = Mutex<[String: HTTPURL]>([:])
     private let nextPoll = Mutex<Timestamp?>(nil)
     private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
+    /// Set when the capabilities changed: register them again before the next poll.
+    private let capabilitiesChanged = Atomic<Bool>(false)
 
     public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
                 queue: (any OutgoingQueue)? = nil, logger: Logger = Logger(label: "mplane.agent")) {
@@ -130,9 +132,15 @@ public final class ComponentInitiatedAgent: Sendable {
 
     public func run() async throws {
         let observer = scheduler.addObserver { [self] event in
-            if case .finished(let token, let message) = event {
+            switch event {
+            case .finished(let token, let message):
                 let url = links.withLock { $0.removeValue(forKey: token) } ?? resultURL
                 queue.push(Outgoing(message: message, url: url))
+            case .servicesChanged:
+                // Registered again before the next poll.
+                capabilitiesChanged.store(true, ordering: .releasing)
+            case .repetition:
+                break
             }
         }
         defer { scheduler.removeObserver(observer) }
@@ -149,6 +157,10 @@ public final class ComponentInitiatedAgent: Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
+                if capabilitiesChanged.exchange(false, ordering: .acquiringAndReleasing) {
+                    logger.info("capabilities changed: registering them again")
+                    registered = false
+                }
                 if !registered {
                     try await register()
                     registered = true

@@ -75,6 +75,7 @@ public struct ComponentConfiguration: Sendable {
 
     public struct Error: Swift.Error, CustomStringConvertible {
         public let message: String
+        public init(message: String) { self.message = message }
         public var description: String { message }
     }
 
@@ -146,5 +147,66 @@ public struct ComponentConfiguration: Sendable {
             }
         }
         return out
+    }
+}
+
+extension ComponentConfiguration {
+    /// What in `[component]` only a restart can change (addresses, ports, workflow, paths),
+    /// as text to compare.
+    var restartSettings: String {
+        "\(workflow.rawValue) \(listenAddress):\(listenPort) \(capabilityLink ?? "") \(clientHost ?? ""):\(clientPort) "
+            + "\(registrationPath) \(specificationPath) \(resultPath) \(maxBodyBytes) \(idleTimeout) \(replyWait) "
+            + "\(pollInterval) \(backoffMax) \(resultQueueLimit) \(scheduler.retention) \(scheduler.maxRepeatedResults)"
+    }
+}
+
+/// Applies a changed configuration to a running component (SIGHUP): the services of the
+/// `[module_*]` sections are rebuilt and swapped in; changes to `[component]` settings are
+/// reported and wait for a restart. An invalid configuration changes nothing.
+public struct ConfigurationReloader: Sendable {
+    public let scheduler: Scheduler
+    public let running: ComponentConfiguration
+    public let factories: ServiceFactoryRegistry
+    let logger: Logger
+    /// Loads a registry file (`registry_preload`); the tools pass their file reader.
+    let loadRegistry: @Sendable (String) throws -> Void
+
+    public init(scheduler: Scheduler, running: ComponentConfiguration, factories: ServiceFactoryRegistry,
+                logger: Logger = Logger(label: "mplane.reload"), loadRegistry: @escaping @Sendable (String) throws -> Void) {
+        self.scheduler = scheduler
+        self.running = running
+        self.factories = factories
+        self.logger = logger
+        self.loadRegistry = loadRegistry
+    }
+
+    /// What a reload did.
+    public struct Outcome: Sendable {
+        /// The capability labels now served.
+        public var labels: [String]
+        /// True if `[component]` settings differ from the running ones (they need a restart).
+        public var restartNeeded: Bool
+    }
+
+    /// Reloads from configuration text (with `adjust` applied, as the command line's
+    /// overrides were at start).
+    @discardableResult
+    public func reload(text: String, adjust: (inout ComponentConfiguration) -> Void = { _ in }) throws(ComponentConfiguration.Error)
+        -> Outcome
+    {
+        var next = try ComponentConfiguration(ini: text)
+        adjust(&next)
+        for path in next.registryPreload where !running.registryPreload.contains(path) {
+            do { try loadRegistry(path) } catch {
+                throw ComponentConfiguration.Error(message: "configuration: registry_preload \(path): \(error)")
+            }
+        }
+        let services = try next.makeServices(factories, logger: logger)
+        let restart = next.restartSettings != running.restartSettings
+        if restart {
+            logger.notice("[component] settings changed: they take effect at the next restart")
+        }
+        scheduler.replaceServices(services)
+        return Outcome(labels: services.compactMap(\.capability.statement.label), restartNeeded: restart)
     }
 }

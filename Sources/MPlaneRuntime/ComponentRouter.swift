@@ -35,11 +35,12 @@ public struct ComponentRouter: Sendable {
     public static let mplaneType = "application/x-mplane+json"
 
     public let scheduler: Scheduler
-    private let served: [Capability]
+    private let cache: CapabilityCache
     private let link: LinkBox
 
     /// The capabilities as served: with their `link` and an explicit token.
     public var capabilities: [Capability] {
+        let served = cache.capabilities(of: scheduler)
         guard let l = link.value else { return served }
         return served.map { c in
             var c = c
@@ -60,11 +61,7 @@ public struct ComponentRouter: Sendable {
         self.replyWait = replyWait
         self.decoder = decoder
         self.link = LinkBox(link)
-        served = scheduler.capabilities.map { c in
-            var c = c
-            c.statement.token = c.token
-            return c
-        }
+        cache = CapabilityCache()
     }
 
     public func handle(_ request: HTTPRequestData) async -> HTTPReply {
@@ -170,4 +167,22 @@ final class LinkBox: Sendable {
     init(_ v: String?) { state = Mutex(v) }
     var value: String? { state.withLock { $0 } }
     func setIfUnset(_ v: String) { state.withLock { if $0 == nil { $0 = v } } }
+}
+
+/// The scheduler's capabilities with their tokens computed, recomputed only when the
+/// services change (a reload): tokens are md5 sums, too dear for every request.
+final class CapabilityCache: Sendable {
+    private let state = Mutex<(generation: Int, capabilities: [Capability])?>(nil)
+
+    func capabilities(of scheduler: Scheduler) -> [Capability] {
+        let generation = scheduler.servicesGeneration
+        if let s = state.withLock({ $0 }), s.generation == generation { return s.capabilities }
+        let fresh = scheduler.capabilities.map { c in
+            var c = c
+            c.statement.token = c.token
+            return c
+        }
+        state.withLock { $0 = (generation, fresh) }
+        return fresh
+    }
 }

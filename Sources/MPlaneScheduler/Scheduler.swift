@@ -27,6 +27,8 @@ public enum JobEvent: Sendable {
     case finished(token: String, message: Message)
     /// One repetition of a repeated specification finished.
     case repetition(token: String, result: Result)
+    /// The services (and so the capabilities) were replaced (a configuration reload).
+    case servicesChanged
 }
 
 /// Binds capabilities to services and runs specifications as jobs.
@@ -36,7 +38,8 @@ public enum JobEvent: Sendable {
 /// ``run()`` task group. Redemptions answer with the result once there is one, repeatedly,
 /// until retention expires.
 public final class Scheduler: Sendable {
-    public let services: [any MeasurementService]
+    private let serviceList: Mutex<[any MeasurementService]>
+    private let serviceGeneration = Atomic<Int>(0)
     public let clock: any ProbeClock
     public let configuration: SchedulerConfiguration
     let logger: Logger
@@ -49,15 +52,33 @@ public final class Scheduler: Sendable {
     public init(services: [any MeasurementService], clock: any ProbeClock = SystemClock(),
                 configuration: SchedulerConfiguration = SchedulerConfiguration(),
                 logger: Logger = Logger(label: "mplane.scheduler")) {
-        self.services = services
+        self.serviceList = Mutex(services)
         self.clock = clock
         self.configuration = configuration
         self.logger = logger
         (queue, enqueue) = AsyncStream.makeStream(of: Job.self)
     }
 
+    /// The services specifications are matched against, in order.
+    public var services: [any MeasurementService] { serviceList.withLock { $0 } }
+
+    /// Counts service replacements, so callers can cache what they derive from capabilities.
+    public var servicesGeneration: Int { serviceGeneration.load(ordering: .acquiring) }
+
     /// The capabilities of every service, in service order.
     public var capabilities: [Capability] { services.map(\.capability) }
+
+    /// Replaces the services (a configuration reload). New specifications are matched
+    /// against the new ones; running jobs finish with the service they started with, and
+    /// results already made stay redeemable.
+    public func replaceServices(_ new: [any MeasurementService]) {
+        serviceList.withLock { $0 = new }
+        serviceGeneration.add(1, ordering: .releasing)
+        logger.info("services replaced", metadata: [
+            "mplane.capabilities": "\(new.compactMap(\.capability.statement.label).joined(separator: ","))",
+        ])
+        notify(.servicesChanged)
+    }
 
     // MARK: Running
 

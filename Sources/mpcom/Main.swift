@@ -6,6 +6,7 @@ import MPlanePing
 import MPlaneRuntime
 import MPlaneScheduler
 import ServiceLifecycle
+import UnixSignals
 
 @main
 struct MPCom: AsyncParsableCommand {
@@ -15,7 +16,8 @@ struct MPCom: AsyncParsableCommand {
         discussion: """
         Without --config, runs the embedded default configuration (print it with --print-config): \
         a client-initiated component on 127.0.0.1:1228 with ping from 127.0.0.1 and ::1 (where ICMP sockets may be opened) and the built-in test services. \
-        SIGTERM or SIGINT stop it gracefully: no new requests, running jobs interrupted, results kept.
+        SIGTERM or SIGINT stop it gracefully: no new requests, running jobs interrupted, results kept. \
+        SIGHUP re-reads the configuration and replaces the services (changes to [component] need a restart).
         """
     )
 
@@ -67,7 +69,22 @@ struct MPCom: AsyncParsableCommand {
                                   logger: Logger(label: "mplane.scheduler"))
         let router = ComponentRouter(scheduler: scheduler, link: configuration.capabilityLink,
                                      replyWait: configuration.replyWait)
-        var group: [any Service] = [SchedulerService(scheduler: scheduler)]
+        let reloader = ConfigurationReloader(scheduler: scheduler, running: configuration, factories: .probe) { path in
+            try RegistryStore.shared.register(json: try readAll(path))
+        }
+        let override = port
+        let reload = ReloadService(logger: logger) { [config] in
+            let text: String
+            if let config {
+                do { text = String(decoding: try readAll(config), as: UTF8.self) } catch {
+                    throw ComponentConfiguration.Error(message: "cannot read configuration \(config): \(error)")
+                }
+            } else {
+                text = ComponentConfiguration.embeddedDefault
+            }
+            return try reloader.reload(text: text) { c in if let override { c.listenPort = override } }
+        }
+        var group: [any Service] = [SchedulerService(scheduler: scheduler), reload]
         switch configuration.workflow {
         case .clientInitiated:
             let server = HTTPComponentServer(router: router, host: configuration.listenAddress, port: configuration.listenPort,
@@ -98,6 +115,25 @@ struct SchedulerService: Service {
             await scheduler.run()
         } onGracefulShutdown: {
             scheduler.shutdown()
+        }
+    }
+}
+
+/// Reloads the services on SIGHUP; a configuration that does not load changes nothing.
+struct ReloadService: Service {
+    let logger: Logger
+    let reload: @Sendable () throws -> ConfigurationReloader.Outcome
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                do {
+                    let outcome = try reload()
+                    logger.info("reloaded", metadata: ["mpcom.capabilities": "\(outcome.labels.joined(separator: ","))"])
+                } catch {
+                    logger.error("reload refused, still running the previous services", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

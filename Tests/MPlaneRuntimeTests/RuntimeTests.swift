@@ -421,3 +421,119 @@ struct ComponentInitiatedTests {
 
 /// True where this process may open ICMP sockets from loopback (CI runs as root).
 let canPing = PingService.availability(source: IPAddress("127.0.0.1")!, kind: .auto) == nil
+
+@Suite("Configuration reload (SIGHUP)", .timeLimit(.minutes(1)))
+struct ReloadTests {
+    static let loopbackOnly = "[component]\nlisten-port = 1228\n[module_loopback]\nmodule = mplane.components.loopback\n"
+    static let withCounter = loopbackOnly + "[module_counter]\nmodule = counter\n"
+
+    func reloader(_ scheduler: Scheduler) throws -> ConfigurationReloader {
+        ConfigurationReloader(scheduler: scheduler, running: try ComponentConfiguration(ini: Self.loopbackOnly),
+                              factories: .builtIn) { _ in }
+    }
+
+    @Test("services are swapped; a bad configuration changes nothing; [component] changes wait for a restart")
+    func swap() throws {
+        let scheduler = Scheduler(services: [LoopbackService()])
+        let r = try reloader(scheduler)
+        let outcome = try r.reload(text: Self.withCounter)
+        #expect(outcome.labels == ["test-loopback", "test-counter"] && !outcome.restartNeeded)
+        #expect(scheduler.capabilities.compactMap(\.statement.label) == ["test-loopback", "test-counter"])
+        #expect(throws: ComponentConfiguration.Error.self) { try r.reload(text: "[component]\n[module_x]\nmodule = nonesuch\n") }
+        #expect(scheduler.capabilities.count == 2)
+        let moved = try r.reload(text: Self.loopbackOnly.replacingOccurrences("1228", "1229"))
+        #expect(moved.restartNeeded && moved.labels == ["test-loopback"])
+        // The command line's overrides apply to the reloaded file as they did at start.
+        let kept = try r.reload(text: Self.loopbackOnly.replacingOccurrences("1228", "1229")) { $0.listenPort = 1228 }
+        #expect(!kept.restartNeeded)
+    }
+
+    @Test("the component-initiated agent registers the new capabilities")
+    func reregisters() async throws {
+        let registrations = Mutex<[String]>([])
+        let clock = SystemClock()
+        let supervisor = HTTPComponentServer(host: "127.0.0.1", port: 0) { request in
+            let mplane = ComponentRouter.mplaneType
+            switch (request.method, request.path) {
+            case ("POST", "/register/capability"):
+                registrations.withLock { $0.append(String(decoding: request.body, as: UTF8.self)) }
+                return HTTPReply(status: 200, contentType: mplane, body: Array("{}".utf8))
+            case ("GET", "/show/specification"):
+                let cb = Specification(capability: Capability(verb: .callback, label: "callback", when: .nowToFuture),
+                                       when: When(start: .at(clock.now().adding(microseconds: 100_000))))
+                return HTTPReply(status: 200, contentType: mplane,
+                                 body: MessageEncoder().encode(.envelope(Envelope(contents: [.specification(cb)]))))
+            default:
+                return HTTPReply(status: 404, contentType: "text/plain", body: [])
+            }
+        }
+        let scheduler = Scheduler(services: [LoopbackService()])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await supervisor.run() }
+            let port = await supervisor.boundPort()
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .seconds(60)))
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            for _ in 0..<50 where registrations.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(50)) }
+            try reloader(scheduler).reload(text: Self.withCounter)
+            for _ in 0..<50 where registrations.withLock({ $0.count < 2 }) { try await Task.sleep(for: .milliseconds(50)) }
+            group.cancelAll()
+            scheduler.shutdown()
+            try? await group.waitForAll()
+        }
+        let bodies = registrations.withLock { $0 }
+        #expect(bodies.count == 2, "\(bodies.count) registrations")
+        #expect(bodies.first.map { !$0.contains("test-counter") } == true)
+        #expect(bodies.last.map { $0.contains("test-counter") && $0.contains("test-loopback") } == true)
+    }
+
+    @Test("mpcom reloads its configuration file on SIGHUP and keeps serving")
+    func sighup() async throws {
+        let dir = "/tmp/mplane-reload-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(dir, 0o700)
+        defer { _ = run(["rm", "-rf", dir]) }
+        let conf = dir + "/mpcom.conf"
+        #expect(writeFile(conf, Array(Self.loopbackOnly.utf8)))
+        let port = freePort()
+        let mpcom = repoRoot + "/.build/debug/mpcom"
+        let started = run(["/bin/sh", "-c", "'\(mpcom)' --config '\(conf)' --port \(port) --log-level error > '\(dir)/log' 2>&1 & echo $!"])
+        let pid = pid_t(String(decoding: started.stdout, as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+        try #require(pid > 0)
+        defer { kill(pid, SIGKILL) }
+        let url = HTTPURL(host: "127.0.0.1", port: port, path: "/capability")
+        func labels() async -> [String] {
+            guard let reply = try? await SimpleHTTPClient.request("GET", url),
+                  case .envelope(let env)? = try? MessageDecoder().decode(reply.body) else { return [] }
+            return env.contents.compactMap { if case .capability(let c) = $0 { return c.statement.label } else { return nil } }
+        }
+        var seen: [String] = []
+        for _ in 0..<100 {
+            seen = await labels()
+            if !seen.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(seen == ["test-loopback"])
+        // A broken file: refused, the component goes on with what it had.
+        #expect(writeFile(conf, Array("[component]\nworkflow = sideways\n".utf8)))
+        kill(pid, SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await labels() == ["test-loopback"])
+        #expect(writeFile(conf, Array(Self.withCounter.utf8)))
+        kill(pid, SIGHUP)
+        for _ in 0..<50 {
+            seen = await labels()
+            if seen.count == 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(seen == ["test-loopback", "test-counter"])
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<50 where kill(pid, 0) == 0 {
+            _ = waitpid(pid, &status, WNOHANG)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(kill(pid, 0) != 0, "mpcom stopped on SIGTERM")
+        let log = String(decoding: readFile(dir + "/log") ?? [], as: UTF8.self)
+        #expect(log.contains("reload refused") && log.contains("workflow = sideways"), "\(log)")
+    }
+}

@@ -223,6 +223,7 @@ struct RepeatedTests {
                 switch e {
                 case .repetition(_, let r): events.withLock { $0.append("rep \(r.values.rowCount)") }
                 case .finished: events.withLock { $0.append("done") }
+                case .servicesChanged: break
                 }
             }
             let s = try spec(counter, when: "repeat now + 1m / 10s { now + 3s / 1s }")
