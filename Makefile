@@ -12,7 +12,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -gnone
 VENV := .venv-ri
 RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables
+APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev
 
 .PHONY: run test deps ri build release linkage bench bench-runtime bench-ping fuzz clean
 

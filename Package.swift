@@ -35,12 +35,22 @@ var targets: [Target] = [
     // The component runtime: HTTP server, configuration, component-initiated agent.
     .target(
         name: "MPlaneRuntime",
-        dependencies: ["MPlane", "MPlaneScheduler", nioCore, nioPosix, nioHTTP1, logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneCapture", nioCore, nioPosix, nioHTTP1, logging]
+    ),
+    // What the measurement services share: their threads, reading their settings.
+    .target(
+        name: "MPlaneProbe",
+        dependencies: ["MPlaneScheduler", "CSupport"]
     ),
     // Active measurement: ICMP echo over datagram or raw sockets with kernel timestamps.
     .target(
         name: "MPlanePing",
-        dependencies: ["MPlane", "MPlaneScheduler", "CSupport", logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "CSupport", logging]
+    ),
+    // Passive measurement: packet and octet counts per period with libpcap.
+    .target(
+        name: "MPlaneCapture",
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "CSupport", logging]
     ),
     // `mpcom`: the component an operator runs on a probe.
     .executableTarget(
@@ -48,10 +58,11 @@ var targets: [Target] = [
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", argumentParserProduct,
                        lifecycle, unixSignals, logging]
     ),
-    // The C shim: socket, cmsg and (later) libpcap helpers for the measurement services.
+    // The C shim: ICMP sockets, cmsg, threads, namespaces and libpcap (Debian: libpcap-dev).
     .target(
         name: "CSupport",
-        path: "CSupport"
+        path: "CSupport",
+        linkerSettings: [.linkedLibrary("pcap")]
     ),
     // Small blocking file helpers for the tools (the model does no I/O).
     .target(
@@ -98,8 +109,13 @@ targets += [
         dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneTestSupport"]
     ),
     .testTarget(
+        name: "MPlaneCaptureTests",
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneCapture", "MPlaneTestSupport"]
+    ),
+    .testTarget(
         name: "MPlaneRuntimeTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", "MPlaneTestSupport", "mpcom"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneCapture", "MPlaneIO", "MPlaneTestSupport",
+                       "mpcom"]
     ),
 ]
 

@@ -88,6 +88,44 @@ int csupport_set_timerslack_ns(unsigned long ns);
 /// Sleeps until the monotonic time `monotonic_ns`.
 int csupport_sleep_until_ns(int64_t monotonic_ns);
 
+// MARK: Passive capture (capture.c, libpcap).
+
+/// Counters of one measurement period.
+struct csupport_counts {
+    uint64_t frames;                     ///< frames seen (after the filter)
+    uint64_t ip_packets, ip_octets;      ///< IPv4 and IPv6 packets, octets at layer 3 (IP total length)
+    uint64_t tcp_packets, tcp_octets;    ///< TCP segments, octets at layer 4
+    uint64_t udp_packets, udp_octets;    ///< UDP datagrams, octets at layer 4
+    uint64_t other_packets;              ///< frames that are not IP (ARP, ...) or too short to read
+};
+
+/// Counts one frame of pcap link type `linktype` with `caplen` captured bytes.
+void csupport_count_frame(int linktype, const uint8_t *_Nonnull data, uint32_t caplen,
+                          struct csupport_counts *_Nonnull counts);
+
+struct csupport_capture;
+/// Opens `device` for capture (immediate, non-blocking, not promiscuous). NULL on failure,
+/// with the reason in `errbuf` (256 bytes) and the pcap status (e.g. PCAP_ERROR_PERM_DENIED).
+struct csupport_capture *_Nullable csupport_capture_open(const char *_Nonnull device, int snaplen, int buffer_bytes,
+                                                          char *_Nonnull errbuf, int *_Nonnull status);
+/// Installs a BPF filter (pcap-filter(7)); -1 with the reason in `errbuf`.
+int csupport_capture_filter(struct csupport_capture *_Nonnull cap, const char *_Nonnull expression,
+                            char *_Nonnull errbuf);
+/// Compiles a filter without a device, to check it; -1 with the reason in `errbuf`.
+int csupport_capture_check_filter(const char *_Nonnull expression, char *_Nonnull errbuf);
+/// A descriptor to poll for readability.
+int csupport_capture_fd(struct csupport_capture *_Nonnull cap);
+int csupport_capture_linktype(struct csupport_capture *_Nonnull cap);
+/// Counts every frame waiting into `counts`; the number of frames, or -1 (`errbuf`).
+int csupport_capture_dispatch(struct csupport_capture *_Nonnull cap, struct csupport_counts *_Nonnull counts,
+                              char *_Nonnull errbuf);
+/// Frames the kernel received and dropped for this handle so far.
+int csupport_capture_stats(struct csupport_capture *_Nonnull cap, uint64_t *_Nonnull received,
+                           uint64_t *_Nonnull dropped);
+void csupport_capture_close(struct csupport_capture *_Nullable cap);
+/// libpcap's version string.
+const char *_Nonnull csupport_pcap_version(void);
+
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME).
 int csupport_enter_netns(const char *_Nonnull path);
 

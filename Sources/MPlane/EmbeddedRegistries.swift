@@ -666,6 +666,11 @@ enum EmbeddedRegistries {
       "name": "icmp.targets.max",
       "prim": "natural",
       "desc": "The most destinations one specification may name"
+    },
+    {
+      "name": "capture.filter",
+      "prim": "string",
+      "desc": "A BPF filter expression (pcap-filter(7)) selecting the packets a capture counts; empty for all (default)"
     }
   ]
 }

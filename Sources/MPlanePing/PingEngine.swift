@@ -1,6 +1,7 @@
 public import MPlane
 public import Logging
 import CSupport
+import MPlaneProbe
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -243,33 +244,3 @@ public enum PingEngine {
     }
 }
 
-/// A dedicated OS thread for a blocking loop, awaited from async code.
-public enum ProbeThread {
-    final class Work: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-
-    /// Runs `body` on a new thread named `name` (15 characters at most show) and returns
-    /// its value.
-    public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            let work = Work {
-                csupport_thread_name(String(name.prefix(15)))
-                continuation.resume(returning: body())
-            }
-            let box = Unmanaged.passRetained(work)
-            var tid = pthread_t()
-            let r = pthread_create(&tid, nil, { arg in
-                Unmanaged<Work>.fromOpaque(arg!).takeRetainedValue().body()
-                return nil
-            }, box.toOpaque())
-            guard r == 0 else {
-                // No thread to be had: run here rather than lose the work.
-                box.takeRetainedValue().body()
-                return
-            }
-            pthread_detach(tid)
-        }
-    }
-}

@@ -1,5 +1,6 @@
 public import MPlane
 public import MPlaneScheduler
+import MPlaneProbe
 
 /// The ping measurement: one service per capability. The RI's four capabilities
 /// (`ping-average-ip4/6`, `ping-detail-ip4/6`) come unchanged; the extended ones
@@ -307,14 +308,8 @@ extension PingService {
     /// `if-permitted` (yes: leave ping out with a warning when no ICMP socket can be
     /// opened, instead of refusing to start).
     public static func register(in registry: inout ServiceFactoryRegistry) {
-        registry.register("ping") { settings, logger in
-            func flag(_ key: String) throws -> Bool {
-                switch settings[key]?.lowercased() {
-                case nil, "no", "false", "0", "off": return false
-                case "yes", "true", "1", "on": return true
-                case let v?: throw ServiceConfigurationError(message: "\(key) = \(v): use yes or no")
-                }
-            }
+        registry.register("ping") { values, logger in
+            let settings = SectionSettings(values)
             var s = Settings()
             if let v = settings["socket"] {
                 guard let k = SocketKind(rawValue: v) else {
@@ -322,20 +317,10 @@ extension PingService {
                 }
                 s.socket = k
             }
-            if let v = settings["max-targets"] {
-                guard let n = Int(v), n >= 1, n <= 65_536 else {
-                    throw ServiceConfigurationError(message: "max-targets = \(v): use a number in 1...65536")
-                }
-                s.maximumTargets = n
-            }
-            if let v = settings["minimum-period"] {
-                guard let n = Int64(v), n >= 1, n <= 86_400 else {
-                    throw ServiceConfigurationError(message: "minimum-period = \(v): use a number of seconds in 1...86400")
-                }
-                s.minimumPeriod = n
-            }
-            let forms: [Form] = try flag("extended") ? Form.allCases : [.average, .detail]
-            let optional = try flag("if-permitted")
+            s.maximumTargets = try settings.integer("max-targets", in: 1...65_536, absent: s.maximumTargets)
+            s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: Int(s.minimumPeriod)))
+            let forms: [Form] = try settings.flag("extended") ? Form.allCases : [.average, .detail]
+            let optional = try settings.flag("if-permitted")
             var sources: [IPAddress] = []
             for key in ["ip4addr", "ip6addr"] {
                 guard let v = settings[key] else { continue }
@@ -358,14 +343,5 @@ extension PingService {
             }
             return out
         }
-    }
-}
-
-extension ServiceFactoryRegistry {
-    /// Every service kind the probe has: the built-in test services and ping.
-    public static var probe: ServiceFactoryRegistry {
-        var r = ServiceFactoryRegistry.builtIn
-        PingService.register(in: &r)
-        return r
     }
 }

@@ -43,8 +43,8 @@ public struct ComponentConfiguration: Sendable {
     public init() {}
 
     /// The configuration `mpcom` runs with when given no file: a client-initiated component
-    /// on 127.0.0.1:1228 with ping from the loopback addresses (where this process may open
-    /// ICMP sockets) and the test services.
+    /// on 127.0.0.1:1228 with ping from the loopback addresses and capture on `lo` (where
+    /// this process may open ICMP sockets and capture), and the test services.
     public static let embeddedDefault = """
     [component]
     workflow = client-initiated
@@ -56,6 +56,11 @@ public struct ComponentConfiguration: Sendable {
     ip4addr = 127.0.0.1
     ip6addr = ::1
     extended = yes
+    if-permitted = yes
+
+    [module_capture]
+    module = capture
+    interface = lo
     if-permitted = yes
 
     [module_loopback]

@@ -2,7 +2,6 @@ import ArgumentParser
 import Logging
 import MPlane
 import MPlaneIO
-import MPlanePing
 import MPlaneRuntime
 import MPlaneScheduler
 import ServiceLifecycle
@@ -15,7 +14,7 @@ struct MPCom: AsyncParsableCommand {
         abstract: "The mPlane component: serves capabilities and runs measurements.",
         discussion: """
         Without --config, runs the embedded default configuration (print it with --print-config): \
-        a client-initiated component on 127.0.0.1:1228 with ping from 127.0.0.1 and ::1 (where ICMP sockets may be opened) and the built-in test services. \
+        a client-initiated component on 127.0.0.1:1228 with ping from 127.0.0.1 and ::1 and capture on lo (where permitted) and the built-in test services. \
         SIGTERM or SIGINT stop it gracefully: no new requests, running jobs interrupted, results kept. \
         SIGHUP re-reads the configuration and replaces the services (changes to [component] need a restart).
         """

@@ -376,6 +376,16 @@ struct PingCapabilityTests {
         #expect(report.dominantSource == .user)
     }
 
+    @Test func shippedRegistryFileIsTheEmbeddedOne() throws {
+        let bytes = try #require(readFile(repoRoot + "/deploy/registry/probe-registry.json"))
+        let store = RegistryStore()
+        let shipped = try store.register(json: bytes)
+        let embedded = try RegistryStore.shared.registry(for: RegistryStore.probeURI)
+        #expect(shipped.uri == embedded.uri)
+        #expect(shipped.elements.map { "\($0.name) \($0.primitive) \($0.summary ?? "")" }
+            == embedded.elements.map { "\($0.name) \($0.primitive) \($0.summary ?? "")" })
+    }
+
     @Test func targetSetsExpand() throws {
         let t = try PingService.parseTargets("127.0.0.0/30, 127.0.0.1,127.0.1.9", family: .v4, limit: 16).get()
         #expect(t.map(\.description) == ["127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.9"])

@@ -5,6 +5,7 @@ import Synchronization
 @testable import MPlaneRuntime
 import MPlaneIO
 import MPlanePing
+import MPlaneCapture
 import MPlaneTestSupport
 #if canImport(Glibc)
 import Glibc
@@ -62,7 +63,7 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("the embedded default runs ping (where permitted) and the test services on loopback")
+    @Test("the embedded default runs ping and capture (where permitted) and the test services on loopback")
     func embedded() throws {
         let c = try ComponentConfiguration(ini: ComponentConfiguration.embeddedDefault)
         #expect(c.workflow == .clientInitiated && c.listenAddress == "127.0.0.1" && c.listenPort == 1228)
@@ -70,6 +71,7 @@ struct ConfigurationTests {
         #expect(labels.contains("test-loopback") && labels.contains("test-counter"))
         // Five ping forms from each of 127.0.0.1 and ::1 where ICMP sockets may be opened.
         #expect(labels.filter { $0.hasPrefix("ping-") }.count == (canPing ? 10 : 0), "\(labels)")
+        #expect(labels.contains("capture-lo") == (CaptureService.availability(interface: "lo") == nil), "\(labels)")
     }
 
     @Test("ping settings are checked, and a ping that cannot work says what would fix it")

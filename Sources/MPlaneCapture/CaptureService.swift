@@ -1,0 +1,328 @@
+public import MPlane
+public import MPlaneScheduler
+import Logging
+import MPlaneProbe
+import CSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A capture failure an operator can act on.
+public struct CaptureError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Traffic counters of one period, as the C side counts them.
+public struct TrafficCounts: Equatable, Sendable {
+    public var frames: UInt64 = 0
+    public var ipPackets: UInt64 = 0, ipOctets: UInt64 = 0
+    public var tcpPackets: UInt64 = 0, tcpOctets: UInt64 = 0
+    public var udpPackets: UInt64 = 0, udpOctets: UInt64 = 0
+    public var otherPackets: UInt64 = 0
+    /// Frames the kernel dropped in the period (not counted above).
+    public var dropped: UInt64 = 0
+
+    public init() {}
+
+    init(_ c: csupport_counts) {
+        frames = c.frames
+        ipPackets = c.ip_packets
+        ipOctets = c.ip_octets
+        tcpPackets = c.tcp_packets
+        tcpOctets = c.tcp_octets
+        udpPackets = c.udp_packets
+        udpOctets = c.udp_octets
+        otherPackets = c.other_packets
+    }
+
+    /// Counts one captured frame of pcap link type `linktype` (for tests and tools).
+    public mutating func count(frame: [UInt8], linktype: Int32) {
+        var c = csupport_counts()
+        frame.withUnsafeBufferPointer { b in
+            csupport_count_frame(linktype, b.baseAddress ?? UnsafePointer(bitPattern: 1)!, UInt32(b.count), &c)
+        }
+        let d = TrafficCounts(c)
+        frames += d.frames
+        ipPackets += d.ipPackets
+        ipOctets += d.ipOctets
+        tcpPackets += d.tcpPackets
+        tcpOctets += d.tcpOctets
+        udpPackets += d.udpPackets
+        udpOctets += d.udpOctets
+        otherPackets += d.otherPackets
+    }
+}
+
+/// Passive traffic measurement on one interface with libpcap: packets and octets at the
+/// IP layer and for TCP and UDP, one row per period, from the capture thread straight into
+/// the job's result.
+///
+/// Capability `capture-<interface>`: parameters `source.interface` (the interface) and
+/// `capture.filter` (a BPF expression, optional, default empty: everything); results
+/// `time` (start of the period), `packets.ip`, `octets.ip`, `packets.tcp`, `octets.tcp`,
+/// `packets.udp`, `octets.udp`, `packets.unobserved` (frames the kernel dropped).
+public struct CaptureService: MeasurementService {
+    public let capability: Capability
+    public let interface: String
+    public let settings: Settings
+
+    public struct Settings: Sendable {
+        /// Bytes kept of each frame: enough for the headers that are counted.
+        public var snaplen: Int32 = 128
+        /// The kernel's capture buffer, bytes.
+        public var bufferBytes: Int32 = 4 << 20
+        public var minimumPeriod: Int64 = 1
+        public init() {}
+    }
+
+    public static let columns = ["time", "packets.ip", "octets.ip", "packets.tcp", "octets.tcp", "packets.udp",
+                                 "octets.udp", "packets.unobserved"]
+
+    public init(interface: String, settings: Settings = Settings()) {
+        self.interface = interface
+        self.settings = settings
+        let registry = try! RegistryStore.shared.registry(for: RegistryStore.probeURI)
+        var cap = Capability(label: "capture-\(interface)",
+                             when: When(start: .now, end: .future, period: Swift.max(1, settings.minimumPeriod)),
+                             registry: registry)
+        try! cap.statement.addParameter("source.interface", constraint: .set([.string(interface)]))
+        try! cap.statement.addParameter("capture.filter", constraint: .all)
+        for c in Self.columns { try! cap.statement.addResultColumn(c) }
+        capability = cap
+    }
+
+    public var parameterDefaults: [String: Value] { ["capture.filter": .string("")] }
+
+    public func refusal(for spec: Specification) -> String? {
+        guard case .string(let filter)? = spec.statement.parameterValue("capture.filter"), !filter.isEmpty else { return nil }
+        return Self.checkFilter(filter).map { "capture.filter '\(filter)': \($0)" }
+    }
+
+    /// Why `filter` does not compile, or nil.
+    public static func checkFilter(_ filter: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let r = buffer.withUnsafeMutableBufferPointer { csupport_capture_check_filter(filter, $0.baseAddress!) }
+        return r == 0 ? nil : String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Opens (and closes) a capture on `interface`: nil if it works, else why not.
+    public static func availability(interface: String, settings: Settings = Settings()) -> CaptureError? {
+        do {
+            let c = try Capture(interface: interface, settings: settings, filter: "")
+            c.close()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    public func run(_ job: JobContext) async throws {
+        var filter = ""
+        if case .string(let f)? = job.parameter("capture.filter") { filter = f }
+        let period = Swift.max(1, job.period ?? 1)
+        var periods: Int? = nil
+        if let end = job.end {
+            periods = Swift.max(1, Int((end.microseconds - job.start.microseconds) / (period * 1_000_000)))
+        }
+        let plan = CapturePlan(interface: interface, filter: filter, period: period, periods: periods,
+                               start: job.start, settings: settings)
+        let outcome: Swift.Result<CaptureSummary, CaptureError> = await ProbeThread.run(name: "mplane-capture") {
+            do throws(CaptureError) {
+                return .success(try CaptureLoop.run(plan, shouldStop: { job.isInterrupted }) { time, counts in
+                    job.append { table in
+                        table.columns[0].append(time: time)
+                        table.columns[1].append(natural: counts.ipPackets)
+                        table.columns[2].append(natural: counts.ipOctets)
+                        table.columns[3].append(natural: counts.tcpPackets)
+                        table.columns[4].append(natural: counts.tcpOctets)
+                        table.columns[5].append(natural: counts.udpPackets)
+                        table.columns[6].append(natural: counts.udpOctets)
+                        table.columns[7].append(natural: counts.dropped)
+                    }
+                })
+            } catch {
+                return .failure(error)
+            }
+        }
+        let summary = try outcome.get()
+        job.logger.info("capture finished", metadata: [
+            "mplane.token": "\(job.specification.token)", "capture.interface": "\(interface)",
+            "capture.frames": "\(summary.frames)", "capture.dropped": "\(summary.dropped)",
+        ])
+        if summary.dropped > 0 {
+            job.logger.warning("the kernel dropped captured frames", metadata: [
+                "capture.interface": "\(interface)", "capture.dropped": "\(summary.dropped)",
+            ])
+        }
+    }
+}
+
+/// What one capture job does.
+struct CapturePlan: Sendable {
+    var interface: String
+    var filter: String
+    var period: Int64
+    var periods: Int?
+    var start: Timestamp
+    var settings: CaptureService.Settings
+}
+
+struct CaptureSummary: Sendable {
+    var frames: UInt64 = 0
+    var dropped: UInt64 = 0
+}
+
+/// An open pcap handle.
+final class Capture {
+    private(set) var handle: OpaquePointer?
+    let fd: Int32
+    private var errors = [CChar](repeating: 0, count: 256)
+
+    init(interface: String, settings: CaptureService.Settings, filter: String) throws(CaptureError) {
+        var status: Int32 = 0
+        var buffer = [CChar](repeating: 0, count: 256)
+        let h = buffer.withUnsafeMutableBufferPointer {
+            csupport_capture_open(interface, settings.snaplen, settings.bufferBytes, $0.baseAddress!, &status)
+        }
+        guard let h else {
+            let why = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw Self.openError(interface: interface, status: status, detail: why)
+        }
+        handle = h
+        fd = csupport_capture_fd(h)
+        if !filter.isEmpty {
+            let r = buffer.withUnsafeMutableBufferPointer { csupport_capture_filter(h, filter, $0.baseAddress!) }
+            if r != 0 {
+                csupport_capture_close(h)
+                handle = nil
+                let why = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw CaptureError("capture.filter '\(filter)': \(why)")
+            }
+        }
+    }
+
+    static func openError(interface: String, status: Int32, detail: String) -> CaptureError {
+        switch status {
+        case -8 /* PCAP_ERROR_PERM_DENIED */:
+            return CaptureError("cannot capture on \(interface): permission denied; capture needs CAP_NET_RAW (run as root, `setcap cap_net_raw,cap_net_admin+ep mpcom`, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)")
+        case -5 /* PCAP_ERROR_NO_SUCH_DEVICE */:
+            return CaptureError("cannot capture on \(interface): no such interface")
+        case -9 /* PCAP_ERROR_IFACE_NOT_UP */:
+            return CaptureError("cannot capture on \(interface): the interface is down")
+        default:
+            return CaptureError("cannot capture on \(interface): \(detail)")
+        }
+    }
+
+    /// Counts the frames waiting into `counts`.
+    func dispatch(into counts: inout csupport_counts) throws(CaptureError) {
+        guard let handle else { return }
+        let n = errors.withUnsafeMutableBufferPointer { csupport_capture_dispatch(handle, &counts, $0.baseAddress!) }
+        if n < 0 {
+            let why = String(decoding: errors.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw CaptureError("capture failed: \(why)")
+        }
+    }
+
+    /// Frames dropped so far.
+    var dropped: UInt64 {
+        guard let handle else { return 0 }
+        var received: UInt64 = 0, dropped: UInt64 = 0
+        return csupport_capture_stats(handle, &received, &dropped) == 0 ? dropped : 0
+    }
+
+    func close() {
+        csupport_capture_close(handle)
+        handle = nil
+    }
+
+    deinit { close() }
+}
+
+enum CaptureLoop {
+    /// Longest the loop waits without looking at `shouldStop`.
+    static let stopCheck: Int64 = 20_000_000
+
+    /// Captures period by period until the periods are done or `shouldStop`; calls `row`
+    /// with each period's start time and counts (a partial last period on interruption).
+    static func run(_ plan: CapturePlan, shouldStop: () -> Bool, row: (Timestamp, TrafficCounts) -> Void)
+        throws(CaptureError) -> CaptureSummary
+    {
+        let capture = try Capture(interface: plan.interface, settings: plan.settings, filter: plan.filter)
+        defer { capture.close() }
+        var summary = CaptureSummary()
+        var counts = csupport_counts()
+        let periodNs = plan.period * 1_000_000_000
+        // Periods run on the monotonic clock from the job's start.
+        let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
+        let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+        let startMono = nowMono - Swift.max(0, nowReal - plan.start.microseconds * 1000)
+        var index = 0
+        var droppedBefore = capture.dropped
+        func emit() {
+            var c = TrafficCounts(counts)
+            let dropped = capture.dropped
+            c.dropped = dropped &- droppedBefore
+            droppedBefore = dropped
+            summary.frames += c.frames
+            summary.dropped += c.dropped
+            row(plan.start.adding(seconds: Int64(index) * plan.period), c)
+            counts = csupport_counts()
+            index += 1
+        }
+        while true {
+            let now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+            let periodEnd = startMono + Int64(index + 1) * periodNs
+            if now >= periodEnd {
+                try capture.dispatch(into: &counts)
+                emit()
+                if let periods = plan.periods, index >= periods { break }
+                continue
+            }
+            if shouldStop() {
+                try capture.dispatch(into: &counts)
+                emit()
+                break
+            }
+            let r = csupport_poll_in(capture.fd, Swift.min(periodEnd, now + stopCheck) - now)
+            if r > 0 { try capture.dispatch(into: &counts) }
+        }
+        return summary
+    }
+}
+
+// MARK: Configuration
+
+extension CaptureService {
+    /// Registers the `capture` service kind (`module = mplane.components.tstat` maps here
+    /// too): `interface` (comma-separated, default `lo`), `snaplen`, `buffer-kib`,
+    /// `minimum-period`, and `if-permitted` (yes: leave capture out with a warning when the
+    /// interface cannot be opened, instead of refusing to start).
+    public static func register(in registry: inout ServiceFactoryRegistry) {
+        registry.register("capture") { values, logger in
+            let settings = SectionSettings(values)
+            var s = Settings()
+            s.snaplen = Int32(try settings.integer("snaplen", in: 64...65_535, absent: Int(s.snaplen)))
+            s.bufferBytes = Int32(try settings.integer("buffer-kib", in: 64...1_048_576, absent: Int(s.bufferBytes) / 1024) * 1024)
+            s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: 1))
+            let optional = try settings.flag("if-permitted")
+            let names = (settings["interface"] ?? "lo").split(separator: ",").map {
+                String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+            }.filter { !$0.isEmpty }
+            var out: [any MeasurementService] = []
+            for name in names {
+                if let problem = availability(interface: name, settings: s) {
+                    guard optional else { throw ServiceConfigurationError(message: "\(problem)") }
+                    logger.warning("capture left out", metadata: ["capture.interface": "\(name)", "reason": "\(problem)"])
+                    continue
+                }
+                out.append(CaptureService(interface: name, settings: s))
+            }
+            return out
+        }
+    }
+}

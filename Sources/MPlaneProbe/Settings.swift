@@ -1,0 +1,28 @@
+public import MPlaneScheduler
+
+/// Reading a service section's settings (the values of a `[module_*]` section).
+public struct SectionSettings: Sendable {
+    public let values: [String: String]
+    public init(_ values: [String: String]) { self.values = values }
+
+    public subscript(key: String) -> String? { values[key] }
+
+    /// A yes/no setting (yes, true, on, 1 / no, false, off, 0), `absent` when missing.
+    public func flag(_ key: String, absent: Bool = false) throws(ServiceConfigurationError) -> Bool {
+        switch values[key]?.lowercased() {
+        case nil: return absent
+        case "no", "false", "0", "off": return false
+        case "yes", "true", "1", "on": return true
+        case let v?: throw ServiceConfigurationError(message: "\(key) = \(v): use yes or no")
+        }
+    }
+
+    /// An integer setting within `range`, `absent` when missing.
+    public func integer(_ key: String, in range: ClosedRange<Int>, absent: Int) throws(ServiceConfigurationError) -> Int {
+        guard let v = values[key] else { return absent }
+        guard let n = Int(v), range.contains(n) else {
+            throw ServiceConfigurationError(message: "\(key) = \(v): use a number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return n
+    }
+}

@@ -1,0 +1,159 @@
+import MPlane
+import MPlaneCapture
+import MPlaneScheduler
+import MPlaneTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func hex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = s.startIndex
+    while i < s.endIndex {
+        let j = s.index(i, offsetBy: 2)
+        out.append(UInt8(s[i..<j], radix: 16)!)
+        i = j
+    }
+    return out
+}
+
+/// Frames as they appear on the wire (Ethernet unless said otherwise).
+enum Frames {
+    static let ethernetIPv4 = "000000000000" + "000000000000" + "0800"
+    /// IPv4 UDP 127.0.0.1:40000 → 127.0.0.1:9, 4 payload bytes: total length 32.
+    static let udp4 = ethernetIPv4 + "45000020abcd4000401100007f0000017f000001" + "9c4000090000c0de" + "74657374"
+    /// IPv6 TCP ::1 → ::1, a 20-byte header and no payload: payload length 20.
+    static let tcp6 = "000000000000000000000000" + "86dd" + "6000000000140640" + String(repeating: "0", count: 30) + "01"
+        + String(repeating: "0", count: 30) + "01" + "a0000050000000010000000050020000c0de0000"
+    /// The same UDP packet behind an 802.1Q tag.
+    static let vlan = "000000000000000000000000" + "8100" + "0064" + "0800" + "45000020abcd4000401100007f0000017f000001"
+        + "9c4000090000c0de" + "74657374"
+    /// A second fragment of a UDP datagram: IP, but no UDP header to count.
+    static let fragment = ethernetIPv4 + "45000020abcd00b9401100007f0000017f000001" + "000000000000000000000000"
+    static let arp = "ffffffffffff000000000001" + "0806" + "0001080006040001" + String(repeating: "0", count: 40)
+    /// Linux cooked capture (the `any` device) carrying the UDP packet.
+    static let sll = "0000" + "0304" + "0006" + "000000000000" + "0000" + "0800" + "45000020abcd4000401100007f0000017f000001"
+        + "9c4000090000c0de" + "74657374"
+}
+
+@Suite("Capture counting from frames")
+struct CountingTests {
+    @Test func ipTcpUdpAndOthers() {
+        var c = TrafficCounts()
+        c.count(frame: hex(Frames.udp4), linktype: 1)
+        #expect((c.ipPackets, c.ipOctets, c.udpPackets, c.udpOctets, c.tcpPackets) == (1, 32, 1, 12, 0))
+        c.count(frame: hex(Frames.tcp6), linktype: 1)
+        #expect((c.ipPackets, c.ipOctets, c.tcpPackets, c.tcpOctets) == (2, 92, 1, 20))
+        c.count(frame: hex(Frames.vlan), linktype: 1)
+        #expect((c.ipPackets, c.udpPackets, c.udpOctets) == (3, 2, 24))
+        c.count(frame: hex(Frames.fragment), linktype: 1)
+        #expect((c.ipPackets, c.ipOctets, c.udpPackets) == (4, 156, 2))
+        c.count(frame: hex(Frames.arp), linktype: 1)
+        c.count(frame: Array(hex(Frames.udp4).prefix(20)), linktype: 1)  // cut short
+        c.count(frame: [], linktype: 1)
+        #expect(c.otherPackets == 3 && c.ipPackets == 4 && c.frames == 7)
+        c.count(frame: hex(Frames.sll), linktype: 113)
+        #expect(c.udpPackets == 3)
+        // Raw IP (DLT_RAW): no link header.
+        c.count(frame: Array(hex(Frames.udp4).dropFirst(14)), linktype: 12)
+        #expect(c.udpPackets == 4 && c.ipOctets == 156 + 64)
+    }
+
+    @Test func filtersAreCheckedBeforeAJobStarts() {
+        #expect(CaptureService.checkFilter("udp port 9 or tcp") == nil)
+        #expect(CaptureService.checkFilter("udp port banana")?.isEmpty == false)
+        let service = CaptureService(interface: "lo")
+        var spec = Specification(capability: service.capability, when: try! When(parsing: "now + 1s / 1s"))
+        try! spec.statement.setParameterValue("capture.filter", .string("port and and"))
+        let scheduler = Scheduler(services: [service])
+        guard case .exception(let e) = scheduler.submit(spec) else {
+            Issue.record("accepted a broken filter")
+            return
+        }
+        #expect(e.status == 400 && e.message.contains("capture.filter"), "\(e.message)")
+    }
+
+    @Test func missingInterfacesAreNamed() {
+        let problem = CaptureService.availability(interface: "nonesuch0")
+        #expect(problem != nil)
+        if let problem, CaptureService.availability(interface: "lo") == nil {
+            #expect(problem.message.contains("nonesuch0") && problem.message.contains("no such interface"), "\(problem)")
+        }
+    }
+}
+
+/// Sends `count` UDP datagrams of `size` payload bytes to 127.0.0.1:`port`, where a socket
+/// of ours receives them (so no ICMP error follows).
+func sendUDP(port: UInt16, count: Int, size: Int) -> Bool {
+    let rx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), tx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(rx); close(tx) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    guard withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(rx, $0, len) } }) == 0
+    else { return false }
+    let payload = [UInt8](repeating: 0x61, count: size)
+    for _ in 0..<count {
+        let n = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(tx, payload, size, 0, $0, len) }
+        }
+        if n != size { return false }
+    }
+    return true
+}
+
+let captureProblem: String? = CaptureService.availability(interface: "lo").map { "skipped: \($0.message)" }
+
+@Suite("Capture on lo (live, needs CAP_NET_RAW)", .serialized, .enabled(if: captureProblem == nil, "\(captureProblem ?? "")"))
+struct LiveCaptureTests {
+    func measure(_ when: String, filter: String, interruptAfter: Duration? = nil,
+                 during: @escaping @Sendable () async -> Void) async throws -> Result {
+        let service = CaptureService(interface: "lo")
+        let scheduler = Scheduler(services: [service])
+        let runner = Task { await scheduler.run() }
+        defer { scheduler.shutdown(); runner.cancel() }
+        var spec = Specification(capability: service.capability, when: try When(parsing: when))
+        try spec.statement.setParameterValue("capture.filter", .string(filter))
+        guard case .receipt = scheduler.submit(spec) else { throw CaptureError("refused") }
+        try await Task.sleep(for: .milliseconds(300))  // the capture is open
+        await during()
+        if let interruptAfter {
+            try await Task.sleep(for: interruptAfter)
+            _ = await scheduler.interrupt(token: spec.token)
+        }
+        guard case .result(let r) = await scheduler.waitForResult(token: spec.token, timeout: .seconds(15)) else {
+            throw CaptureError("no result")
+        }
+        return r
+    }
+
+    func sum(_ r: Result, _ column: String) -> UInt64 {
+        (0..<r.values.rowCount).reduce(0) { total, i in
+            if case .natural(let v)? = r.values.value(column, row: i) { return total + v }
+            return total
+        }
+    }
+
+    @Test func countsWhatWasSent() async throws {
+        let port = UInt16.random(in: 40_000...60_000)
+        let r = try await measure("now + 2s / 1s", filter: "udp port \(port)") {
+            #expect(sendUDP(port: port, count: 10, size: 100))
+        }
+        #expect(r.values.rowCount == 2)
+        #expect(sum(r, "packets.udp") == 10 && sum(r, "packets.ip") == 10 && sum(r, "packets.tcp") == 0)
+        #expect(sum(r, "octets.udp") == 10 * 108 && sum(r, "octets.ip") == 10 * 128)
+        #expect(sum(r, "packets.unobserved") == 0)
+    }
+
+    @Test func interruptionKeepsThePartialPeriod() async throws {
+        let port = UInt16.random(in: 40_000...60_000)
+        let r = try await measure("now ... future / 1s", filter: "udp port \(port)", interruptAfter: .milliseconds(1500)) {
+            #expect(sendUDP(port: port, count: 3, size: 10))
+        }
+        #expect(r.values.rowCount >= 1 && r.values.rowCount <= 3)
+        #expect(sum(r, "packets.udp") == 3)
+    }
+}
