@@ -76,7 +76,7 @@ var targets: [Target] = [
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
         name: "mplane-bench",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneScheduler", "MPlanePing"],
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneScheduler", "MPlanePing", "MPlaneCapture"],
         path: "Sources/MPlaneBench"
     ),
     // libFuzzer entry point for the JSON codec (see README, "Fuzzing").

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# Ping benchmark: our ICMP engine beside iputils ping and fping, in one run, on loopback.
+# Ping benchmark: our ICMP engine beside iputils ping and fping, in one run, on loopback;
+# then the capture service's counting loop under a flood on lo.
 # Needs root (raw sockets, and ping/fping at 1 ms intervals). Run through `make bench-ping`.
 #
 # Usage: ping_bench.py PATH_TO_MPLANE_BENCH
@@ -82,6 +83,18 @@ def main(argv):
                 sent += int(m.group(1))
                 lost += int(m.group(1)) - int(m.group(2))
             print("| %s | fping | %d | %d | %.2f | %.2f | n/a |" % (label, sent, lost, cpu, 1000 * cpu / max(sent, 1)))
+
+    # Capture: a flood of small UDP datagrams on lo, counted through a BPF filter.
+    out, err, _ = cpu_of([bench, "capture", "3"])
+    if out.strip():
+        d = json.loads(out)
+        print("\n### Capture on lo (3 s flood of 46-byte UDP datagrams from a second thread)\n")
+        print("| sent | counted | dropped | counted per s | capture thread CPU per frame |")
+        print("|---|---|---|---|---|")
+        print("| %d | %d | %d | %d | %.2f µs |" % (d["sent"], d["counted"], d["dropped"], d["frames_per_s"],
+                                                 d["cpu_ns_per_frame"] / 1000.0))
+    else:
+        print("capture benchmark failed: %s" % err)
     return 0
 
 

@@ -171,9 +171,12 @@ struct CapturePlan: Sendable {
     var settings: CaptureService.Settings
 }
 
-struct CaptureSummary: Sendable {
-    var frames: UInt64 = 0
-    var dropped: UInt64 = 0
+/// What a capture came to.
+public struct CaptureSummary: Sendable {
+    public var frames: UInt64 = 0
+    public var dropped: UInt64 = 0
+    /// CPU time the capture thread used, nanoseconds.
+    public var cpuNanoseconds: Int64 = 0
 }
 
 /// An open pcap handle.
@@ -291,7 +294,25 @@ enum CaptureLoop {
             let r = csupport_poll_in(capture.fd, Swift.min(periodEnd, now + stopCheck) - now)
             if r > 0 { try capture.dispatch(into: &counts) }
         }
+        var cpu = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
+        summary.cpuNanoseconds = Int64(cpu.tv_sec) * 1_000_000_000 + Int64(cpu.tv_nsec)
         return summary
+    }
+}
+
+extension CaptureService {
+    /// Captures on `interface` for `seconds` one-second periods on the calling thread
+    /// (tools and benchmarks); returns each period's counts and the summary.
+    public static func measure(interface: String, filter: String, seconds: Int, settings: Settings = Settings())
+        throws(CaptureError) -> ([TrafficCounts], CaptureSummary)
+    {
+        var rows: [TrafficCounts] = []
+        let now = Timestamp(microsecondsSince1970: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)) / 1000)
+        let plan = CapturePlan(interface: interface, filter: filter, period: 1, periods: seconds, start: now,
+                               settings: settings)
+        let summary = try CaptureLoop.run(plan, shouldStop: { false }) { _, c in rows.append(c) }
+        return (rows, summary)
     }
 }
 
