@@ -7,17 +7,6 @@ import Testing
 import Glibc
 #endif
 
-func hex(_ s: String) -> [UInt8] {
-    var out: [UInt8] = []
-    var i = s.startIndex
-    while i < s.endIndex {
-        let j = s.index(i, offsetBy: 2)
-        out.append(UInt8(s[i..<j], radix: 16)!)
-        i = j
-    }
-    return out
-}
-
 /// Frames as they appear on the wire (Ethernet unless said otherwise).
 enum Frames {
     static let ethernetIPv4 = "000000000000" + "000000000000" + "0800"

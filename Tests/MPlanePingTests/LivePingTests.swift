@@ -206,13 +206,19 @@ let hasNetem: Bool = {
 @Suite("Ping through network namespaces (live, needs root and iproute2)", .serialized,
        .enabled(if: canMakeNamespaces, "skipped: needs root with CAP_NET_ADMIN, iproute2 and nftables (make deps installs them)"))
 struct NamespacePingTests {
+    /// A raw-socket plan run from the prober namespace of `net`.
+    func plan(_ net: TestNetwork, _ targets: [String], interval: Int64, rounds: Int) -> PingPlan {
+        var plan = PingPlan(family: .v4, targets: targets.map(addr), interval: interval, rounds: rounds)
+        plan.socket = .raw
+        plan.networkNamespace = net.prober
+        return plan
+    }
+
     @Test func icmpErrorsCountAsLosses() async throws {
         let net = TestNetwork()
         try #require(net.ok, "could not build the test namespaces")
-        var plan = PingPlan(family: .v4, targets: [addr("198.51.100.7")], interval: 20 * ms, rounds: 5)
-        plan.socket = .raw
+        var plan = plan(net, ["198.51.100.7"], interval: 20 * ms, rounds: 5)
         plan.timeout = 2_000 * ms
-        plan.networkNamespace = net.prober
         let (report, sink) = try await ping(plan)
         #expect(report.statistics[0].lost == 5 && report.statistics[0].errors == 5)
         #expect(sink.probes.allSatisfy { $0.loss == .icmpError(type: 3, code: 1) }, "\(sink.probes.map(\.loss))")
@@ -238,10 +244,8 @@ struct NamespacePingTests {
         let net = TestNetwork()
         try #require(net.ok, "could not build the test namespaces")
         try #require(net.impair("icmp type echo-reply numgen inc mod 3 == 0 counter drop"))
-        var plan = PingPlan(family: .v4, targets: [addr("10.77.0.1")], interval: 5 * ms, rounds: 200)
-        plan.socket = .raw
+        var plan = plan(net, ["10.77.0.1"], interval: 5 * ms, rounds: 200)
         plan.timeout = 500 * ms
-        plan.networkNamespace = net.prober
         let (report, sink) = try await ping(plan)
         let s = report.statistics[0]
         // Replies 0, 3, 6, ... 198 were dropped by the router: 67 of 200.
@@ -255,10 +259,7 @@ struct NamespacePingTests {
         let net = TestNetwork()
         try #require(net.ok, "could not build the test namespaces")
         try #require(net.impair("icmp type echo-reply counter dup to 10.77.0.2"))
-        var plan = PingPlan(family: .v4, targets: [addr("10.77.0.1")], interval: 10 * ms, rounds: 20)
-        plan.socket = .raw
-        plan.networkNamespace = net.prober
-        let (report, _) = try await ping(plan)
+        let (report, _) = try await ping(plan(net, ["10.77.0.1"], interval: 10 * ms, rounds: 20))
         let s = report.statistics[0]
         #expect(s.received == 20 && s.lost == 0 && s.duplicates == 20, "\(s)")
     }
@@ -268,10 +269,7 @@ struct NamespacePingTests {
         let net = TestNetwork()
         try #require(net.ok, "could not build the test namespaces")
         try #require(net.netem("delay 20ms"))
-        var plan = PingPlan(family: .v4, targets: [addr("10.77.0.1")], interval: 10 * ms, rounds: 10)
-        plan.socket = .raw
-        plan.networkNamespace = net.prober
-        let (report, _) = try await ping(plan)
+        let (report, _) = try await ping(plan(net, ["10.77.0.1"], interval: 10 * ms, rounds: 10))
         let s = report.statistics[0]
         #expect(s.received == 10 && s.lost == 0)
         #expect(s.minimum >= 20 * ms, "\(s.minimum) ns")

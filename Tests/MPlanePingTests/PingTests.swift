@@ -23,17 +23,6 @@ enum Recorded {
     static let v6Unreachable = "0100222a000000006002471400183a40fd00009900000000000000000000000220010db8000100000000000000000005800046c512340004c0ffee01000000031011121314151617"
 }
 
-func hex(_ s: String) -> [UInt8] {
-    var out: [UInt8] = []
-    var i = s.startIndex
-    while i < s.endIndex {
-        let j = s.index(i, offsetBy: 2)
-        out.append(UInt8(s[i..<j], radix: 16)!)
-        i = j
-    }
-    return out
-}
-
 func parse(_ s: String, _ family: IPAddress.Family, ipHeader: Bool) -> ICMP.Message {
     hex(s).withUnsafeBytes { ICMP.parse($0, family: family, withIPHeader: ipHeader) }
 }

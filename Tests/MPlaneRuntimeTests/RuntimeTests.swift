@@ -320,6 +320,27 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// Runs `supervisor`, `scheduler` and a component-initiated agent polling the supervisor
+/// (with a 60 s default interval: only callback control makes polls come faster) while
+/// `body` runs; then stops them all.
+func withAgent(_ supervisor: HTTPComponentServer, _ scheduler: Scheduler, _ body: () async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await supervisor.run() }
+        let port = await supervisor.boundPort()
+        let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .seconds(60)))
+        group.addTask { await scheduler.run() }
+        group.addTask { try await agent.run() }
+        do { try await body() } catch {
+            group.cancelAll()
+            scheduler.shutdown()
+            throw error
+        }
+        group.cancelAll()
+        scheduler.shutdown()
+        try? await group.waitForAll()
+    }
+}
+
 func agentConfiguration(port: Int, pollInterval: Duration) throws -> ComponentConfiguration {
     var c = try ComponentConfiguration(ini: "[component]\nworkflow = component-initiated\nclient_host = 127.0.0.1\nclient_port = \(port)\n")
     c.pollInterval = pollInterval
@@ -392,20 +413,11 @@ struct ComponentInitiatedTests {
             }
         }
         let scheduler = Scheduler(services: [LoopbackService()])
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await supervisor.run() }
-            let port = await supervisor.boundPort()
-            // A 60 s default interval: only callback control can make polls come faster.
-            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .seconds(60)))
-            group.addTask { await scheduler.run() }
-            group.addTask { try await agent.run() }
+        try await withAgent(supervisor, scheduler) {
             for _ in 0..<100 {
                 if polls.withLock({ $0.count }) >= 5 && results.withLock({ $0.count }) >= 2 { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            group.cancelAll()
-            scheduler.shutdown()
-            try? await group.waitForAll()
         }
         let times = polls.withLock { $0 }
         #expect(times.count >= 5, "polls: \(times)")
@@ -470,18 +482,10 @@ struct ReloadTests {
             }
         }
         let scheduler = Scheduler(services: [LoopbackService()])
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await supervisor.run() }
-            let port = await supervisor.boundPort()
-            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .seconds(60)))
-            group.addTask { await scheduler.run() }
-            group.addTask { try await agent.run() }
+        try await withAgent(supervisor, scheduler) {
             for _ in 0..<50 where registrations.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(50)) }
             try reloader(scheduler).reload(text: Self.withCounter)
             for _ in 0..<50 where registrations.withLock({ $0.count < 2 }) { try await Task.sleep(for: .milliseconds(50)) }
-            group.cancelAll()
-            scheduler.shutdown()
-            try? await group.waitForAll()
         }
         let bodies = registrations.withLock { $0 }
         #expect(bodies.count == 2, "\(bodies.count) registrations")

@@ -94,3 +94,15 @@ public final class Thread: Sendable {
     }
 }
 
+
+/// The bytes a hex string spells (two digits a byte, no separators).
+public func hex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = s.startIndex
+    while i < s.endIndex {
+        let j = s.index(i, offsetBy: 2)
+        out.append(UInt8(s[i..<j], radix: 16)!)
+        i = j
+    }
+    return out
+}
