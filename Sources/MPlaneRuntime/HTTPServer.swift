@@ -132,9 +132,13 @@ public final class HTTPComponentServer: Sendable {
                         headers.add(name: "Server", value: "mpcom")
                         if !keepAlive { headers.add(name: "Connection", value: "close") }
                         let status = HTTPResponseStatus(statusCode: reply.status)
-                        try await outbound.write(.head(HTTPResponseHead(version: h.version, status: status, headers: headers)))
-                        if h.method != .HEAD { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: reply.body)))) }
-                        try await outbound.write(.end(nil))
+                        // One write (one hop to the event loop) for the whole response.
+                        let responseHead = HTTPServerResponsePart.head(HTTPResponseHead(version: h.version, status: status, headers: headers))
+                        if h.method == .HEAD {
+                            try await outbound.write(contentsOf: [responseHead, .end(nil)])
+                        } else {
+                            try await outbound.write(contentsOf: [responseHead, .body(.byteBuffer(ByteBuffer(bytes: reply.body))), .end(nil)])
+                        }
                         if !keepAlive { return }
                         head = nil
                         body = []
