@@ -146,13 +146,14 @@ struct csupport_capture *csupport_capture_open(const char *device, int snaplen, 
 
 int csupport_capture_filter(struct csupport_capture *cap, const char *expression, char *errbuf) {
     struct bpf_program prog;
-    if (pcap_compile(cap->pcap, &prog, expression, 1, PCAP_NETMASK_UNKNOWN) < 0 ||
-        pcap_setfilter(cap->pcap, &prog) < 0) {
+    if (pcap_compile(cap->pcap, &prog, expression, 1, PCAP_NETMASK_UNKNOWN) < 0) {
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
         return -1;
     }
+    int r = pcap_setfilter(cap->pcap, &prog);
+    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
     pcap_freecode(&prog);
-    return 0;
+    return r < 0 ? -1 : 0;
 }
 
 int csupport_capture_check_filter(const char *expression, char *errbuf) {
@@ -181,7 +182,8 @@ int csupport_capture_stats(struct csupport_capture *cap, uint64_t *received, uin
     struct pcap_stat st;
     if (pcap_stats(cap->pcap, &st) < 0) return -1;
     *received = st.ps_recv;
-    *dropped = (uint64_t)st.ps_drop + st.ps_ifdrop;
+    // Only what this handle lost: ps_ifdrop counts the whole interface, filter or not.
+    *dropped = st.ps_drop;
     return 0;
 }
 

@@ -55,8 +55,9 @@ int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos) {
         // queue; a raw socket receives the error packets themselves.
         if (kind == CSUPPORT_ICMP_DGRAM && setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return -errno;
         if (kind == CSUPPORT_ICMP_RAW) {
-            // Only echo replies and the errors that quote a probe wake the receive loop.
-            uint32_t blocked = ~((1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 11) | (1u << 12));
+            // Only echo replies and the errors that mean a probe was lost wake the receive
+            // loop (not redirects nor source quench: the packet went on).
+            uint32_t blocked = ~((1u << 0) | (1u << 3) | (1u << 11) | (1u << 12));
             if (setsockopt(fd, SOL_RAW, ICMP_FILTER, &blocked, sizeof blocked) < 0) return -errno;
         }
     } else {
@@ -166,7 +167,8 @@ int csupport_poll_in(int fd, int64_t timeout_ns) {
     int r = ppoll(&p, 1, &ts, NULL);
     if (r < 0) return -errno;
     if (r == 0) return 0;
-    return (p.revents & POLLIN ? CSUPPORT_POLL_IN : 0) | (p.revents & POLLERR ? CSUPPORT_POLL_ERR : 0);
+    if (p.revents & POLLNVAL) return -EBADF;
+    return (p.revents & POLLIN ? CSUPPORT_POLL_IN : 0) | (p.revents & (POLLERR | POLLHUP) ? CSUPPORT_POLL_ERR : 0);
 }
 
 int csupport_sleep_until_ns(int64_t monotonic_ns) {

@@ -130,7 +130,7 @@ public struct CaptureService: MeasurementService {
         }
         let plan = CapturePlan(interface: interface, filter: filter, period: period, periods: periods,
                                start: job.start, settings: settings)
-        let outcome: Swift.Result<CaptureSummary, CaptureError> = await ProbeThread.run(name: "mplane-capture") {
+        let outcome: Swift.Result<CaptureSummary, CaptureError>? = await ProbeThread.run(name: "mplane-capture") {
             do throws(CaptureError) {
                 return .success(try CaptureLoop.run(plan, shouldStop: { job.isInterrupted }) { time, counts in
                     job.append { table in
@@ -148,6 +148,7 @@ public struct CaptureService: MeasurementService {
                 return .failure(error)
             }
         }
+        guard let outcome else { throw CaptureError("cannot start a thread for the capture") }
         let summary = try outcome.get()
         job.logger.info("capture finished", metadata: [
             "mplane.token": "\(job.specification.token)", "capture.interface": "\(interface)",
@@ -260,39 +261,50 @@ enum CaptureLoop {
         var summary = CaptureSummary()
         var counts = csupport_counts()
         let periodNs = plan.period * 1_000_000_000
-        // Periods run on the monotonic clock from the job's start.
+        // Periods run on the monotonic clock from when counting began: from the job's
+        // start, or from now if opening the capture took us past it (rows then carry the
+        // time counting really began).
         let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
         let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
-        let startMono = nowMono - Swift.max(0, nowReal - plan.start.microseconds * 1000)
+        let late = Swift.max(0, nowReal - plan.start.microseconds * 1000)
+        let startMono = late > 100_000_000 ? nowMono : nowMono - late
+        let startTime = late > 100_000_000 ? Timestamp(microsecondsSince1970: nowReal / 1000) : plan.start
         var index = 0
         var droppedBefore = capture.dropped
         func emit() {
             var c = TrafficCounts(counts)
             let dropped = capture.dropped
-            c.dropped = dropped &- droppedBefore
+            c.dropped = UInt64(UInt32(truncatingIfNeeded: dropped &- droppedBefore))  // pcap's counter is 32 bits
             droppedBefore = dropped
             summary.frames += c.frames
             summary.dropped += c.dropped
-            row(plan.start.adding(seconds: Int64(index) * plan.period), c)
+            row(startTime.adding(seconds: Int64(index) * plan.period), c)
             counts = csupport_counts()
             index += 1
         }
-        while true {
-            let now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
-            let periodEnd = startMono + Int64(index + 1) * periodNs
-            if now >= periodEnd {
-                try capture.dispatch(into: &counts)
-                emit()
-                if let periods = plan.periods, index >= periods { break }
-                continue
+        do throws(CaptureError) {
+            while true {
+                let now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+                let periodEnd = startMono + Int64(index + 1) * periodNs
+                if now >= periodEnd {
+                    try capture.dispatch(into: &counts)
+                    emit()
+                    if let periods = plan.periods, index >= periods { break }
+                    continue
+                }
+                if shouldStop() {
+                    try capture.dispatch(into: &counts)
+                    emit()
+                    break
+                }
+                let r = csupport_poll_in(capture.fd, Swift.min(periodEnd, now + stopCheck) - now)
+                if r < 0 && -r != EINTR { throw CaptureError("the capture descriptor failed (errno \(-r))") }
+                if r > 0 { try capture.dispatch(into: &counts) }
             }
-            if shouldStop() {
-                try capture.dispatch(into: &counts)
-                emit()
-                break
-            }
-            let r = csupport_poll_in(capture.fd, Swift.min(periodEnd, now + stopCheck) - now)
-            if r > 0 { try capture.dispatch(into: &counts) }
+        } catch {
+            // What was counted of the current period is kept.
+            emit()
+            throw error
         }
         var cpu = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)

@@ -116,9 +116,11 @@ public enum ICMP {
         return (load16(b, 4), load16(b, 6))
     }
 
-    static func isError(type: UInt8, family: IPAddress.Family) -> Bool {
+    /// True for the ICMP errors that mean a probe did not arrive. An IPv4 redirect or
+    /// source quench says the router forwarded the packet: not an error for a probe.
+    public static func isError(type: UInt8, family: IPAddress.Family) -> Bool {
         switch family {
-        case .v4: return type == 3 || type == 4 || type == 5 || type == 11 || type == 12
+        case .v4: return type == 3 || type == 11 || type == 12
         case .v6: return type >= 1 && type <= 4
         }
     }

@@ -129,11 +129,16 @@ public enum PingEngine {
         let fd = socket.fd
 
         func drain(errorQueue: Bool) {
+            var failures = 0
             while true {
                 let r = csupport_icmp_recv(fd, rx, errorQueue ? 1 : 0)
                 if r < 0 {
                     if -r == EAGAIN || -r == EWOULDBLOCK || -r == EINTR { return }
-                    continue  // a pending socket error (reported once), not a packet
+                    // A pending socket error is reported once; anything that persists is
+                    // left for the next wake-up rather than spun on.
+                    failures += 1
+                    if failures > 8 { return }
+                    continue
                 }
                 let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
                 let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
@@ -147,7 +152,9 @@ public enum PingEngine {
                             tracker.transmitted(key: rx.pointee.ee_data, kernelReal: rx.pointee.kernel_ns)
                         }
                     } else if origin == 2 || origin == 3 /* SO_EE_ORIGIN_ICMP, _ICMP6 */ {
-                        if let q = ICMP.parseQuotedRequest(bytes, family: plan.family) {
+                        let type = UInt8(truncatingIfNeeded: rx.pointee.ee_type)
+                        if ICMP.isError(type: type, family: plan.family),
+                           let q = ICMP.parseQuotedRequest(bytes, family: plan.family) {
                             tracker.error(type: UInt8(truncatingIfNeeded: rx.pointee.ee_type),
                                           code: UInt8(truncatingIfNeeded: rx.pointee.ee_code),
                                           identifier: q.identifier, sequence: q.sequence, destination: from,
@@ -216,9 +223,14 @@ public enum PingEngine {
             if !sendingDone { wake = Swift.min(wake, start &+ Int64(k) &* gap) }
             if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
             let ready = csupport_poll_in(fd, wake &- now)
+            if ready < 0 && -ready != EINTR {
+                throw PingError("the ICMP socket failed: \(errorText(-ready))", errno: -ready)
+            }
             if ready > 0 {
+                // A pending socket error also raises POLLERR with an empty error queue: the
+                // normal receive clears it, so both queues are read (no busy loop).
                 if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
-                if ready & Int32(CSUPPORT_POLL_IN) != 0 { drain(errorQueue: false) }
+                drain(errorQueue: false)
             }
         }
         return PingReport(statistics: tracker.statistics, socket: socket.kind, identifier: socket.identifier,
@@ -231,7 +243,7 @@ public enum PingEngine {
                                                    shouldStop: @escaping @Sendable () -> Bool) async throws(PingError)
         -> (PingReport, S)
     {
-        let outcome: Swift.Result<(PingReport, S), PingError> = await ProbeThread.run(name: "mplane-ping") {
+        let outcome: Swift.Result<(PingReport, S), PingError>? = await ProbeThread.run(name: "mplane-ping") {
             var s = sink
             do throws(PingError) {
                 let report = try runBlocking(plan, sink: &s, logger: logger, shouldStop: shouldStop)
@@ -240,6 +252,7 @@ public enum PingEngine {
                 return .failure(error)
             }
         }
+        guard let outcome else { throw PingError("cannot start a thread for the measurement") }
         return try outcome.get()
     }
 }

@@ -75,7 +75,8 @@ public struct PingService: MeasurementService {
         if !form.isReference {
             let maxPayload = UInt64(source.family == .v4 ? 65_507 : 65_487)
             try! cap.statement.addParameter("icmp.payload.octets", constraint: .makeRange(.natural(0), .natural(maxPayload)))
-            try! cap.statement.addParameter("icmp.timeout.ms", constraint: .makeRange(.natural(1), .natural(60_000)))
+            // At most the scheduler's end grace (5 s), so the last probes are waited for.
+            try! cap.statement.addParameter("icmp.timeout.ms", constraint: .makeRange(.natural(1), .natural(5_000)))
             try! cap.statement.addParameter("ip.ttl", constraint: .makeRange(.natural(1), .natural(255)))
             try! cap.statement.addParameter("ip.tos", constraint: .makeRange(.natural(0), .natural(255)))
         }
@@ -154,10 +155,14 @@ public struct PingService: MeasurementService {
             guard count <= UInt64(limit), out.count + Int(count) <= limit else {
                 return .failure(PingError("more than \(limit) destinations (the most this probe takes per specification)"))
             }
+            // As fping: an IPv4 prefix up to /30 gives its hosts, without the network and
+            // broadcast addresses.
+            let hostsOnly = a.family == .v4 && (a.prefixLength ?? 32) <= 30
             for i in 0..<count {
+                if hostsOnly && (i == 0 || i == count - 1) { continue }
                 let host = a.address(at: i)!
                 if let why = unusable(host) {
-                    if a.isNetwork { continue }  // network and broadcast addresses of a prefix
+                    if a.isNetwork { continue }  // unusable addresses inside a prefix are skipped
                     return .failure(PingError("destination \(host): \(why)"))
                 }
                 if seen.insert(host).inserted { out.append(host) }

@@ -111,6 +111,8 @@ public struct PingTracker: Sendable {
     private let mask: Int
     private var transmitKeys: [UInt32]
     private var transmitCount: UInt32 = 0
+    /// How far the kernel's transmit keys run ahead of our count of sends.
+    private var transmitOffset: UInt32 = 0
     /// The next probe number to send.
     public private(set) var nextProbe: UInt32 = 0
     /// The oldest probe not yet retired.
@@ -200,16 +202,34 @@ public struct PingTracker: Sendable {
         return probe
     }
 
-    /// A kernel transmit timestamp for the `key`-th datagram sent (SOF_TIMESTAMPING_OPT_ID).
+    /// A kernel transmit timestamp for the `key`-th datagram the kernel sent on this socket
+    /// (SOF_TIMESTAMPING_OPT_ID).
+    ///
+    /// Our count of sends and the kernel's keys drift apart when a send fails after the
+    /// kernel has numbered the datagram (a firewall drop, a full queue): the kernel's key is
+    /// then ahead by the number of such failures. So the key is tried at the offset last
+    /// seen and a few beyond, and a timestamp is taken only where it is plausible: not
+    /// before the probe's user-space send time, not after the next probe's, and within the
+    /// timeout.
     public mutating func transmitted(key: UInt32, kernelReal: Int64) {
-        guard key < transmitCount, transmitCount &- key <= UInt32(slots.count) else { return }
-        let probe = transmitKeys[Int(key) & mask]
-        let i = Int(probe) & mask
-        guard slots[i].probe == probe, slots[i].state == .pending else { return }
-        // A timestamp far from the user-space send time belongs to something else.
-        let delta = kernelReal &- slots[i].sentReal
-        guard delta > -1_000_000, delta < timeout else { return }
-        slots[i].txKernel = kernelReal
+        for step: UInt32 in [0, 1, 2, 3, 4] {
+            let offset = transmitOffset &+ step
+            let index = key &- offset
+            guard index < transmitCount, transmitCount &- index <= UInt32(slots.count) else { continue }
+            let probe = transmitKeys[Int(index) & mask]
+            let i = Int(probe) & mask
+            guard slots[i].probe == probe, slots[i].state == .pending, slots[i].txKernel == 0 else { continue }
+            // The clocks are read just before the send: allow a little for reading them.
+            let delta = kernelReal &- slots[i].sentReal
+            guard delta > -50_000, delta < timeout else { continue }
+            let next = probe &+ 1
+            if next != nextProbe, slots[Int(next) & mask].probe == next, kernelReal > slots[Int(next) & mask].sentReal {
+                continue
+            }
+            slots[i].txKernel = kernelReal
+            transmitOffset = offset
+            return
+        }
     }
 
     // MARK: Receiving

@@ -13,9 +13,10 @@ public enum ProbeThread {
     }
 
     /// Runs `body` on a new thread named `name` (15 characters at most show) and returns
-    /// its value.
-    public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
+    /// its value; nil if no thread could be created (the body then does not run: it may
+    /// change its thread's state, such as its network namespace).
+    public static func run<T: Sendable>(name: String, _ body: @escaping @Sendable () -> T) async -> T? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             let work = Work {
                 csupport_thread_name(String(name.prefix(15)))
                 continuation.resume(returning: body())
@@ -27,8 +28,8 @@ public enum ProbeThread {
                 return nil
             }, box.toOpaque())
             guard r == 0 else {
-                // No thread to be had: run here rather than lose the work.
-                box.takeRetainedValue().body()
+                box.release()
+                continuation.resume(returning: nil)
                 return
             }
             pthread_detach(tid)

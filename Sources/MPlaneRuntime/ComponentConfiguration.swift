@@ -201,12 +201,13 @@ public struct ConfigurationReloader: Sendable {
     {
         var next = try ComponentConfiguration(ini: text)
         adjust(&next)
+        let services = try next.makeServices(factories, logger: logger)
+        // Registries last: a configuration whose services do not build loads none.
         for path in next.registryPreload where !running.registryPreload.contains(path) {
             do { try loadRegistry(path) } catch {
                 throw ComponentConfiguration.Error(message: "configuration: registry_preload \(path): \(error)")
             }
         }
-        let services = try next.makeServices(factories, logger: logger)
         let restart = next.restartSettings != running.restartSettings
         if restart {
             logger.notice("[component] settings changed: they take effect at the next restart")

@@ -236,6 +236,39 @@ struct TrackerTests {
         #expect(t.sourceCounts == [1, 1, 0])
     }
 
+    @Test func transmitKeysFollowTheKernelAfterAFailedSend() {
+        // The kernel numbered a datagram whose send then failed (a firewall drop): its keys
+        // run one ahead of our count from there on.
+        var t = tracker([a])
+        var sink = Recorder()
+        t.sent(target: 0, mono: 1_000, real: 1_000_000, sink: &sink)                 // key 0
+        t.sendFailed(target: 0, real: 2_000_000, errno: EPERM, sink: &sink)          // key 1, consumed
+        t.sent(target: 0, mono: 3_000, real: 3_000_000, sink: &sink)                 // key 2
+        t.sent(target: 0, mono: 4_000, real: 4_000_000, sink: &sink)                 // key 3
+        t.transmitted(key: 0, kernelReal: 1_000_400)
+        t.transmitted(key: 2, kernelReal: 3_000_400)
+        t.transmitted(key: 3, kernelReal: 4_000_400)
+        for (seq, at) in [(UInt16(0), Int64(1_030_400)), (2, 3_030_400), (3, 4_030_400)] {
+            t.reply(identifier: 0x1234, sequence: seq, stamp: stamp(UInt32(seq)), from: a, kernelReal: at,
+                    nowMono: 100_000, nowReal: at + 1_000, sink: &sink)
+        }
+        let answered = sink.probes.filter { $0.roundTrip != nil }
+        #expect(answered.map(\.source) == [.kernel, .kernel, .kernel])
+        #expect(answered.map(\.roundTrip) == [30_000, 30_000, 30_000])
+    }
+
+    @Test func aTimestampAfterTheNextSendIsNotTaken() {
+        var t = tracker([a])
+        var sink = Recorder()
+        t.sent(target: 0, mono: 1_000, real: 1_000_000, sink: &sink)
+        t.sent(target: 0, mono: 1_100, real: 1_100_000, sink: &sink)
+        // Key 0 with a time after probe 1 was sent: not probe 0's.
+        t.transmitted(key: 0, kernelReal: 1_100_500)
+        t.reply(identifier: 0x1234, sequence: 0, stamp: stamp(0), from: a, kernelReal: 1_130_000, nowMono: 40_000,
+                nowReal: 1_131_000, sink: &sink)
+        #expect(sink.probes.first?.source == .kernelRX)
+    }
+
     @Test func roundTripFallsBackOnClockSteps() {
         let timeout: Int64 = 1_000_000_000
         // Real time stepped back by an hour between send and receive: the monotonic clock rules.
@@ -376,8 +409,9 @@ struct PingCapabilityTests {
     }
 
     @Test func targetSetsExpand() throws {
-        let t = try PingService.parseTargets("127.0.0.0/30, 127.0.0.1,127.0.1.9", family: .v4, limit: 16).get()
-        #expect(t.map(\.description) == ["127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.9"])
+        // As fping: a prefix gives its hosts, without network and broadcast addresses.
+        let t = try PingService.parseTargets("127.0.0.0/30, 127.0.0.1,127.0.1.9,10.0.0.0/31", family: .v4, limit: 16).get()
+        #expect(t.map(\.description) == ["127.0.0.1", "127.0.0.2", "127.0.1.9", "10.0.0.0", "10.0.0.1"])
         let six = try PingService.parseTargets("::1,fd00::/126", family: .v6, limit: 16).get()
         #expect(six.count == 5)
         #expect(throws: PingError.self) { try PingService.parseTargets("127.0.0.0/27", family: .v4, limit: 16).get() }
