@@ -76,6 +76,9 @@ public struct CaptureService: MeasurementService {
         /// The kernel's capture buffer, bytes.
         public var bufferBytes: Int32 = 4 << 20
         public var minimumPeriod: Int64 = 1
+        /// Called on the capture thread once the capture is open and counting (tests and
+        /// tools that must not send before it is).
+        public var onOpen: (@Sendable () -> Void)? = nil
         public init() {}
     }
 
@@ -258,6 +261,7 @@ enum CaptureLoop {
     {
         let capture = try Capture(interface: plan.interface, settings: plan.settings, filter: plan.filter)
         defer { capture.close() }
+        plan.settings.onOpen?()
         var summary = CaptureSummary()
         var counts = csupport_counts()
         let periodNs = plan.period * 1_000_000_000

@@ -2,6 +2,7 @@ import MPlane
 import MPlaneCapture
 import MPlaneScheduler
 import MPlaneTestSupport
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -100,14 +101,19 @@ let captureProblem: String? = CaptureService.availability(interface: "lo").map {
 struct LiveCaptureTests {
     func measure(_ when: String, filter: String, interruptAfter: Duration? = nil,
                  during: @escaping @Sendable () async -> Void) async throws -> Result {
-        let service = CaptureService(interface: "lo")
+        let open = Atomic<Bool>(false)
+        var settings = CaptureService.Settings()
+        settings.onOpen = { open.store(true, ordering: .releasing) }
+        let service = CaptureService(interface: "lo", settings: settings)
         let scheduler = Scheduler(services: [service])
         let runner = Task { await scheduler.run() }
         defer { scheduler.shutdown(); runner.cancel() }
         var spec = Specification(capability: service.capability, when: try When(parsing: when))
         try spec.statement.setParameterValue("capture.filter", .string(filter))
         guard case .receipt = scheduler.submit(spec) else { throw CaptureError("refused") }
-        try await Task.sleep(for: .milliseconds(300))  // the capture is open
+        // Send only once the capture counts (a loaded machine may take a while to open it).
+        for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
+        try #require(open.load(ordering: .acquiring), "the capture did not open within 5 s")
         await during()
         if let interruptAfter {
             try await Task.sleep(for: interruptAfter)
