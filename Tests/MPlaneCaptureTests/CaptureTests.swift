@@ -113,7 +113,8 @@ struct LiveCaptureTests {
         guard case .receipt = scheduler.submit(spec) else { throw CaptureError("refused") }
         // Send only once the capture counts (a loaded machine may take a while to open it).
         for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
-        try #require(open.load(ordering: .acquiring), "the capture did not open within 5 s")
+        let isOpen = open.load(ordering: .acquiring)
+        try #require(isOpen, "the capture did not open within 5 s")
         await during()
         if let interruptAfter {
             try await Task.sleep(for: interruptAfter)
