@@ -18,14 +18,11 @@ func captureBenchmark(_ args: [String]) -> Never {
     let seconds = args.first.flatMap { Int($0) }.map { max(1, $0) } ?? 3
     let port = UInt16.random(in: 40_000...60_000)
     let flood = Flood()
-    var tid = pthread_t()
-    let box = Unmanaged.passRetained(FloodArgs(flood: flood, port: port))
-    pthread_create(&tid, nil, { arg in
-        let a = Unmanaged<FloodArgs>.fromOpaque(arg!).takeRetainedValue()
+    let sender = Thread {
         let rx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), tx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = a.port.bigEndian
+        addr.sin_port = port.bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let len = socklen_t(MemoryLayout<sockaddr_in>.size)
         var size: Int32 = 64 << 20
@@ -34,17 +31,17 @@ func captureBenchmark(_ args: [String]) -> Never {
         var sink = [UInt8](repeating: 0, count: 64)
         let payload = [UInt8](repeating: 0x61, count: 18)
         usleep(300_000)  // the capture opens first
-        while !a.flood.stop.load(ordering: .relaxed) {
+        while !flood.stop.load(ordering: .relaxed) {
             let n = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(tx, payload, payload.count, 0, $0, len) }
             }
-            if n == payload.count { a.flood.sent.add(1, ordering: .relaxed) }
+            if n == payload.count { flood.sent.add(1, ordering: .relaxed) }
             while recv(rx, &sink, sink.count, Int32(MSG_DONTWAIT)) > 0 {}
         }
         close(rx)
         close(tx)
-        return nil
-    }, box.toOpaque())
+    }
+    sender.start()
     let clock = ContinuousClock()
     let t0 = clock.now
     let outcome: ([TrafficCounts], CaptureSummary)
@@ -53,11 +50,12 @@ func captureBenchmark(_ args: [String]) -> Never {
         let stopper = Thread { usleep(UInt32(seconds) * 1_000_000 + 300_000); flood.stop.store(true, ordering: .relaxed) }
         stopper.start()
         outcome = try CaptureService.measure(interface: "lo", filter: "udp port \(port)", seconds: seconds + 1)
+        stopper.join()
     } catch {
         writeStandardError("capture benchmark: \(error)\n")
         exit(1)
     }
-    pthread_join(tid, nil)
+    sender.join()
     let wall = clock.now - t0
     let counted = outcome.0.reduce(UInt64(0)) { $0 + $1.udpPackets }
     let wallSeconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
@@ -69,26 +67,17 @@ func captureBenchmark(_ args: [String]) -> Never {
     exit(0)
 }
 
-final class FloodArgs: Sendable {
-    let flood: Flood
-    let port: UInt16
-    init(flood: Flood, port: UInt16) {
-        self.flood = flood
-        self.port = port
-    }
-}
-
 /// A plain thread running a closure once.
-final class Thread: Sendable {
+final class Thread: @unchecked Sendable {
     let body: @Sendable () -> Void
+    private var tid = pthread_t()  // written by start(), read by join(), both on the caller's thread
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
     func start() {
         let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
         pthread_create(&tid, nil, { arg in
             Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue().body()
             return nil
         }, box.toOpaque())
-        pthread_detach(tid)
     }
+    func join() { pthread_join(tid, nil) }
 }

@@ -109,7 +109,7 @@ public struct CaptureService: MeasurementService {
     public static func checkFilter(_ filter: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
         let r = buffer.withUnsafeMutableBufferPointer { csupport_capture_check_filter(filter, $0.baseAddress!) }
-        return r == 0 ? nil : String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return r == 0 ? nil : text(buffer)
     }
 
     /// Opens (and closes) a capture on `interface`: nil if it works, else why not.
@@ -165,6 +165,11 @@ public struct CaptureService: MeasurementService {
     }
 }
 
+/// The NUL-terminated text in a C error buffer.
+func text(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// What one capture job does.
 struct CapturePlan: Sendable {
     var interface: String
@@ -196,7 +201,7 @@ final class Capture {
             csupport_capture_open(interface, settings.snaplen, settings.bufferBytes, $0.baseAddress!, &status)
         }
         guard let h else {
-            let why = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let why = text(buffer)
             throw Self.openError(interface: interface, status: status, detail: why)
         }
         handle = h
@@ -206,7 +211,7 @@ final class Capture {
             if r != 0 {
                 csupport_capture_close(h)
                 handle = nil
-                let why = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let why = text(buffer)
                 throw CaptureError("capture.filter '\(filter)': \(why)")
             }
         }
@@ -230,7 +235,7 @@ final class Capture {
         guard let handle else { return }
         let n = errors.withUnsafeMutableBufferPointer { csupport_capture_dispatch(handle, &counts, $0.baseAddress!) }
         if n < 0 {
-            let why = String(decoding: errors.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let why = text(errors)
             throw CaptureError("capture failed: \(why)")
         }
     }
@@ -347,9 +352,7 @@ extension CaptureService {
             s.bufferBytes = Int32(try settings.integer("buffer-kib", in: 64...1_048_576, absent: Int(s.bufferBytes) / 1024) * 1024)
             s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: 1))
             let optional = try settings.flag("if-permitted")
-            let names = (settings["interface"] ?? "lo").split(separator: ",").map {
-                String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
-            }.filter { !$0.isEmpty }
+            let names = settings.list("interface", absent: ["lo"])
             var out: [any MeasurementService] = []
             for name in names {
                 if let problem = availability(interface: name, settings: s) {

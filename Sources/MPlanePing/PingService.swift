@@ -144,12 +144,12 @@ public struct PingService: MeasurementService {
         var out: [IPAddress] = []
         var seen = Set<IPAddress>()
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let item = part.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
-            guard let a = IPAddress(String(item)) else {
-                return .failure(PingError("'\(String(item))' is not an address or CIDR prefix"))
+            let item = part.trimmingSpaces()
+            guard let a = IPAddress(item) else {
+                return .failure(PingError("'\(item)' is not an address or CIDR prefix"))
             }
             guard a.family == family else {
-                return .failure(PingError("'\(String(item))' is not an \(family == .v4 ? "IPv4" : "IPv6") address"))
+                return .failure(PingError("'\(item)' is not an \(family == .v4 ? "IPv4" : "IPv6") address"))
             }
             let count = a.addressCount
             guard count <= UInt64(limit), out.count + Int(count) <= limit else {

@@ -17,6 +17,12 @@ public struct SectionSettings: Sendable {
         }
     }
 
+    /// A comma-separated list setting, items trimmed, empty ones dropped; `absent` when missing.
+    public func list(_ key: String, absent: [String]) -> [String] {
+        guard let v = values[key] else { return absent }
+        return v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+    }
+
     /// An integer setting within `range`, `absent` when missing.
     public func integer(_ key: String, in range: ClosedRange<Int>, absent: Int) throws(ServiceConfigurationError) -> Int {
         guard let v = values[key] else { return absent }
@@ -24,5 +30,15 @@ public struct SectionSettings: Sendable {
             throw ServiceConfigurationError(message: "\(key) = \(v): use a number in \(range.lowerBound)...\(range.upperBound)")
         }
         return n
+    }
+}
+
+extension StringProtocol {
+    /// Without leading spaces and tabs, and trailing spaces, tabs and carriage returns.
+    public func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
+        return String(s)
     }
 }

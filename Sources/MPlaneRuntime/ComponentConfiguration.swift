@@ -1,3 +1,4 @@
+import MPlaneProbe
 import MPlane
 public import MPlaneScheduler
 public import Logging

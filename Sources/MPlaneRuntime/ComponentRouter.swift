@@ -1,3 +1,4 @@
+import MPlaneProbe
 public import MPlane
 public import MPlaneScheduler
 import Synchronization

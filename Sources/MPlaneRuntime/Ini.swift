@@ -1,3 +1,4 @@
+import MPlaneProbe
 /// A configuration file in the INI format Python's configparser reads (the reference
 /// implementation's format): `[section]` headers, `key = value` or `key: value` lines,
 /// `#` and `;` comment lines, keys case-insensitive, values trimmed, indented lines
@@ -54,11 +55,3 @@ public struct IniFile: Sendable {
     }
 }
 
-extension StringProtocol {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
-        return String(s)
-    }
-}
