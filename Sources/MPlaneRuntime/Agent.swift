@@ -95,7 +95,14 @@ public final class ComponentInitiatedAgent: Sendable {
     let clock: any ProbeClock
     let logger: Logger
     public let queue: any OutgoingQueue
-    private let links = Mutex<[String: HTTPURL]>([:])
+    /// Where each running job's messages go, and whether its receipt is queued yet: a job
+    /// can end before `handle` has queued its receipt, and its result must not overtake it.
+    private let deliveries = Mutex<[String: Delivery]>([:])
+    private struct Delivery {
+        var url: HTTPURL
+        var receiptQueued = false
+        var heldResult: Message?
+    }
     private let nextPoll = Mutex<Timestamp?>(nil)
     private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
     /// Set when the capabilities changed: register them again before the next poll.
@@ -134,8 +141,19 @@ public final class ComponentInitiatedAgent: Sendable {
         let observer = scheduler.addObserver { [self] event in
             switch event {
             case .finished(let token, let message):
-                let url = links.withLock { $0.removeValue(forKey: token) } ?? resultURL
-                queue.push(Outgoing(message: message, url: url))
+                deliveries.withLock { d in
+                    guard var entry = d[token] else {
+                        queue.push(Outgoing(message: message, url: resultURL))
+                        return
+                    }
+                    if entry.receiptQueued {
+                        d[token] = nil
+                        queue.push(Outgoing(message: message, url: entry.url))
+                    } else {
+                        entry.heldResult = message
+                        d[token] = entry
+                    }
+                }
             case .servicesChanged:
                 // Registered again before the next poll.
                 capabilitiesChanged.store(true, ordering: .releasing)
@@ -229,12 +247,27 @@ public final class ComponentInitiatedAgent: Sendable {
                 nextPoll.withLock { $0 = at }
                 logger.debug("callback control", metadata: ["mplane.next_poll": "\(at)"])
             case .specification(let spec):
-                let reply = scheduler.submit(spec)
                 let url = spec.statement.link.flatMap(HTTPURL.init) ?? resultURL
-                if case .receipt = reply { links.withLock { $0[spec.token] = url } }
-                queue.push(Outgoing(message: reply, url: url))
+                let token = spec.token
+                deliveries.withLock { $0[token] = Delivery(url: url) }
+                let reply = scheduler.submit(spec)
+                // The receipt (or the refusal) first, then a result that came before it.
+                deliveries.withLock { d in
+                    queue.push(Outgoing(message: reply, url: url))
+                    guard case .receipt = reply, var entry = d[token] else {
+                        d[token] = nil
+                        return
+                    }
+                    if let held = entry.heldResult {
+                        d[token] = nil
+                        queue.push(Outgoing(message: held, url: url))
+                    } else {
+                        entry.receiptQueued = true
+                        d[token] = entry
+                    }
+                }
             case .interrupt(let i):
-                let url = links.withLock { $0[i.token] } ?? i.statement.link.flatMap(HTTPURL.init) ?? resultURL
+                let url = deliveries.withLock { $0[i.token]?.url } ?? i.statement.link.flatMap(HTTPURL.init) ?? resultURL
                 let reply = await scheduler.interrupt(token: i.token)
                 if case .receipt = reply { queue.push(Outgoing(message: reply, url: url)) }
                 // A result is pushed by the scheduler's finished event.
