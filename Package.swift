@@ -59,11 +59,11 @@ var targets: [Target] = [
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", argumentParserProduct,
                        lifecycle, unixSignals, logging]
     ),
-    // The C shim: ICMP sockets, cmsg, threads, namespaces and libpcap (Debian: libpcap-dev).
+    // The C shim: ICMP sockets, cmsg, threads, namespaces, and libpcap, which it loads on
+    // first use (headers from Debian's libpcap-dev; libpcap0.8 at run time).
     .target(
         name: "CSupport",
-        path: "CSupport",
-        linkerSettings: [.linkedLibrary("pcap")]
+        path: "CSupport"
     ),
     // Small blocking file helpers for the tools (the model does no I/O).
     .target(

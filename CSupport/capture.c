@@ -3,11 +3,78 @@
 #define _GNU_SOURCE
 #include "CSupport.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pcap/pcap.h>
+
+// libpcap is loaded on first use, not linked: it brings D-Bus, systemd, gcrypt, lzma, zstd
+// and lz4 with it, about 1 MiB resident in every probe whether it captures or not, and a
+// probe without libpcap installed still starts (capture then fails with the reason).
+#define PCAP_FUNCTIONS(X) \
+    X(pcap_t *, pcap_create, (const char *, char *)) \
+    X(int, pcap_set_snaplen, (pcap_t *, int)) \
+    X(int, pcap_set_promisc, (pcap_t *, int)) \
+    X(int, pcap_set_immediate_mode, (pcap_t *, int)) \
+    X(int, pcap_set_timeout, (pcap_t *, int)) \
+    X(int, pcap_set_buffer_size, (pcap_t *, int)) \
+    X(int, pcap_activate, (pcap_t *)) \
+    X(char *, pcap_geterr, (pcap_t *)) \
+    X(const char *, pcap_statustostr, (int)) \
+    X(void, pcap_close, (pcap_t *)) \
+    X(int, pcap_setnonblock, (pcap_t *, int, char *)) \
+    X(int, pcap_datalink, (pcap_t *)) \
+    X(int, pcap_compile, (pcap_t *, struct bpf_program *, const char *, int, bpf_u_int32)) \
+    X(int, pcap_setfilter, (pcap_t *, struct bpf_program *)) \
+    X(void, pcap_freecode, (struct bpf_program *)) \
+    X(pcap_t *, pcap_open_dead, (int, int)) \
+    X(int, pcap_get_selectable_fd, (pcap_t *)) \
+    X(int, pcap_dispatch, (pcap_t *, int, pcap_handler, u_char *)) \
+    X(int, pcap_stats, (pcap_t *, struct pcap_stat *)) \
+    X(const char *, pcap_lib_version, (void))
+
+static struct {
+#define PCAP_FIELD(ret, name, args) ret(*name) args;
+    PCAP_FUNCTIONS(PCAP_FIELD)
+#undef PCAP_FIELD
+    int ready;
+} lib;
+static char lib_error[PCAP_ERRBUF_SIZE];
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_load(void) {
+    // Debian's soname first, then upstream's.
+    static const char *const names[] = {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"};
+    void *handle = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !handle; i++) handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf(lib_error, sizeof lib_error, "libpcap cannot be loaded (Debian: apt-get install libpcap0.8): %s", dlerror());
+        return;
+    }
+#define PCAP_RESOLVE(ret, name, args) \
+    if (!(lib.name = (ret(*) args)dlsym(handle, #name))) { \
+        snprintf(lib_error, sizeof lib_error, "libpcap has no %s (too old)", #name); \
+        return; \
+    }
+    PCAP_FUNCTIONS(PCAP_RESOLVE)
+#undef PCAP_RESOLVE
+    lib.ready = 1;
+}
+
+// 0 once libpcap is loaded; -1 with the reason in `errbuf` when it cannot be.
+static int lib_ready(char *errbuf) {
+    pthread_once(&lib_once, lib_load);
+    if (lib.ready) return 0;
+    snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib_error);
+    return -1;
+}
 
 struct csupport_capture {
     pcap_t *pcap;
@@ -121,66 +188,68 @@ struct csupport_capture *csupport_capture_open(const char *device, int snaplen, 
                                                int *status) {
     *status = 0;
     errbuf[0] = 0;
-    pcap_t *p = pcap_create(device, errbuf);
+    if (lib_ready(errbuf) < 0) { *status = PCAP_ERROR; return NULL; }
+    pcap_t *p = lib.pcap_create(device, errbuf);
     if (!p) { *status = PCAP_ERROR; return NULL; }
-    pcap_set_snaplen(p, snaplen);
-    pcap_set_promisc(p, 0);
-    pcap_set_immediate_mode(p, 1);
-    pcap_set_timeout(p, 10);
-    if (buffer_bytes > 0) pcap_set_buffer_size(p, buffer_bytes);
-    int r = pcap_activate(p);
+    lib.pcap_set_snaplen(p, snaplen);
+    lib.pcap_set_promisc(p, 0);
+    lib.pcap_set_immediate_mode(p, 1);
+    lib.pcap_set_timeout(p, 10);
+    if (buffer_bytes > 0) lib.pcap_set_buffer_size(p, buffer_bytes);
+    int r = lib.pcap_activate(p);
     if (r < 0) {
         *status = r;
-        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(p));
-        if (errbuf[0] == 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_statustostr(r));
-        pcap_close(p);
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(p));
+        if (errbuf[0] == 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_statustostr(r));
+        lib.pcap_close(p);
         return NULL;
     }
-    if (pcap_setnonblock(p, 1, errbuf) < 0) { *status = PCAP_ERROR; pcap_close(p); return NULL; }
+    if (lib.pcap_setnonblock(p, 1, errbuf) < 0) { *status = PCAP_ERROR; lib.pcap_close(p); return NULL; }
     struct csupport_capture *cap = calloc(1, sizeof *cap);
-    if (!cap) { *status = PCAP_ERROR; snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); pcap_close(p); return NULL; }
+    if (!cap) { *status = PCAP_ERROR; snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); lib.pcap_close(p); return NULL; }
     cap->pcap = p;
-    cap->linktype = pcap_datalink(p);
+    cap->linktype = lib.pcap_datalink(p);
     return cap;
 }
 
 int csupport_capture_filter(struct csupport_capture *cap, const char *expression, char *errbuf) {
     struct bpf_program prog;
-    if (pcap_compile(cap->pcap, &prog, expression, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
+    if (lib.pcap_compile(cap->pcap, &prog, expression, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(cap->pcap));
         return -1;
     }
-    int r = pcap_setfilter(cap->pcap, &prog);
-    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
-    pcap_freecode(&prog);
+    int r = lib.pcap_setfilter(cap->pcap, &prog);
+    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(cap->pcap));
+    lib.pcap_freecode(&prog);
     return r < 0 ? -1 : 0;
 }
 
 int csupport_capture_check_filter(const char *expression, char *errbuf) {
-    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    if (lib_ready(errbuf) < 0) return -1;
+    pcap_t *dead = lib.pcap_open_dead(DLT_EN10MB, 65535);
     if (!dead) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); return -1; }
     struct bpf_program prog;
-    int r = pcap_compile(dead, &prog, expression, 1, PCAP_NETMASK_UNKNOWN);
-    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(dead));
-    else pcap_freecode(&prog);
-    pcap_close(dead);
+    int r = lib.pcap_compile(dead, &prog, expression, 1, PCAP_NETMASK_UNKNOWN);
+    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(dead));
+    else lib.pcap_freecode(&prog);
+    lib.pcap_close(dead);
     return r < 0 ? -1 : 0;
 }
 
-int csupport_capture_fd(struct csupport_capture *cap) { return pcap_get_selectable_fd(cap->pcap); }
+int csupport_capture_fd(struct csupport_capture *cap) { return lib.pcap_get_selectable_fd(cap->pcap); }
 
 int csupport_capture_linktype(struct csupport_capture *cap) { return cap->linktype; }
 
 int csupport_capture_dispatch(struct csupport_capture *cap, struct csupport_counts *counts, char *errbuf) {
     cap->counts = counts;
-    int n = pcap_dispatch(cap->pcap, -1, on_frame, (u_char *)cap);
-    if (n == PCAP_ERROR) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", pcap_geterr(cap->pcap));
+    int n = lib.pcap_dispatch(cap->pcap, -1, on_frame, (u_char *)cap);
+    if (n == PCAP_ERROR) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(cap->pcap));
     return n;
 }
 
 int csupport_capture_stats(struct csupport_capture *cap, uint64_t *received, uint64_t *dropped) {
     struct pcap_stat st;
-    if (pcap_stats(cap->pcap, &st) < 0) return -1;
+    if (lib.pcap_stats(cap->pcap, &st) < 0) return -1;
     *received = st.ps_recv;
     // Only what this handle lost: ps_ifdrop counts the whole interface, filter or not.
     *dropped = st.ps_drop;
@@ -189,8 +258,38 @@ int csupport_capture_stats(struct csupport_capture *cap, uint64_t *received, uin
 
 void csupport_capture_close(struct csupport_capture *cap) {
     if (!cap) return;
-    pcap_close(cap->pcap);
+    lib.pcap_close(cap->pcap);
     free(cap);
 }
 
-const char *csupport_pcap_version(void) { return pcap_lib_version(); }
+const char *csupport_pcap_version(void) {
+    char ignored[PCAP_ERRBUF_SIZE];
+    return lib_ready(ignored) == 0 ? lib.pcap_lib_version() : lib_error;
+}
+
+int csupport_capture_probe(const char *device, char *errbuf) {
+    errbuf[0] = 0;
+    // "any" is libpcap's pseudo-device for every interface: ifindex 0 for a packet socket.
+    int any = strcmp(device, "any") == 0;
+    unsigned index = any ? 0 : if_nametoindex(device);
+    if (index == 0 && !any) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(errno));
+        return PCAP_ERROR_NO_SUCH_DEVICE;
+    }
+    // Protocol 0: the socket receives nothing; it only proves the right to capture.
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(e));
+        return e == EPERM || e == EACCES ? PCAP_ERROR_PERM_DENIED : PCAP_ERROR;
+    }
+    struct sockaddr_ll address = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = (int)index};
+    int r = bind(fd, (struct sockaddr *)&address, sizeof address);
+    int e = errno;
+    close(fd);
+    if (r < 0) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(e));
+        return e == ENODEV ? PCAP_ERROR_NO_SUCH_DEVICE : e == ENETDOWN ? PCAP_ERROR_IFACE_NOT_UP : PCAP_ERROR;
+    }
+    return 0;
+}

@@ -112,15 +112,12 @@ public struct CaptureService: MeasurementService {
         return r == 0 ? nil : text(buffer)
     }
 
-    /// Opens (and closes) a capture on `interface`: nil if it works, else why not.
-    public static func availability(interface: String, settings: Settings = Settings()) -> CaptureError? {
-        do {
-            let c = try Capture(interface: interface, settings: settings, filter: "")
-            c.close()
-            return nil
-        } catch {
-            return error
-        }
+    /// Whether `interface` exists and this process may capture on it: nil, else why not.
+    /// Checked with a packet socket, so a probe that never captures never loads libpcap.
+    public static func availability(interface: String) -> CaptureError? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let status = buffer.withUnsafeMutableBufferPointer { csupport_capture_probe(interface, $0.baseAddress!) }
+        return status == 0 ? nil : Capture.openError(interface: interface, status: status, detail: text(buffer))
     }
 
     public func run(_ job: JobContext) async throws {
@@ -355,7 +352,7 @@ extension CaptureService {
             let names = settings.list("interface", absent: ["lo"])
             var out: [any MeasurementService] = []
             for name in names {
-                if let problem = availability(interface: name, settings: s) {
+                if let problem = availability(interface: name) {
                     guard optional else { throw ServiceConfigurationError(message: "\(problem)") }
                     logger.warning("capture left out", metadata: ["capture.interface": "\(name)", "reason": "\(problem)"])
                     continue

@@ -64,6 +64,17 @@ struct CountingTests {
         #expect(e.status == 400 && e.message.contains("capture.filter"), "\(e.message)")
     }
 
+    @Test("the start-up check (a packet socket, no libpcap) agrees with opening a capture")
+    func availabilityAgreesWithPcap() {
+        for interface in ["lo", "any", "nonesuch0"] {
+            let predicted = CaptureService.availability(interface: interface)
+            var opened: CaptureError? = nil
+            do { _ = try CaptureService.measure(interface: interface, filter: "", seconds: 0) } catch { opened = error }
+            #expect((predicted == nil) == (opened == nil),
+                    "\(interface): check says \(predicted?.message ?? "ok"), pcap says \(opened?.message ?? "ok")")
+        }
+    }
+
     @Test func missingInterfacesAreNamed() {
         let problem = CaptureService.availability(interface: "nonesuch0")
         #expect(problem != nil)
