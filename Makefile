@@ -24,7 +24,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -gnone -Xswiftc -L$(S
 VENV := .venv-ri
 RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev
+APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev curl
 
 .PHONY: run test deps ri build release linkage order bench bench-runtime bench-ping fuzz clean
 
@@ -54,14 +54,20 @@ $(RI_PYTHON):
 build:
 	$(SWIFT) build
 
-release: $(STATIC_CXX)/libstdc++.a
+release: $(STATIC_CXX)/libstdc++.a .build/link-inputs.stamp
 	$(SWIFT) build $(RELEASE_FLAGS) --product mpcli
 	$(SWIFT) build $(RELEASE_FLAGS) --product mpcom
 
+# Asked of the toolchain's clang, which does the link, so that both pick the same GCC.
 $(STATIC_CXX)/libstdc++.a:
-	@cc=$$(command -v gcc || command -v clang); a=$$($$cc -print-file-name=libstdc++.a); \
-	 [ -f "$$a" ] || { echo "error: no static libstdc++.a (Debian: apt-get install libstdc++-12-dev)"; exit 1; }; \
+	@cc=$$(command -v clang || command -v gcc); a=$$($$cc -print-file-name=libstdc++.a); \
+	 [ -f "$$a" ] || { echo "error: no static libstdc++.a (Debian: apt-get install libstdc++-12-dev, or the -dev of your GCC)"; exit 1; }; \
 	 mkdir -p $(@D) && ln -sf "$$a" $@
+
+# SwiftPM does not know the link's own inputs: relink when one of them changes.
+.build/link-inputs.stamp: $(wildcard deploy/link/*.map deploy/link/*.ld deploy/link/*.order)
+	rm -f .build/release/mpcom .build/release/mpcli
+	mkdir -p .build && touch $@
 
 # The binaries as they ship: what they link, what they export, their size, and a smoke run.
 linkage: release
@@ -71,8 +77,7 @@ linkage: release
 order: deps release
 	@command -v valgrind >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq valgrind; }
 	deploy/link/train-order.sh .build/release/mpcom deploy/link/mpcom.order
-	rm -f .build/release/mpcom   # the order file is no input SwiftPM knows of
-	$(SWIFT) build $(RELEASE_FLAGS) --product mpcom
+	$(MAKE) --no-print-directory release
 
 # Codec benchmarks, ours and the reference's in the same run (see BENCHMARKS.md).
 bench: deps ri

@@ -63,7 +63,8 @@ var targets: [Target] = [
     // first use (headers from Debian's libpcap-dev; libpcap0.8 at run time).
     .target(
         name: "CSupport",
-        path: "CSupport"
+        path: "CSupport",
+        linkerSettings: [.linkedLibrary("dl")]  // dlopen: part of libc since glibc 2.34, -ldl before
     ),
     // Small blocking file helpers for the tools (the model does no I/O).
     .target(
@@ -111,7 +112,7 @@ targets += [
     ),
     .testTarget(
         name: "MPlaneCaptureTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneCapture", "MPlaneTestSupport"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneCapture", "MPlaneProbe", "CSupport", "MPlaneTestSupport"]
     ),
     .testTarget(
         name: "MPlaneRuntimeTests",

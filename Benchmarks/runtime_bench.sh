@@ -25,7 +25,7 @@ CONF
 # Start from a cold page cache for our binary, as after a reboot: how the file was last
 # written (linker, cp, package manager) decides the size of its cached folios, and with
 # them how much of the text one fault maps, which moves idle RSS by up to 1 MiB.
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$OURS"
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$OURS"
 "$OURS" --port "$PORT_OURS" --log-level error > "$tmp/ours.log" 2>&1 &
 ours_pid=$!
 here=$PWD

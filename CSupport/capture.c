@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <pcap/pcap.h>
@@ -50,21 +51,25 @@ static char lib_error[PCAP_ERRBUF_SIZE];
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
 static void lib_load(void) {
-    // Debian's soname first, then upstream's.
+    // Debian's soname first, then upstream's; the reason reported is the first one's.
     static const char *const names[] = {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"};
     void *handle = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !handle; i++) handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-        snprintf(lib_error, sizeof lib_error, "libpcap cannot be loaded (Debian: apt-get install libpcap0.8): %s", dlerror());
-        return;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !handle; i++) {
+        handle = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        const char *why = handle ? NULL : dlerror();
+        if (i == 0 && why)
+            snprintf(lib_error, sizeof lib_error, "libpcap cannot be loaded (Debian: apt-get install libpcap0.8): %s", why);
     }
+    if (!handle) return;
 #define PCAP_RESOLVE(ret, name, args) \
     if (!(lib.name = (ret(*) args)dlsym(handle, #name))) { \
         snprintf(lib_error, sizeof lib_error, "libpcap has no %s (too old)", #name); \
+        dlclose(handle); \
         return; \
     }
     PCAP_FUNCTIONS(PCAP_RESOLVE)
 #undef PCAP_RESOLVE
+    lib_error[0] = 0;
     lib.ready = 1;
 }
 
@@ -225,7 +230,7 @@ int csupport_capture_filter(struct csupport_capture *cap, const char *expression
 }
 
 int csupport_capture_check_filter(const char *expression, char *errbuf) {
-    if (lib_ready(errbuf) < 0) return -1;
+    if (lib_ready(errbuf) < 0) return -2;
     pcap_t *dead = lib.pcap_open_dead(DLT_EN10MB, 65535);
     if (!dead) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); return -1; }
     struct bpf_program prog;
@@ -286,6 +291,14 @@ int csupport_capture_probe(const char *device, char *errbuf) {
     struct sockaddr_ll address = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = (int)index};
     int r = bind(fd, (struct sockaddr *)&address, sizeof address);
     int e = errno;
+    // A bind with protocol 0 does not look at the link state; libpcap refuses a device that
+    // is down (PCAP_ERROR_IFACE_NOT_UP), so ask.
+    struct ifreq request = {0};
+    if (r == 0 && !any) {
+        snprintf(request.ifr_name, sizeof request.ifr_name, "%s", device);
+        if (ioctl(fd, SIOCGIFFLAGS, &request) < 0) { r = -1; e = errno; }
+        else if (!(request.ifr_flags & IFF_UP)) { r = -1; e = ENETDOWN; }
+    }
     close(fd);
     if (r < 0) {
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(e));

@@ -111,7 +111,8 @@ struct csupport_capture *_Nullable csupport_capture_open(const char *_Nonnull de
 /// Installs a BPF filter (pcap-filter(7)); -1 with the reason in `errbuf`.
 int csupport_capture_filter(struct csupport_capture *_Nonnull cap, const char *_Nonnull expression,
                             char *_Nonnull errbuf);
-/// Compiles a filter without a device, to check it; -1 with the reason in `errbuf`.
+/// Compiles a filter without a device, to check it; -1 with the reason in `errbuf`, -2 when
+/// libpcap cannot be loaded (the reason in `errbuf` too).
 int csupport_capture_check_filter(const char *_Nonnull expression, char *_Nonnull errbuf);
 /// A descriptor to poll for readability.
 int csupport_capture_fd(struct csupport_capture *_Nonnull cap);

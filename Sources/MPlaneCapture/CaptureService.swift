@@ -105,15 +105,17 @@ public struct CaptureService: MeasurementService {
         return Self.checkFilter(filter).map { "capture.filter '\(filter)': \($0)" }
     }
 
-    /// Why `filter` does not compile, or nil.
+    /// Why `filter` does not compile, or nil. Also nil when libpcap cannot be loaded: that is
+    /// no fault of the filter, and the job then fails (500) with the reason.
     public static func checkFilter(_ filter: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
         let r = buffer.withUnsafeMutableBufferPointer { csupport_capture_check_filter(filter, $0.baseAddress!) }
-        return r == 0 ? nil : text(buffer)
+        return r == -1 ? text(buffer) : nil
     }
 
-    /// Whether `interface` exists and this process may capture on it: nil, else why not.
-    /// Checked with a packet socket, so a probe that never captures never loads libpcap.
+    /// Whether `interface` exists, is up, and this process may capture on it: nil, else why
+    /// not. Checked with a packet socket, so a probe that never captures never loads libpcap
+    /// (whether libpcap itself is installed shows on the first capture).
     public static func availability(interface: String) -> CaptureError? {
         var buffer = [CChar](repeating: 0, count: 256)
         let status = buffer.withUnsafeMutableBufferPointer { csupport_capture_probe(interface, $0.baseAddress!) }

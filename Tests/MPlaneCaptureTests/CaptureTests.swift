@@ -1,5 +1,7 @@
+import CSupport
 import MPlane
 import MPlaneCapture
+import MPlaneProbe
 import MPlaneScheduler
 import MPlaneTestSupport
 import Synchronization
@@ -73,6 +75,28 @@ struct CountingTests {
             #expect((predicted == nil) == (opened == nil),
                     "\(interface): check says \(predicted?.message ?? "ok"), pcap says \(opened?.message ?? "ok")")
         }
+    }
+
+    @Test("an interface that is down is found down at start, as pcap would find it",
+          .enabled(if: captureProblem == nil && run(["/bin/sh", "-c", "command -v ip"]).status == 0,
+                   "skipped: needs CAP_NET_RAW, CAP_NET_ADMIN and iproute2"))
+    func downInterface() async throws {
+        // A namespace's own lo starts down.
+        let ns = "mpcap\(getpid())"
+        try #require(run(["ip", "netns", "add", ns]).status == 0)
+        defer { _ = run(["ip", "netns", "del", ns]) }
+        let outcome = await ProbeThread.run(name: "capture-netns") { () -> (CaptureError?, CaptureError?)? in
+            guard csupport_enter_netns("/var/run/netns/\(ns)") == 0 else { return nil }
+            let predicted = CaptureService.availability(interface: "lo")
+            var opened: CaptureError? = nil
+            do throws(CaptureError) {
+                _ = try CaptureService.measure(interface: "lo", filter: "", seconds: 0)
+            } catch { opened = error }
+            return (predicted, opened)
+        }
+        let (predicted, opened) = try #require(outcome ?? nil, "could not enter the namespace")
+        #expect(predicted?.message.contains("down") == true, "\(predicted?.message ?? "ok")")
+        #expect(opened != nil, "pcap opened a down interface")
     }
 
     @Test func missingInterfacesAreNamed() {
