@@ -80,8 +80,8 @@ order: deps release
 	$(MAKE) --no-print-directory release
 
 # Codec benchmarks, ours and the reference's in the same run (see BENCHMARKS.md).
-bench: deps ri
-	$(SWIFT) build -c release --product mplane-bench
+bench: deps ri $(STATIC_CXX)/libstdc++.a
+	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
 	@echo "== ours"; .build/release/mplane-bench Benchmarks/fixtures $${SECONDS_PER_RUN:-1} | tee .build/bench-ours.json
 	@echo "== reference"; $(RI_PYTHON) Benchmarks/ri_bench.py Benchmarks/fixtures/capability.json \
 	   Benchmarks/fixtures/specification.json Benchmarks/fixtures/result-1000.json \
@@ -94,9 +94,9 @@ bench-runtime: deps ri release
 	bash Benchmarks/runtime_bench.sh | tee .build/bench-runtime.txt
 
 # The ping engine beside iputils ping and fping on loopback (needs root); see BENCHMARKS.md.
-bench-ping: deps
+bench-ping: deps $(STATIC_CXX)/libstdc++.a
 	@for p in iputils-ping fping; do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iputils-ping fping; break; }; done
-	$(SWIFT) build -c release --product mplane-bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
 	python3 Benchmarks/ping_bench.py .build/release/mplane-bench | tee .build/bench-ping.md
 
 # libFuzzer over the JSON decoder and encoder. FUZZ_RUNS inputs (default one million).
