@@ -73,7 +73,7 @@ var targets: [Target] = [
     // `mpcli`: validate, inspect and pretty-print mPlane messages.
     .executableTarget(
         name: "mpcli",
-        dependencies: ["MPlane", "MPlaneIO", argumentParserProduct]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneRuntime", argumentParserProduct]
     ),
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(

@@ -57,10 +57,12 @@ public struct HTTPClientError: Error, CustomStringConvertible {
 /// One request per connection (`Connection: close`), with an overall timeout.
 public enum SimpleHTTPClient {
     public static func request(_ method: String, _ url: HTTPURL, contentType: String? = nil, body: [UInt8] = [],
-                               timeout: Duration = .seconds(10), maxResponseBytes: Int = 64 << 20) async throws -> HTTPClientReply {
+                               accept: String? = nil, timeout: Duration = .seconds(10),
+                               maxResponseBytes: Int = 64 << 20) async throws -> HTTPClientReply {
         try await withThrowingTaskGroup(of: HTTPClientReply?.self) { group in
             group.addTask {
-                try await perform(method, url, contentType: contentType, body: body, maxResponseBytes: maxResponseBytes)
+                try await perform(method, url, contentType: contentType, body: body, accept: accept,
+                                  maxResponseBytes: maxResponseBytes)
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
@@ -74,7 +76,7 @@ public enum SimpleHTTPClient {
         }
     }
 
-    static func perform(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8],
+    static func perform(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8], accept: String?,
                         maxResponseBytes: Int) async throws -> HTTPClientReply {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
@@ -90,6 +92,7 @@ public enum SimpleHTTPClient {
             headers.add(name: "User-Agent", value: "mpcom")
             headers.add(name: "Connection", value: "close")
             if let contentType { headers.add(name: "Content-Type", value: contentType) }
+            if let accept { headers.add(name: "Accept", value: accept) }
             if method != "GET" || !body.isEmpty { headers.add(name: "Content-Length", value: String(body.count)) }
             let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.path, headers: headers)
             try await outbound.write(.head(head))

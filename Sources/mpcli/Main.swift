@@ -3,11 +3,11 @@ import MPlane
 import MPlaneIO
 
 @main
-struct MPCLI: ParsableCommand {
+struct MPCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mpcli",
         abstract: "The mPlane command-line client.",
-        subcommands: [Check.self, Parse.self]
+        subcommands: [Check.self, Parse.self, Capabilities.self, Run.self]
     )
 }
 

@@ -1,0 +1,128 @@
+public import MPlane
+
+/// A client for a component in the client-initiated workflow: ours, or the reference
+/// implementation's `mpcom`. It reads the capabilities, sends specifications, redemptions
+/// and interrupts, and runs a specification to its result, redeeming receipts meanwhile.
+public struct ComponentClient: Sendable {
+    /// The component's address; requests go to its root (`POST /`) and `/capability`.
+    public let url: HTTPURL
+    /// How long one HTTP exchange may take. A component may hold a specification's POST
+    /// for its reply wait (5 s on both implementations) before answering with a receipt.
+    public var requestTimeout: Duration
+    public var decoder: MessageDecoder
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public init(_ message: String) { self.message = message }
+        public var description: String { message }
+    }
+
+    public init(url: HTTPURL, requestTimeout: Duration = .seconds(15), decoder: MessageDecoder = MessageDecoder()) {
+        self.url = url
+        self.requestTimeout = requestTimeout
+        self.decoder = decoder
+    }
+
+    /// The component's capabilities. Ours answers `GET /capability` with an envelope when
+    /// asked for mPlane JSON; the reference implementation always answers with an HTML list
+    /// of links, which are then read one by one.
+    public func capabilities() async throws(Failure) -> [Capability] {
+        let reply = try await exchange("GET", path: "/capability", accept: ComponentRouter.mplaneType)
+        if isMPlane(reply) {
+            switch try decode(reply, what: "GET /capability") {
+            case .envelope(let envelope):
+                return envelope.contents.compactMap { if case .capability(let c) = $0 { c } else { nil } }
+            case .capability(let c):
+                return [c]
+            case let other:
+                throw Failure("GET /capability: a \(other.kind.rawValue), not capabilities")
+            }
+        }
+        var capabilities: [Capability] = []
+        for link in Self.capabilityLinks(in: String(decoding: reply.body, as: UTF8.self)) {
+            let one = try await exchange("GET", path: link, accept: ComponentRouter.mplaneType)
+            guard case .capability(let c) = try decode(one, what: "GET \(link)") else {
+                throw Failure("GET \(link): not a capability")
+            }
+            capabilities.append(c)
+        }
+        return capabilities
+    }
+
+    /// Posts `message` (a specification, redemption or interrupt) and returns the answer:
+    /// a result, a receipt or an exception.
+    public func send(_ message: Message) async throws(Failure) -> Message {
+        let body = MessageEncoder().encode(message)
+        let reply = try await exchange("POST", path: "/", contentType: ComponentRouter.mplaneType, body: body)
+        return try decode(reply, what: "POST \(message.kind.rawValue)")
+    }
+
+    /// Sends `specification` and, while the answer is a receipt, redeems it every `poll`.
+    /// After `deadline` without a result it interrupts the measurement and returns what the
+    /// component answers then: the partial result, or its receipt if it has none yet.
+    public func run(_ specification: Specification, poll: Duration = .seconds(1),
+                    deadline: Duration) async throws(Failure) -> Message {
+        let clock = ContinuousClock()
+        let end = clock.now + deadline
+        var answer = try await send(.specification(specification))
+        var interrupted = false
+        while case .receipt(let receipt) = answer {
+            if clock.now >= end {
+                if interrupted { return answer }
+                interrupted = true
+                answer = try await send(.interrupt(Interrupt(specification: specification)))
+                if case .receipt = answer {
+                    // The reference implementation answers an interrupt with a receipt and
+                    // keeps the partial result for the next redemption.
+                    try? await Task.sleep(for: .milliseconds(200))
+                    answer = try await send(.redemption(Redemption(receipt: receipt)))
+                }
+                continue
+            }
+            try? await Task.sleep(for: min(poll, end - clock.now))
+            answer = try await send(.redemption(Redemption(receipt: receipt)))
+        }
+        return answer
+    }
+
+    /// The `/capability/<token>` links of the reference implementation's HTML list.
+    static func capabilityLinks(in html: String) -> [String] {
+        var links: [String] = []
+        var rest = Substring(html)
+        while let start = rest.firstRange(of: "href=") {
+            rest = rest[start.upperBound...]
+            guard let quote = rest.first, quote == "'" || quote == "\"" else { continue }
+            rest = rest.dropFirst()
+            guard let close = rest.firstIndex(of: quote) else { break }
+            let link = String(rest[..<close])
+            if link.hasPrefix("/capability/") { links.append(link) }
+            rest = rest[close...].dropFirst()
+        }
+        return links
+    }
+
+    private func isMPlane(_ reply: HTTPClientReply) -> Bool {
+        reply.contentType.map { $0.lowercased().hasPrefix(ComponentRouter.mplaneType) } ?? false
+    }
+
+    private func decode(_ reply: HTTPClientReply, what: String) throws(Failure) -> Message {
+        guard isMPlane(reply) else {
+            let text = String(decoding: reply.body.prefix(200), as: UTF8.self)
+            throw Failure("\(what): HTTP \(reply.status) \(reply.contentType ?? "without a content type"): \(text)")
+        }
+        do { return try decoder.decode(reply.body) } catch {
+            throw Failure("\(what): HTTP \(reply.status), not a valid mPlane message: \(error)")
+        }
+    }
+
+    private func exchange(_ method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
+                          accept: String? = nil) async throws(Failure) -> HTTPClientReply {
+        let target = HTTPURL(host: url.host, port: url.port, path: path)
+        do {
+            return try await SimpleHTTPClient.request(method, target, contentType: contentType, body: body,
+                                                      accept: accept, timeout: requestTimeout)
+        } catch {
+            throw Failure("\(method) \(target): \(error)")
+        }
+    }
+}

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import MPlane
+import MPlaneScheduler
+@testable import MPlaneRuntime
+import MPlaneTestSupport
+import Testing
+
+@Suite("Client library (ComponentClient)", .timeLimit(.minutes(1)))
+struct ClientTests {
+    @Test("the links of the reference implementation's capability list, as recorded")
+    func recordedLinkList() throws {
+        let recording = try JSON(parsing: String(decoding: readFile(repoRoot + "/Tests/Fixtures/wire/ci-01-get-capability-list.json") ?? [],
+                                                 as: UTF8.self))
+        let html = try #require(recording["response"]?["body_text"]?.stringValue)
+        #expect(ComponentClient.capabilityLinks(in: html) == [
+            "/capability/40c5320f8ee7517efcea2a857b0f64f9", "/capability/0cb9cff17300728cbd2b925332c9fe79",
+            "/capability/1eb3b3c09578b8f741ca644ef30e012c",
+        ])
+        #expect(ComponentClient.capabilityLinks(in: "<a href=\"/capability/x\">x</a><a href='/elsewhere'>") == ["/capability/x"])
+    }
+
+    @Test("our client drives our component: capabilities, a result, an interrupted measurement, an exception")
+    func ourComponent() async throws {
+        try await withComponent(replyWait: .milliseconds(300)) { url, _ in
+            let client = ComponentClient(url: url)
+            let capabilities = try await client.capabilities()
+            #expect(Set(capabilities.compactMap(\.statement.label)) == ["test-loopback", "test-counter"])
+
+            guard case .result(let echo) = try await client.run(try loopbackSpec("through the client"), deadline: .seconds(5)) else {
+                Issue.record("no loopback result")
+                return
+            }
+            #expect(echo.values.columns[0][0] == .string("through the client"))
+
+            // Receipts are redeemed until the deadline, then the measurement is interrupted
+            // and its partial result returned.
+            let counter = try #require(capabilities.first { $0.statement.label == "test-counter" })
+            var long = Specification(capability: counter, when: try When(parsing: "now + 30s / 1s"))
+            try long.statement.setParameterValue("test.input", .string("long"))
+            let started = ContinuousClock.now
+            let answer = try await client.run(long, poll: .milliseconds(200), deadline: .milliseconds(1500))
+            guard case .result(let partial) = answer else {
+                Issue.record("no partial result: \(answer)")
+                return
+            }
+            #expect(partial.values.rowCount >= 1 && partial.values.rowCount < 30, "\(partial.values.rowCount) rows")
+            #expect(ContinuousClock.now - started < .seconds(10))
+
+            var wrong = try loopbackSpec()
+            wrong.statement.when = try When(parsing: "2001-01-01 00:00:00 + 1s")
+            guard case .exception = try await client.send(.specification(wrong)) else {
+                Issue.record("a specification in the past was not refused")
+                return
+            }
+        }
+    }
+
+    @Test("mpcli capabilities and mpcli run against our component")
+    func commandLine() async throws {
+        let mpcli = repoRoot + "/.build/debug/mpcli"
+        try await withComponent(replyWait: .milliseconds(300)) { url, _ in
+            let base = "http://127.0.0.1:\(url.port)"
+            let listed = try await runProcess([mpcli, "capabilities", base])
+            #expect(listed.status == 0 && listed.output.contains("test-counter  measure") && listed.output.contains("results: test.output"),
+                    "\(listed.output)")
+            let echoed = try await runProcess([mpcli, "run", base, "test-loopback", "--param", "test.input=from mpcli"])
+            #expect(echoed.status == 0 && echoed.output == "test.output\nfrom mpcli\n", "\(echoed.output)")
+            let counted = try await runProcess([mpcli, "run", base, "test-counter", "--when", "now + 2s / 1s",
+                                                "--param", "test.input=n", "--poll", "0.2"])
+            #expect(counted.status == 0 && counted.output.hasPrefix("time\ttest.output\ttest.counter\n"), "\(counted.output)")
+            let missing = try await runProcess([mpcli, "run", base, "test-counter", "--when", "now + 2s / 1s"])
+            #expect(missing.status == 64 && missing.output.contains("give --param for: test.input"), "\(missing.output)")
+            let refused = try await runProcess([mpcli, "run", base, "test-loopback", "--param", "test.input=x",
+                                                "--when", "2001-01-01 00:00:00"])
+            #expect(refused.status == 1 && refused.output.contains("the component answered"), "\(refused.output)")
+        }
+    }
+
+    @Test("a component that is not there is a clear error, not a hang")
+    func nobodyThere() async throws {
+        let client = ComponentClient(url: HTTPURL(host: "127.0.0.1", port: freePort(), path: "/"), requestTimeout: .seconds(5))
+        do {
+            _ = try await client.capabilities()
+            Issue.record("capabilities from nowhere")
+        } catch {
+            #expect(error.message.contains("GET") && error.message.contains("127.0.0.1"), "\(error.message)")
+        }
+    }
+
+    @Test("our client drives the reference implementation's component: its link list, a receipt, a redemption",
+          .enabled(if: riPython != nil, "skipped: needs the reference implementation (make test installs it)"))
+    func referenceComponent() async throws {
+        let py = try #require(riPython)
+        let mpcom = String(py.dropLast("python".count)) + "mpcom"
+        let dir = "/tmp/mplane-ri-component-\(getpid())"
+        mkdir(dir, 0o700)
+        defer { _ = run(["rm", "-rf", dir]) }
+        let port = freePort()
+        // Loopback only: the RI's ping service runs `ping -S <source>`, BSD's spelling; on
+        // Linux iputils reads -S as a buffer size, so every RI ping job fails.
+        let conf = """
+        [component]
+        workflow = client-initiated
+        listen-port = \(port)
+        registry_preload = \(repoRoot)/Tests/Interop/loopback-registry.json
+        [module_loopback]
+        module = mplane.components.loopback
+
+        """
+        #expect(writeFile(dir + "/ri.conf", Array(conf.utf8)))
+        let started = run(["/bin/sh", "-c", "cd '\(dir)' && '\(py)' '\(mpcom)' --config ri.conf > ri.log 2>&1 & echo $!"])
+        let pid = pid_t(String(decoding: started.stdout, as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+        try #require(pid > 0)
+        defer { kill(pid, SIGKILL) }
+
+        let client = ComponentClient(url: HTTPURL(host: "127.0.0.1", port: port, path: "/"))
+        var capabilities: [Capability] = []
+        for _ in 0..<100 where capabilities.isEmpty {
+            capabilities = (try? await client.capabilities()) ?? []
+            if capabilities.isEmpty { try await Task.sleep(for: .milliseconds(150)) }
+        }
+        let log = { String(decoding: readFile(dir + "/ri.log") ?? [], as: UTF8.self) }
+        // Read through the RI's HTML link list, one GET per capability, with its own token.
+        let loopback = try #require(capabilities.first { $0.statement.label == "test-loopback" }, "\(log())")
+        #expect(loopback.token == "1eb3b3c09578b8f741ca644ef30e012c")
+
+        // Depending on timing the RI answers an immediate job with its result or with a
+        // receipt to redeem; run() takes both.
+        var echo = Specification(capability: loopback, when: try When(parsing: "now"))
+        try echo.statement.setParameterValue("test.input", .string("from swift"))
+        guard case .result(let result) = try await client.run(echo, poll: .milliseconds(100), deadline: .seconds(10)) else {
+            Issue.record("run() gave no result \(log())")
+            return
+        }
+        #expect(result.values.columns[0][0] == .string("from swift"))
+
+        // A redemption it cannot match: the RI's exception, decoded.
+        var unknown = Redemption(receipt: Receipt(specification: echo))
+        unknown.statement.token = "0123456789abcdef0123456789abcdef"
+        guard case .exception(let e) = try await client.send(.redemption(unknown)) else {
+            Issue.record("no exception for an unknown redemption \(log())")
+            return
+        }
+        #expect(e.message.contains("Unknown job"), "\(e.message)")
+    }
+}
