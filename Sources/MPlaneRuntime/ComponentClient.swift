@@ -34,9 +34,15 @@ public struct ComponentClient: Sendable {
                 return envelope.contents.compactMap { if case .capability(let c) = $0 { c } else { nil } }
             case .capability(let c):
                 return [c]
+            case .exception(let e):
+                throw Failure("GET /capability: the component answered: \(e.message)")
             case let other:
-                throw Failure("GET /capability: a \(other.kind.rawValue), not capabilities")
+                throw Failure("GET /capability: answered with a message of kind \(other.kind.rawValue), not capabilities")
             }
+        }
+        guard reply.status == 200, reply.contentType?.lowercased().hasPrefix("text/html") == true else {
+            throw Failure("GET /capability on \(url): HTTP \(reply.status) \(reply.contentType ?? "without a content type"), "
+                          + "neither capabilities nor a list of them: is this an mPlane component?")
         }
         var capabilities: [Capability] = []
         for link in Self.capabilityLinks(in: String(decoding: reply.body, as: UTF8.self)) {
@@ -58,31 +64,44 @@ public struct ComponentClient: Sendable {
     }
 
     /// Sends `specification` and, while the answer is a receipt, redeems it every `poll`.
-    /// After `deadline` without a result it interrupts the measurement and returns what the
-    /// component answers then: the partial result, or its receipt if it has none yet.
+    /// After `deadline` without a result it interrupts the measurement and redeems for a
+    /// grace period (two seconds, or a period and a second) until the partial result comes;
+    /// it returns the last answer: a result, an exception, or the receipt if nothing more
+    /// came. A specification without a token gets a fresh one, so that two runs of the same
+    /// measurement are two jobs (the default token is a hash of the parameters).
     public func run(_ specification: Specification, poll: Duration = .seconds(1),
                     deadline: Duration) async throws(Failure) -> Message {
+        var specification = specification
+        if specification.statement.token == nil { specification.statement.token = Self.freshToken() }
         let clock = ContinuousClock()
-        let end = clock.now + deadline
+        let poll = max(poll, .milliseconds(10))
+        var end = clock.now + deadline
         var answer = try await send(.specification(specification))
         var interrupted = false
         while case .receipt(let receipt) = answer {
             if clock.now >= end {
                 if interrupted { return answer }
                 interrupted = true
-                answer = try await send(.interrupt(Interrupt(specification: specification)))
-                if case .receipt = answer {
-                    // The reference implementation answers an interrupt with a receipt and
-                    // keeps the partial result for the next redemption.
-                    try? await Task.sleep(for: .milliseconds(200))
-                    answer = try await send(.redemption(Redemption(receipt: receipt)))
-                }
+                var interrupt = Interrupt(specification: specification)
+                interrupt.statement.token = receipt.token
+                answer = try await send(.interrupt(interrupt))
+                // The reference implementation answers an interrupt with a receipt and has the
+                // partial result once the measurement notices, which may take a period.
+                let period = Duration.seconds(specification.statement.when.period ?? 0)
+                end = clock.now + max(.seconds(2), period + .seconds(1))
                 continue
             }
             try? await Task.sleep(for: min(poll, end - clock.now))
             answer = try await send(.redemption(Redemption(receipt: receipt)))
         }
         return answer
+    }
+
+    /// 32 hexadecimal digits, random.
+    static func freshToken() -> String {
+        let digits = Array("0123456789abcdef")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<32).map { _ in digits[Int(generator.next() % 16)] })
     }
 
     /// The `/capability/<token>` links of the reference implementation's HTML list.
@@ -121,6 +140,8 @@ public struct ComponentClient: Sendable {
         do {
             return try await SimpleHTTPClient.request(method, target, contentType: contentType, body: body,
                                                       accept: accept, timeout: requestTimeout)
+        } catch let error as HTTPClientError {
+            throw Failure(error.message)  // names the request already
         } catch {
             throw Failure("\(method) \(target): \(error)")
         }

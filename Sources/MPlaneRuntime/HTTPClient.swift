@@ -89,7 +89,7 @@ public enum SimpleHTTPClient {
         return try await channel.executeThenClose { inbound, outbound in
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)")
-            headers.add(name: "User-Agent", value: "mpcom")
+            headers.add(name: "User-Agent", value: "mplane-swift")
             headers.add(name: "Connection", value: "close")
             if let contentType { headers.add(name: "Content-Type", value: contentType) }
             if let accept { headers.add(name: "Accept", value: accept) }

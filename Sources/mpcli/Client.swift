@@ -9,9 +9,14 @@ struct ComponentOptions: ParsableArguments {
     @Argument(help: "The component, e.g. http://127.0.0.1:1228 (ours or the reference implementation's).")
     var url: String
 
-    @Option(name: .long, help: "Seconds one HTTP exchange may take.")
-    var requestTimeout: Int = 15
+    @Option(name: .long, help: "Seconds one HTTP exchange may take (more than the 5 s a component may hold a POST).")
+    var requestTimeout: Double = 15
 
+    func validate() throws {
+        guard requestTimeout.isFinite, requestTimeout >= 1 else { throw ValidationError("--request-timeout must be at least 1 second") }
+    }
+
+    /// A client for the component at `url` (only its host and port: requests go to `/` and `/capability`).
     func client() throws -> ComponentClient {
         guard let address = HTTPURL(url) else { throw ValidationError("not an http:// URL: \(url)") }
         return ComponentClient(url: address, requestTimeout: .seconds(requestTimeout), decoder: try registry.decoder())
@@ -21,7 +26,7 @@ struct ComponentOptions: ParsableArguments {
 struct Capabilities: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List a component's capabilities.",
-        discussion: "One block per capability: label, verb, scope, token, parameters with their constraints, result columns. --json prints the capabilities as the component sent them."
+        discussion: "One block per capability: label, verb, scope, token, parameters with their constraints, result columns. --json prints each capability's canonical JSON."
     )
 
     @OptionGroup var component: ComponentOptions
@@ -54,7 +59,8 @@ struct Run: AsyncParsableCommand {
         allowed value are filled in, the others come from --param NAME=VALUE. Sends it, redeems \
         the receipt every --poll seconds until the result comes, and after --timeout seconds \
         interrupts the measurement and prints the partial result. Exit status: 0 result, \
-        1 the component refused or failed (its exception is printed), 3 no result in time.
+        1 the component refused or failed (its exception is printed) or is unreachable, \
+        3 no result in time, 64 bad arguments.
         Example: mpcli run http://127.0.0.1:1228 ping-average-ip4 --when 'now + 5s / 1s' --param destination.ip4=127.0.0.1
         """
     )
@@ -79,18 +85,32 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the result's JSON instead of a table.")
     var json = false
 
+    func validate() throws {
+        guard poll.isFinite, poll >= 0.05, poll <= 3600 else { throw ValidationError("--poll must be 0.05 to 3600 seconds") }
+        guard timeout.isFinite, timeout >= 0, timeout <= 31_536_000 else { throw ValidationError("--timeout must be 0 to 31536000 seconds") }
+    }
+
     func run() async throws {
         let client = try component.client()
         let capabilities = try await fetchCapabilities(client)
-        guard let capability = capabilities.first(where: { $0.statement.label == label || $0.token == label }) else {
-            throw ValidationError("no capability '\(label)'; the component offers: "
-                                  + capabilities.compactMap(\.statement.label).joined(separator: ", "))
+        let named = capabilities.filter { $0.statement.label == label || $0.token == label }
+        guard !named.isEmpty else {
+            usageError("no capability '\(label)'; the component offers: "
+                       + capabilities.compactMap(\.statement.label).joined(separator: ", "))
         }
-        let specification = try makeSpecification(for: capability)
+        // Several capabilities may share a label (one per source address): the first whose
+        // constraints take every --param.
+        var specification: Specification? = nil
+        var firstProblem = ""
+        for capability in named {
+            do { specification = try makeSpecification(for: capability); break } catch let e as ValidationError {
+                if firstProblem.isEmpty { firstProblem = e.message }
+            }
+        }
+        guard let specification else { usageError(firstProblem) }
         let answer: Message
         do {
-            answer = try await client.run(specification, poll: .milliseconds(Int(poll * 1000)),
-                                          deadline: .milliseconds(Int(timeout * 1000)))
+            answer = try await client.run(specification, poll: .seconds(poll), deadline: .seconds(timeout))
         } catch {
             printError("mpcli: \(error)")
             throw ExitCode(1)
@@ -105,7 +125,7 @@ struct Run: AsyncParsableCommand {
             printError("mpcli: \(label): no result within \(timeout) s (receipt \(r.token))")
             throw ExitCode(3)
         default:
-            printError("mpcli: \(label): unexpected answer: a \(answer.kind.rawValue)")
+            printError("mpcli: \(label): unexpected answer, a message of kind \(answer.kind.rawValue)")
             throw ExitCode(1)
         }
     }
@@ -113,10 +133,10 @@ struct Run: AsyncParsableCommand {
     func makeSpecification(for capability: Capability) throws -> Specification {
         let scope: When
         do {
-            if let when { scope = try When(parsing: when) } else if capability.statement.when.period == nil {
-                scope = try When(parsing: "now")
+            if let when { scope = try When(parsing: when) } else if let period = capability.statement.when.period {
+                throw ValidationError("\(label) runs in '\(capability.statement.when)': give --when, e.g. 'now + \(5 * period)s / \(period)s'")
             } else {
-                throw ValidationError("\(label) runs in '\(capability.statement.when)': give --when, e.g. 'now + 5s / 1s'")
+                scope = try When(parsing: "now")
             }
         } catch let e as MPlaneError {
             throw ValidationError("--when: \(e)")
@@ -147,6 +167,13 @@ struct Run: AsyncParsableCommand {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// Prints `message` as mpcli's other argument errors and exits with status 64 (the
+/// subcommand's problem, so without the root command's usage that ArgumentParser would add).
+func usageError(_ message: String) -> Never {
+    printError("mpcli: \(message)")
+    MPCLI.exit(withError: ExitCode.validationFailure)
 }
 
 func fetchCapabilities(_ client: ComponentClient) async throws -> [Capability] {

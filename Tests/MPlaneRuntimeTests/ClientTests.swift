@@ -5,6 +5,7 @@ import Glibc
 import MPlaneScheduler
 @testable import MPlaneRuntime
 import MPlaneTestSupport
+import Synchronization
 import Testing
 
 @Suite("Client library (ComponentClient)", .timeLimit(.minutes(1)))
@@ -85,7 +86,90 @@ struct ClientTests {
             _ = try await client.capabilities()
             Issue.record("capabilities from nowhere")
         } catch {
-            #expect(error.message.contains("GET") && error.message.contains("127.0.0.1"), "\(error.message)")
+            #expect(error.message.lowercased().contains("refused"), "\(error.message)")
+        }
+    }
+
+    /// A component that behaves as the reference implementation does around an interrupt:
+    /// receipts for the specification and for the interrupt, and the partial result only on
+    /// a redemption some time after the interrupt (`resultAfter` nil: never).
+    func withRILikeComponent(resultAfter: Duration?, _ body: (HTTPURL, @Sendable () -> [String]) async throws -> Void) async throws {
+        let seen = Mutex<[String]>([])
+        let interruptedAt = Mutex<ContinuousClock.Instant?>(nil)
+        let server = HTTPComponentServer(host: "127.0.0.1", port: 0) { request in
+            let mplane = ComponentRouter.mplaneType
+            if request.method == "GET" {
+                let offer = Envelope(contents: [.capability(LoopbackService().capability)])
+                return HTTPReply(status: 200, contentType: mplane, body: MessageEncoder().encode(.envelope(offer)))
+            }
+            guard request.method == "POST", let message = try? MessageDecoder().decode(request.body),
+                  let statement = message.statement else {
+                return HTTPReply(status: 400, contentType: "text/plain", body: [])
+            }
+            seen.withLock { $0.append("\(message.kind.rawValue) \(message.token ?? "")") }
+            if case .interrupt = message { interruptedAt.withLock { $0 = $0 ?? .now } }
+            var answer = Message.receipt(Receipt(statement))
+            if case .redemption = message, let after = resultAfter, let at = interruptedAt.withLock({ $0 }),
+               ContinuousClock.now - at >= after {
+                var table = ResultTable(columns: statement.resultColumns)
+                try? table.columns[0].append(.string("partial"))
+                var definite = statement
+                definite.when = When(start: .at(SystemClock().now()))
+                answer = .result(MPlane.Result(definite, values: table))
+            }
+            return HTTPReply(status: 200, contentType: mplane, body: MessageEncoder().encode(answer))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = await server.boundPort()
+            do { try await body(HTTPURL(host: "127.0.0.1", port: port, path: "/"), { seen.withLock { $0 } }) } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test("after the deadline: interrupt with the receipt's token, then redeem until the partial result comes")
+    func interruptLikeTheReference() async throws {
+        try await withRILikeComponent(resultAfter: .milliseconds(800)) { url, seen in
+            let client = ComponentClient(url: url)
+            let spec = try loopbackSpec("long")
+            let answer = try await client.run(spec, poll: .milliseconds(100), deadline: .milliseconds(300))
+            guard case .result(let r) = answer else {
+                Issue.record("no partial result: \(answer) after \(seen())")
+                return
+            }
+            #expect(r.values.columns[0][0] == .string("partial"))
+            let log = seen()
+            let token = try #require(log.first?.split(separator: " ").last.map(String.init))
+            #expect(token.count == 32 && token != spec.token, "a fresh token, not the parameters' hash: \(token)")
+            #expect(log.contains("interrupt \(token)") && log.allSatisfy { $0.hasSuffix(token) }, "\(log)")
+            #expect(log.filter { $0.hasPrefix("redemption") }.count >= 3, "\(log)")
+        }
+    }
+
+    @Test("mpcli run exits 3 when no result comes, and 64 without --when for a periodic capability")
+    func commandLineWithoutResult() async throws {
+        let mpcli = repoRoot + "/.build/debug/mpcli"
+        try await withRILikeComponent(resultAfter: nil) { url, seen in
+            let started = ContinuousClock.now
+            let never = try await runProcess([mpcli, "run", "http://127.0.0.1:\(url.port)", "test-loopback",
+                                              "--param", "test.input=x", "--timeout", "0.3", "--poll", "0.1"])
+            #expect(never.status == 3 && never.output.contains("no result within 0.3 s"), "\(never.output)")
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(seen().contains { $0.hasPrefix("interrupt") })
+        }
+        try await withComponent(replyWait: .milliseconds(200)) { url, _ in
+            let base = "http://127.0.0.1:\(url.port)"
+            let noWhen = try await runProcess([mpcli, "run", base, "test-counter", "--param", "test.input=x"])
+            #expect(noWhen.status == 64 && noWhen.output.contains("give --when, e.g. 'now + 5s / 1s'"), "\(noWhen.output)")
+            let late = try await runProcess([mpcli, "run", base, "test-counter", "--when", "now + 30s / 1s", "--param", "test.input=x",
+                                             "--timeout", "0", "--poll", "0.1"])
+            // Our component answers an interrupt with the partial result: exit 0 with rows.
+            #expect(late.status == 0 && late.output.hasPrefix("time\ttest.output\ttest.counter\n"), "\(late.output)")
+            let badPoll = try await runProcess([mpcli, "run", base, "test-counter", "--poll", "0"])
+            #expect(badPoll.status == 64 && badPoll.output.contains("--poll"), "\(badPoll.output)")
         }
     }
 
