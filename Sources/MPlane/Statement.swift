@@ -148,6 +148,11 @@ public struct Statement: Hashable, Sendable {
         parameters[i].value = value
     }
 
+    /// Removes the parameter `name`, if there is one. A specification may leave out the
+    /// parameters its component has defaults for (ours do; the reference implementation's
+    /// do not).
+    public mutating func removeParameter(_ name: String) { parameters.removeAll { $0.name == name } }
+
     /// Parses `text` with the parameter's primitive and sets it.
     public mutating func setParameterValue(_ name: String, text: String) throws(MPlaneError) {
         guard let p = parameter(name) else {

@@ -56,7 +56,8 @@ struct Run: AsyncParsableCommand {
         abstract: "Run a capability on a component and print the result.",
         discussion: """
         Builds the specification from the capability named LABEL: parameters with a single \
-        allowed value are filled in, the others come from --param NAME=VALUE. Sends it, redeems \
+        allowed value are filled in, the others come from --param NAME=VALUE or are left out \
+        for the component's defaults (ours have defaults for optional ones). Sends it, redeems \
         the receipt every --poll seconds until the result comes, and after --timeout seconds \
         interrupts the measurement and prints the partial result. Exit status: 0 result, \
         1 the component refused or failed (its exception is printed) or is unreachable, \
@@ -100,14 +101,14 @@ struct Run: AsyncParsableCommand {
         }
         // Several capabilities may share a label (one per source address): the first whose
         // constraints take every --param.
-        var specification: Specification? = nil
+        var made: (specification: Specification, leftOut: [String])? = nil
         var firstProblem = ""
         for capability in named {
-            do { specification = try makeSpecification(for: capability); break } catch let e as ValidationError {
+            do { made = try makeSpecification(for: capability); break } catch let e as ValidationError {
                 if firstProblem.isEmpty { firstProblem = e.message }
             }
         }
-        guard let specification else { usageError(firstProblem) }
+        guard let (specification, leftOut) = made else { usageError(firstProblem) }
         let answer: Message
         do {
             answer = try await client.run(specification, poll: .seconds(poll), deadline: .seconds(timeout))
@@ -119,7 +120,8 @@ struct Run: AsyncParsableCommand {
         case .result(let result):
             if json { print(MessageEncoder().encodeString(answer)) } else { print(table(result)) }
         case .exception(let e):
-            printError("mpcli: \(label): the component answered: \(e.message)")
+            let hint = leftOut.isEmpty ? "" : " (parameters left out: \(leftOut.joined(separator: ", ")); give them with --param)"
+            printError("mpcli: \(label): the component answered: \(e.message)\(hint)")
             throw ExitCode(1)
         case .receipt(let r):
             printError("mpcli: \(label): no result within \(timeout) s (receipt \(r.token))")
@@ -130,7 +132,9 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    func makeSpecification(for capability: Capability) throws -> Specification {
+    /// The specification, and the parameters left out: those without a single allowed value
+    /// and no --param, for the component to fill in with its defaults (ours do).
+    func makeSpecification(for capability: Capability) throws -> (Specification, [String]) {
         let scope: When
         do {
             if let when { scope = try When(parsing: when) } else if let period = capability.statement.when.period {
@@ -151,11 +155,9 @@ struct Run: AsyncParsableCommand {
                 throw ValidationError("--param \(assignment): \(error)")
             }
         }
-        let missing = specification.statement.parameters.filter { $0.value == nil }
-        if !missing.isEmpty {
-            throw ValidationError("give --param for: " + missing.map { "\($0.name) (\($0.constraint))" }.joined(separator: ", "))
-        }
-        return specification
+        let leftOut = specification.statement.parameters.filter { $0.value == nil }.map(\.name)
+        for name in leftOut { specification.statement.removeParameter(name) }
+        return (specification, leftOut)
     }
 
     /// Tab-separated, a header line with the column names; `*` for a missing value.

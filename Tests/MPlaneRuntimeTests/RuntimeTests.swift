@@ -306,6 +306,19 @@ struct PingComponentTests {
     }
 }
 
+extension PingComponentTests {
+    @Test("mpcli run leaves out the optional ping parameters, and our component fills in its defaults")
+    func commandLinePing() async throws {
+        let services = PingService.services(source: IPAddress("127.0.0.1")!, forms: PingService.Form.allCases)
+        try await withComponent(services: services) { url, _ in
+            let out = try await runProcess([repoRoot + "/.build/debug/mpcli", "run", "http://127.0.0.1:\(url.port)", "ping-stats-ip4",
+                                            "--when", "now + 2s / 1s", "--param", "destination.ip4=127.0.0.1"])
+            let lines = out.output.split(separator: "\n")
+            #expect(out.status == 0 && lines.count == 2 && lines[0].contains("packets.lost"), "\(out.output)")
+        }
+    }
+}
+
 /// A TCP port that was free a moment ago (for peers that cannot report the port they bound).
 func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
