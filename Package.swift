@@ -35,8 +35,8 @@ var targets: [Target] = [
     // The component runtime: HTTP server, configuration, component-initiated agent.
     .target(
         name: "MPlaneRuntime",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlanePing", "MPlaneCapture", nioCore, nioPosix, nioHTTP1,
-                       logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlanePing", "MPlaneCapture", "MPlaneIO", nioCore, nioPosix,
+                       nioHTTP1, logging]
     ),
     // What the measurement services share: their threads, reading their settings.
     .target(

@@ -44,9 +44,10 @@ public func writeStandardError(_ text: String) {
     }
 }
 
-/// Writes `bytes` to a new file at `path` (replacing it).
-public func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+/// Writes `bytes` to a new file at `path` (replacing it); with `sync`, also to the disk
+/// (`fsync`) before returning.
+public func writeAll(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644, sync: Bool = false) throws(FileError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
     guard fd >= 0 else { throw FileError(path: path, errno: errno) }
     defer { close(fd) }
     var rest = bytes[...]
@@ -58,4 +59,17 @@ public func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
         }
         rest = rest.dropFirst(n)
     }
+    if sync && fsync(fd) != 0 { throw FileError(path: path, errno: errno) }
+}
+
+/// The names in a directory (without `.` and `..`), sorted; empty if it cannot be read.
+public func listDirectory(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var out: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out.sorted()
 }

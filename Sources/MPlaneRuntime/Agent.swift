@@ -20,37 +20,55 @@ public protocol OutgoingQueue: Sendable {
     var count: Int { get }
 }
 
-/// A bounded in-memory queue: when full, the oldest item is dropped (and counted).
+/// A bounded queue in memory, optionally journaled (`DirectoryJournal`) so that what waits
+/// survives a restart. When full, the oldest item is dropped (logged and counted).
 public final class MemoryOutgoingQueue: OutgoingQueue {
+    private struct Entry {
+        var item: Outgoing
+        var journalID: UInt64?
+    }
     private struct State {
-        var items: [Outgoing] = []
+        var items: [Entry] = []
         var waiters: [UInt64: CheckedContinuation<Outgoing?, Never>] = [:]
         var nextWaiter: UInt64 = 0
         var dropped = 0
     }
     private let state = Mutex(State())
     public let limit: Int
+    let journal: (any OutgoingJournal)?
     let logger: Logger
 
-    public init(limit: Int = 10_000, logger: Logger = Logger(label: "mplane.queue")) {
+    /// With a `journal`, starts with what it kept from before.
+    public init(limit: Int = 10_000, journal: (any OutgoingJournal)? = nil, logger: Logger = Logger(label: "mplane.queue")) {
         self.limit = limit
+        self.journal = journal
         self.logger = logger
+        if let journal {
+            let kept = journal.load()
+            state.withLock { $0.items = kept.map { Entry(item: $0.item, journalID: $0.id) } }
+        }
     }
 
     public func push(_ item: Outgoing) {
-        let (waiters, first, dropped) = state.withLock { s -> ([CheckedContinuation<Outgoing?, Never>], Outgoing?, Int) in
-            s.items.append(item)
+        let id = journal?.append(item)
+        let (waiters, first, dropped, droppedID) = state.withLock {
+            s -> ([CheckedContinuation<Outgoing?, Never>], Outgoing?, Int, UInt64?) in
+            s.items.append(Entry(item: item, journalID: id))
             var dropped = 0
+            var droppedID: UInt64? = nil
             if s.items.count > limit {
-                s.items.removeFirst()
+                droppedID = s.items.removeFirst().journalID
                 s.dropped += 1
                 dropped = s.dropped
             }
             let w = Array(s.waiters.values)
             s.waiters = [:]
-            return (w, s.items.first, dropped)
+            return (w, s.items.first?.item, dropped, droppedID)
         }
-        if dropped > 0 { logger.error("outgoing queue full: dropped the oldest message", metadata: ["mplane.dropped": "\(dropped)"]) }
+        if dropped > 0 {
+            if let droppedID { journal?.remove(droppedID) }
+            logger.error("outgoing queue full: dropped the oldest message", metadata: ["mplane.dropped": "\(dropped)"])
+        }
         for w in waiters { w.resume(returning: first) }
     }
 
@@ -62,7 +80,7 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Outgoing?, Never>) in
                 let item = state.withLock { s -> Outgoing?? in
-                    if let f = s.items.first { return .some(f) }
+                    if let f = s.items.first { return .some(f.item) }
                     if Task.isCancelled { return .some(nil) }
                     s.waiters[id] = c
                     return nil
@@ -75,7 +93,10 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         }
     }
 
-    public func removeFirst() { state.withLock { if !$0.items.isEmpty { $0.items.removeFirst() } } }
+    public func removeFirst() {
+        let removed = state.withLock { $0.items.isEmpty ? nil : $0.items.removeFirst() }
+        if let id = removed?.journalID { journal?.remove(id) }
+    }
     public var count: Int { state.withLock { $0.items.count } }
     public var dropped: Int { state.withLock { $0.dropped } }
 }

@@ -39,6 +39,9 @@ public struct ComponentConfiguration: Sendable {
     public var pollInterval: Duration = .seconds(5)
     public var backoffMax: Duration = .seconds(60)
     public var resultQueueLimit = 10_000
+    /// Where queued receipts and results are kept across restarts (`result-queue-dir`; ours).
+    /// Unset: in memory only.
+    public var resultQueueDirectory: String?
     public var scheduler = SchedulerConfiguration()
 
     public init() {}
@@ -128,6 +131,7 @@ public struct ComponentConfiguration: Sendable {
         if let d = try seconds("poll-interval") { pollInterval = d }
         if let d = try seconds("backoff-max") { backoffMax = d }
         if let n = try int("result-queue-limit", 1...10_000_000) { resultQueueLimit = n }
+        if let d = c["result-queue-dir"], !d.isEmpty { resultQueueDirectory = d }
         if let n = try int("retention", 1...(365 * 86_400)) { scheduler.retention = Int64(n) }
         if let n = try int("max-repeated-results", 1...1_000_000) { scheduler.maxRepeatedResults = n }
         if workflow == .componentInitiated && clientHost == nil {
@@ -162,7 +166,8 @@ extension ComponentConfiguration {
     var restartSettings: String {
         "\(workflow.rawValue) \(listenAddress):\(listenPort) \(capabilityLink ?? "") \(clientHost ?? ""):\(clientPort) "
             + "\(registrationPath) \(specificationPath) \(resultPath) \(maxBodyBytes) \(idleTimeout) \(replyWait) "
-            + "\(pollInterval) \(backoffMax) \(resultQueueLimit) \(scheduler.retention) \(scheduler.maxRepeatedResults)"
+            + "\(pollInterval) \(backoffMax) \(resultQueueLimit) \(resultQueueDirectory ?? "") \(scheduler.retention) "
+            + "\(scheduler.maxRepeatedResults)"
     }
 }
 

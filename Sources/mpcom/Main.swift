@@ -95,7 +95,15 @@ struct MPCom: ParsableCommand {
                                              logger: Logger(label: "mplane.http"))
             group.append(HTTPService(server: server))
         case .componentInitiated:
-            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration,
+            var queue: (any OutgoingQueue)? = nil
+            if let directory = configuration.resultQueueDirectory {
+                let queueLogger = Logger(label: "mplane.queue")
+                do {
+                    let journal = try DirectoryJournal(directory: directory, logger: queueLogger)
+                    queue = MemoryOutgoingQueue(limit: configuration.resultQueueLimit, journal: journal, logger: queueLogger)
+                } catch { throw ValidationError("\(error)") }
+            }
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue,
                                                 logger: Logger(label: "mplane.agent"))
             group.append(AgentService(agent: agent))
         }

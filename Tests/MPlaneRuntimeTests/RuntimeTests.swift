@@ -54,6 +54,7 @@ struct ConfigurationTests {
         for name in ["component-client-initiated.conf", "component-initiated.conf"] {
             let text = String(decoding: try readAll(repoRoot + "/deploy/" + name), as: UTF8.self)
             let c = try ComponentConfiguration(ini: text)
+            #expect(c.resultQueueDirectory == (name == "component-initiated.conf" ? "/var/lib/mplane/queue" : nil))
             if canPing {
                 // The RI's four ping capabilities, loopback and counter.
                 #expect(try c.makeServices(.probe).count == 6, "\(name)")
@@ -354,6 +355,10 @@ func withAgent(_ supervisor: HTTPComponentServer, _ scheduler: Scheduler, _ body
     }
 }
 
+/// What a test supervisor answers a registration: the RI's label map.
+let registeredReply = HTTPReply(status: 200, contentType: ComponentRouter.mplaneType,
+                                body: Array("{\"ok\":{\"registered\":\"ok\"}}".utf8))
+
 func agentConfiguration(port: Int, pollInterval: Duration) throws -> ComponentConfiguration {
     var c = try ComponentConfiguration(ini: "[component]\nworkflow = component-initiated\nclient_host = 127.0.0.1\nclient_port = \(port)\n")
     c.pollInterval = pollInterval
@@ -398,7 +403,7 @@ struct ComponentInitiatedTests {
             let mplane = ComponentRouter.mplaneType
             switch (request.method, request.path) {
             case ("POST", "/register/capability"):
-                return HTTPReply(status: 200, contentType: mplane, body: Array("{\"ok\":{\"registered\":\"ok\"}}".utf8))
+                return registeredReply
             case ("GET", "/show/specification"):
                 let n = polls.withLock { $0.append(clock.now()); return $0.count }
                 var contents: [Message] = []

@@ -24,16 +24,6 @@ public func readFile(_ path: String) -> [UInt8]? { try? readAll(path) }
 
 public func writeFile(_ path: String, _ bytes: [UInt8]) -> Bool { (try? writeAll(path, bytes)) != nil }
 
-public func listDirectory(_ path: String) -> [String] {
-    guard let d = opendir(path) else { return [] }
-    defer { closedir(d) }
-    var out: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { out.append(name) }
-    }
-    return out.sorted()
-}
 
 /// Runs a program and returns its exit status and standard output.
 public func run(_ argv: [String], stdin: [UInt8]? = nil) -> (status: Int32, stdout: [UInt8]) {

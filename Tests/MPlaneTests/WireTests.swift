@@ -1,5 +1,6 @@
 import Testing
 @testable import MPlane
+import MPlaneIO
 import MPlaneTestSupport
 
 /// The recorded exchanges of the reference implementation in shared/wire.
