@@ -7,6 +7,14 @@ import Synchronization
 public struct Outgoing: Sendable {
     public var message: Message
     public var url: HTTPURL
+    /// Set by the queue: which entry this is, so that removing it after delivery removes
+    /// this one even if the queue dropped its oldest entries meanwhile.
+    public internal(set) var sequence: UInt64 = 0
+
+    public init(message: Message, url: HTTPURL) {
+        self.message = message
+        self.url = url
+    }
 }
 
 /// Where outgoing results wait until the supervisor accepts them. Behind a protocol so a
@@ -15,8 +23,8 @@ public protocol OutgoingQueue: Sendable {
     func push(_ item: Outgoing)
     /// The oldest item, waiting until there is one; nil when the waiting task is cancelled.
     func first() async -> Outgoing?
-    /// Removes the oldest item (after it was delivered).
-    func removeFirst()
+    /// Removes `item`, one `first()` returned, if it is still queued (after it was delivered).
+    func remove(_ item: Outgoing)
     var count: Int { get }
 }
 
@@ -31,7 +39,15 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         var items: [Entry] = []
         var waiters: [UInt64: CheckedContinuation<Outgoing?, Never>] = [:]
         var nextWaiter: UInt64 = 0
+        var nextSequence: UInt64 = 1
         var dropped = 0
+
+        mutating func append(_ item: Outgoing, journalID: UInt64?) {
+            var item = item
+            item.sequence = nextSequence
+            nextSequence += 1
+            items.append(Entry(item: item, journalID: journalID))
+        }
     }
     private let state = Mutex(State())
     public let limit: Int
@@ -44,8 +60,15 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         self.journal = journal
         self.logger = logger
         if let journal {
-            let kept = journal.load()
-            state.withLock { $0.items = kept.map { Entry(item: $0.item, journalID: $0.id) } }
+            var kept = journal.load()
+            if kept.count > limit {
+                // Restarted with a lower limit: the oldest go, as they would have.
+                for old in kept.prefix(kept.count - limit) { journal.remove(old.id) }
+                logger.error("more queued messages kept than result-queue-limit: dropped the oldest",
+                             metadata: ["mplane.dropped": "\(kept.count - limit)"])
+                kept.removeFirst(kept.count - limit)
+            }
+            state.withLock { s in for k in kept { s.append(k.item, journalID: k.id) } }
         }
     }
 
@@ -53,7 +76,7 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         let id = journal?.append(item)
         let (waiters, first, dropped, droppedID) = state.withLock {
             s -> ([CheckedContinuation<Outgoing?, Never>], Outgoing?, Int, UInt64?) in
-            s.items.append(Entry(item: item, journalID: id))
+            s.append(item, journalID: id)
             var dropped = 0
             var droppedID: UInt64? = nil
             if s.items.count > limit {
@@ -93,8 +116,11 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         }
     }
 
-    public func removeFirst() {
-        let removed = state.withLock { $0.items.isEmpty ? nil : $0.items.removeFirst() }
+    public func remove(_ item: Outgoing) {
+        let removed = state.withLock { s -> Entry? in
+            guard let i = s.items.firstIndex(where: { $0.item.sequence == item.sequence }) else { return nil }
+            return s.items.remove(at: i)
+        }
         if let id = removed?.journalID { journal?.remove(id) }
     }
     public var count: Int { state.withLock { $0.items.count } }
@@ -325,14 +351,14 @@ public final class ComponentInitiatedAgent: Sendable {
                 let reply = try await SimpleHTTPClient.request("POST", item.url, contentType: ComponentRouter.mplaneType,
                                                                body: MessageEncoder().encode(item.message))
                 if (200..<300).contains(reply.status) {
-                    queue.removeFirst()
+                    queue.remove(item)
                     failures = 0
                     continue
                 }
                 if (400..<500).contains(reply.status) && reply.status != 408 && reply.status != 429 {
                     // The supervisor will never take it: keep nothing that blocks the rest.
                     logger.error("supervisor refused a message", metadata: ["http.status": "\(reply.status)", "mplane.url": "\(item.url)"])
-                    queue.removeFirst()
+                    queue.remove(item)
                     continue
                 }
                 throw HTTPClientError(message: "POST \(item.url): status \(reply.status)")

@@ -18,32 +18,48 @@ public protocol OutgoingJournal: Sendable {
 
 /// One file per queued message in a directory (`[component] result-queue-dir`): the target
 /// URL on the first line, the message's JSON after it. Written to a temporary name, synced,
-/// then renamed, so a crash leaves either the whole file or none. A file that does not
-/// parse is renamed to `*.bad` and reported, never deleted. When the disk is full the
-/// message stays queued in memory and the error is logged: nothing is lost while mpcom
-/// runs, only what could not be written would be lost to a restart.
+/// renamed, and the directory synced, so a crash or a power cut leaves the whole file or
+/// none. A file that does not parse is renamed `*.bad` and reported, never deleted. On a full
+/// disk the message stays queued in memory and the error is logged. Delivery is at least
+/// once: a crash between a delivery and the removal of its file sends it again.
 public final class DirectoryJournal: OutgoingJournal {
     public let directory: String
     let logger: Logger
     private let next: Mutex<UInt64>
+    /// The directory, open: synced after each new file.
+    private let descriptor: Int32
 
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
         public var description: String { message }
     }
 
-    /// Creates the directory if needed (mode 0700) and checks it can be written.
+    /// Creates the directory if needed (mode 0700) and checks that it is a directory this
+    /// process can list and write; removes what a crash left half-written.
     public init(directory: String, logger: Logger = Logger(label: "mplane.queue")) throws(Failure) {
         self.directory = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         self.logger = logger
-        if mkdir(self.directory, 0o700) != 0 && errno != EEXIST {
-            throw Failure(message: "result-queue-dir \(directory): cannot create it: \(String(cString: strerror(errno)))")
+        func failure(_ what: String) -> Failure {
+            Failure(message: "result-queue-dir \(directory): \(what): \(String(cString: strerror(errno)))")
         }
-        guard access(self.directory, W_OK | X_OK) == 0 else {
-            throw Failure(message: "result-queue-dir \(directory): cannot write there: \(String(cString: strerror(errno)))")
+        if mkdir(self.directory, 0o700) != 0 && errno != EEXIST { throw failure("cannot create it") }
+        descriptor = open(self.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw failure("cannot open it as a directory") }
+        guard access(self.directory, R_OK | W_OK | X_OK) == 0 else {
+            close(descriptor)
+            throw failure("cannot read and write there")
         }
-        next = Mutex((Self.ids(in: self.directory).max() ?? 0) + 1)
+        let names = listDirectory(self.directory)
+        for name in names where name.hasPrefix(".tmp-") { unlink(self.directory + "/" + name) }
+        // Past every id in use, including the ones set aside as .bad.
+        let used = names.compactMap { name -> UInt64? in
+            let base = name.hasSuffix(".bad") ? String(name.dropLast(4)) : name
+            return base.hasSuffix(Self.suffix) ? UInt64(base.dropLast(Self.suffix.count)) : nil
+        }
+        next = Mutex((used.max() ?? 0) + 1)
     }
+
+    deinit { close(descriptor) }
 
     static let suffix = ".mplane"
 
@@ -60,8 +76,13 @@ public final class DirectoryJournal: OutgoingJournal {
         var out: [(id: UInt64, item: Outgoing)] = []
         for id in Self.ids(in: directory) {
             let file = path(id)
+            let bytes: [UInt8]
+            do { bytes = try readAll(file, limit: 1 << 30) } catch {
+                // Not the file's fault: leave it for the next start.
+                logger.error("a queued message could not be read; left in place", metadata: ["file": "\(file)", "error": "\(error)"])
+                continue
+            }
             do {
-                let bytes = try readAll(file, limit: 1 << 30)
                 guard let newline = bytes.firstIndex(of: 10), let url = HTTPURL(String(decoding: bytes[..<newline], as: UTF8.self)) else {
                     throw Failure(message: "no target URL on the first line")
                 }
@@ -69,8 +90,12 @@ public final class DirectoryJournal: OutgoingJournal {
                 out.append((id, Outgoing(message: message, url: url)))
             } catch {
                 let aside = file + ".bad"
-                rename(file, aside)
-                logger.error("a queued message could not be read; kept aside", metadata: ["file": "\(aside)", "error": "\(error)"])
+                if rename(file, aside) == 0 {
+                    logger.error("a queued message does not parse; set aside", metadata: ["file": "\(aside)", "error": "\(error)"])
+                } else {
+                    logger.error("a queued message does not parse, and could not be set aside; skipped",
+                                 metadata: ["file": "\(file)", "error": "\(error)"])
+                }
             }
         }
         if !out.isEmpty { logger.notice("messages from before the restart are queued again", metadata: ["mplane.queued": "\(out.count)"]) }
@@ -85,6 +110,7 @@ public final class DirectoryJournal: OutgoingJournal {
         do {
             try writeAll(temporary, bytes, mode: 0o600, sync: true)
             guard rename(temporary, file) == 0 else { throw Failure(message: "rename: \(String(cString: strerror(errno)))") }
+            guard fsync(descriptor) == 0 else { throw Failure(message: "fsync of the directory: \(String(cString: strerror(errno)))") }
             return id
         } catch {
             unlink(temporary)  // what a full disk left of it

@@ -87,9 +87,16 @@ struct MPCom: ParsableCommand {
             }
             return try reloader.reload(text: text) { c in if let override { c.listenPort = override } }
         }
+        // ServiceGroup stops services last to first, each before the next. Client-initiated:
+        // the server stops accepting, then the jobs are interrupted. Component-initiated: the
+        // jobs are interrupted first, so that their results reach the agent's queue (and its
+        // directory) before the agent stops.
         var group: [any Service] = [SchedulerService(scheduler: scheduler), reload]
         switch configuration.workflow {
         case .clientInitiated:
+            if configuration.resultQueueDirectory != nil {
+                logger.warning("result-queue-dir is for the component-initiated workflow; ignored")
+            }
             let server = HTTPComponentServer(router: router, host: configuration.listenAddress, port: configuration.listenPort,
                                              maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout,
                                              logger: Logger(label: "mplane.http"))
@@ -97,6 +104,7 @@ struct MPCom: ParsableCommand {
         case .componentInitiated:
             var queue: (any OutgoingQueue)? = nil
             if let directory = configuration.resultQueueDirectory {
+                guard directory.hasPrefix("/") else { throw ValidationError("result-queue-dir \(directory): give an absolute path") }
                 let queueLogger = Logger(label: "mplane.queue")
                 do {
                     let journal = try DirectoryJournal(directory: directory, logger: queueLogger)
@@ -105,7 +113,7 @@ struct MPCom: ParsableCommand {
             }
             let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue,
                                                 logger: Logger(label: "mplane.agent"))
-            group.append(AgentService(agent: agent))
+            group.insert(AgentService(agent: agent), at: 0)
         }
         logger.info("starting", metadata: [
             "mpcom.workflow": "\(configuration.workflow.rawValue)",

@@ -195,8 +195,7 @@ struct ClientTests {
 
         """
         #expect(writeFile(dir + "/ri.conf", Array(conf.utf8)))
-        let started = run(["/bin/sh", "-c", "cd '\(dir)' && '\(py)' '\(mpcom)' --config ri.conf > ri.log 2>&1 & echo $!"])
-        let pid = pid_t(String(decoding: started.stdout, as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+        let pid = startInBackground("cd '\(dir)' && '\(py)' '\(mpcom)' --config ri.conf > ri.log 2>&1")
         try #require(pid > 0)
         defer { kill(pid, SIGKILL) }
 

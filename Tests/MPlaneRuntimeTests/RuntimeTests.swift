@@ -520,8 +520,7 @@ struct ReloadTests {
         #expect(writeFile(conf, Array(Self.loopbackOnly.utf8)))
         let port = freePort()
         let mpcom = repoRoot + "/.build/debug/mpcom"
-        let started = run(["/bin/sh", "-c", "'\(mpcom)' --config '\(conf)' --port \(port) --log-level error > '\(dir)/log' 2>&1 & echo $!"])
-        let pid = pid_t(String(decoding: started.stdout, as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+        let pid = startInBackground("'\(mpcom)' --config '\(conf)' --port \(port) --log-level error > '\(dir)/log' 2>&1")
         try #require(pid > 0)
         defer { kill(pid, SIGKILL) }
         let url = HTTPURL(host: "127.0.0.1", port: port, path: "/capability")
@@ -550,13 +549,7 @@ struct ReloadTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(seen == ["test-loopback", "test-counter"])
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<50 where kill(pid, 0) == 0 {
-            _ = waitpid(pid, &status, WNOHANG)
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(kill(pid, 0) != 0, "mpcom stopped on SIGTERM")
+        #expect(try await stop(pid), "mpcom stopped on SIGTERM")
         let log = String(decoding: readFile(dir + "/log") ?? [], as: UTF8.self)
         #expect(log.contains("reload refused") && log.contains("workflow = sideways"), "\(log)")
     }

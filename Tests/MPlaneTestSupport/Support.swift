@@ -96,3 +96,20 @@ public func hex(_ s: String) -> [UInt8] {
     }
     return out
 }
+
+/// Starts `command` (a shell command line) in the background; its process id, or 0.
+public func startInBackground(_ command: String) -> Int32 {
+    let started = run(["/bin/sh", "-c", command + " & echo $!"])
+    return Int32(String(decoding: started.stdout, as: UTF8.self).split(separator: "\n").first ?? "") ?? 0
+}
+
+/// Sends `signal` to `pid` and waits up to `seconds` for it to end; whether it did.
+public func stop(_ pid: Int32, signal: Int32 = 15, within seconds: Int = 5) async throws -> Bool {
+    kill(pid, signal)
+    var status: Int32 = 0
+    for _ in 0..<(seconds * 10) where kill(pid, 0) == 0 {
+        _ = waitpid(pid, &status, WNOHANG)
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return kill(pid, 0) != 0
+}
