@@ -22,10 +22,8 @@ registry_preload = $PWD/Tests/Interop/loopback-registry.json
 [module_loopback]
 module = mplane.components.loopback
 CONF
-# Start from a cold page cache for our binary, as after a reboot: how the file was last
-# written (linker, cp, package manager) decides the size of its cached folios, and with
-# them how much of the text one fault maps, which moves idle RSS by up to 1 MiB.
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$OURS"
+# Start from a cold page cache for our binary, as after a reboot (see deploy/cold-cache.py).
+python3 deploy/cold-cache.py "$OURS"
 "$OURS" --port "$PORT_OURS" --log-level error > "$tmp/ours.log" 2>&1 &
 ours_pid=$!
 here=$PWD

@@ -38,8 +38,7 @@
     X(pcap_t *, pcap_open_dead, (int, int)) \
     X(int, pcap_get_selectable_fd, (pcap_t *)) \
     X(int, pcap_dispatch, (pcap_t *, int, pcap_handler, u_char *)) \
-    X(int, pcap_stats, (pcap_t *, struct pcap_stat *)) \
-    X(const char *, pcap_lib_version, (void))
+    X(int, pcap_stats, (pcap_t *, struct pcap_stat *))
 
 static struct {
 #define PCAP_FIELD(ret, name, args) ret(*name) args;
@@ -265,11 +264,6 @@ void csupport_capture_close(struct csupport_capture *cap) {
     if (!cap) return;
     lib.pcap_close(cap->pcap);
     free(cap);
-}
-
-const char *csupport_pcap_version(void) {
-    char ignored[PCAP_ERRBUF_SIZE];
-    return lib_ready(ignored) == 0 ? lib.pcap_lib_version() : lib_error;
 }
 
 int csupport_capture_probe(const char *device, char *errbuf) {

@@ -30,7 +30,7 @@ done
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # From a cold page cache, as after a reboot (the RSS printed below depends on it).
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' .build/release/mpcom
+python3 deploy/cold-cache.py .build/release/mpcom
 .build/release/mpcom --port "$port" --log-level info > "$tmp/log" 2>&1 &
 pid=$!
 url=http://127.0.0.1:$port

@@ -124,8 +124,6 @@ int csupport_capture_dispatch(struct csupport_capture *_Nonnull cap, struct csup
 int csupport_capture_stats(struct csupport_capture *_Nonnull cap, uint64_t *_Nonnull received,
                            uint64_t *_Nonnull dropped);
 void csupport_capture_close(struct csupport_capture *_Nullable cap);
-/// libpcap's version string, or why libpcap could not be loaded (it is loaded on first use).
-const char *_Nonnull csupport_pcap_version(void);
 /// Whether `device` exists and this process may capture on it, without loading libpcap:
 /// 0, or a pcap status (PCAP_ERROR_NO_SUCH_DEVICE, PCAP_ERROR_PERM_DENIED, ...) with the
 /// reason in `errbuf` (256 bytes).

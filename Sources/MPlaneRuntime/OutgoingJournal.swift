@@ -52,10 +52,7 @@ public final class DirectoryJournal: OutgoingJournal {
         let names = listDirectory(self.directory)
         for name in names where name.hasPrefix(".tmp-") { unlink(self.directory + "/" + name) }
         // Past every id in use, including the ones set aside as .bad.
-        let used = names.compactMap { name -> UInt64? in
-            let base = name.hasSuffix(".bad") ? String(name.dropLast(4)) : name
-            return base.hasSuffix(Self.suffix) ? UInt64(base.dropLast(Self.suffix.count)) : nil
-        }
+        let used = names.compactMap { Self.id(of: $0.hasSuffix(".bad") ? String($0.dropLast(4)) : $0) }
         next = Mutex((used.max() ?? 0) + 1)
     }
 
@@ -63,9 +60,10 @@ public final class DirectoryJournal: OutgoingJournal {
 
     static let suffix = ".mplane"
 
-    static func ids(in directory: String) -> [UInt64] {
-        listDirectory(directory).compactMap { $0.hasSuffix(suffix) ? UInt64($0.dropLast(suffix.count)) : nil }.sorted()
-    }
+    /// The id of a queued message's file name (`<digits>.mplane`).
+    static func id(of name: String) -> UInt64? { name.hasSuffix(suffix) ? UInt64(name.dropLast(suffix.count)) : nil }
+
+    static func ids(in directory: String) -> [UInt64] { listDirectory(directory).compactMap(id(of:)).sorted() }
 
     func path(_ id: UInt64) -> String {
         let digits = String(id)

@@ -49,13 +49,7 @@ struct MPCom: ParsableCommand {
         }
         let logger = Logger(label: "mpcom")
         let text: String
-        if let config {
-            do { text = String(decoding: try readAll(config), as: UTF8.self) } catch {
-                throw ValidationError("cannot read configuration: \(error)")
-            }
-        } else {
-            text = ComponentConfiguration.embeddedDefault
-        }
+        do { text = try configurationText() } catch { throw ValidationError("\(error)") }
         var configuration: ComponentConfiguration
         do { configuration = try ComponentConfiguration(ini: text) } catch { throw ValidationError("\(error)") }
         if let port { configuration.listenPort = port }
@@ -76,16 +70,8 @@ struct MPCom: ParsableCommand {
             try RegistryStore.shared.register(json: try readAll(path))
         }
         let override = port
-        let reload = ReloadService(logger: logger) { [config] in
-            let text: String
-            if let config {
-                do { text = String(decoding: try readAll(config), as: UTF8.self) } catch {
-                    throw ComponentConfiguration.Error(message: "cannot read configuration \(config): \(error)")
-                }
-            } else {
-                text = ComponentConfiguration.embeddedDefault
-            }
-            return try reloader.reload(text: text) { c in if let override { c.listenPort = override } }
+        let reload = ReloadService(logger: logger) { [self] in
+            try reloader.reload(text: try configurationText()) { c in if let override { c.listenPort = override } }
         }
         // ServiceGroup stops services last to first, each before the next. Client-initiated:
         // the server stops accepting, then the jobs are interrupted. Component-initiated: the
@@ -122,6 +108,16 @@ struct MPCom: ParsableCommand {
         let serviceGroup = ServiceGroup(services: group, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try waitOnMainThread { try await serviceGroup.run() }
         logger.info("stopped")
+    }
+}
+
+extension MPCom {
+    /// The configuration file's text (read again on each SIGHUP), or the embedded default.
+    func configurationText() throws(ComponentConfiguration.Error) -> String {
+        guard let config else { return ComponentConfiguration.embeddedDefault }
+        do { return String(decoding: try readAll(config), as: UTF8.self) } catch {
+            throw ComponentConfiguration.Error(message: "cannot read configuration: \(error)")
+        }
     }
 }
 
