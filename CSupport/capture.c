@@ -234,8 +234,17 @@ int csupport_capture_check_filter(const char *expression, char *errbuf) {
     if (!dead) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); return -1; }
     struct bpf_program prog;
     int r = lib.pcap_compile(dead, &prog, expression, 1, PCAP_NETMASK_UNKNOWN);
-    if (r < 0) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(dead));
-    else lib.pcap_freecode(&prog);
+    if (r < 0) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(dead));
+    } else {
+        // The kernel refuses a longer program (BPF_MAXINSNS), and libpcap then filters every
+        // frame in user space with no more than a warning on stderr.
+        if (prog.bf_len > 4096) {
+            snprintf(errbuf, PCAP_ERRBUF_SIZE, "compiles to %u BPF instructions, more than the kernel's 4096", prog.bf_len);
+            r = -1;
+        }
+        lib.pcap_freecode(&prog);
+    }
     lib.pcap_close(dead);
     return r < 0 ? -1 : 0;
 }

@@ -15,6 +15,9 @@
 #include <poll.h>
 #include <netinet/in.h>
 #include <netinet/icmp6.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/ip6.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <linux/errqueue.h>
@@ -77,6 +80,97 @@ int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos) {
     }
     return 0;
 }
+
+// The message types the identifier filter names, as the Swift side (ICMPPacket.swift) uses them.
+_Static_assert(ICMP_ECHOREPLY == 0 && ICMP_ECHO == 8, "ICMPv4 echo types");
+_Static_assert(ICMP_DEST_UNREACH == 3 && ICMP_SOURCE_QUENCH == 4 && ICMP_REDIRECT == 5 &&
+               ICMP_TIME_EXCEEDED == 11 && ICMP_PARAMETERPROB == 12, "ICMPv4 error types");
+_Static_assert(ICMP6_ECHO_REQUEST == 128 && ICMP6_ECHO_REPLY == 129, "ICMPv6 echo types");
+_Static_assert(ICMP6_DST_UNREACH == 1 && ICMP6_PACKET_TOO_BIG == 2 && ICMP6_TIME_EXCEEDED == 3 &&
+               ICMP6_PARAM_PROB == 4, "ICMPv6 error types");
+// Offsets the programs load from: the echo identifier follows type, code and checksum; an
+// error quotes the offending packet after its own 8-byte header.
+_Static_assert(offsetof(struct icmphdr, un.echo.id) == 4 && sizeof(struct icmphdr) == 8, "ICMPv4 header");
+_Static_assert(offsetof(struct icmp6_hdr, icmp6_id) == 4 && offsetof(struct icmp6_hdr, icmp6_dataun) == 4,
+               "ICMPv6 header");
+_Static_assert(sizeof(struct ip6_hdr) == 40 && offsetof(struct ip6_hdr, ip6_nxt) == 6, "IPv6 header");
+
+// Accept (the whole packet) or drop.
+#define ID_ACCEPT BPF_STMT(BPF_RET | BPF_K, 0xFFFFFFFFu)
+#define ID_DROP BPF_STMT(BPF_RET | BPF_K, 0)
+// A jump offset from instruction `from` to instruction `to` (offsets count from the next one).
+#define J(from, to) ((to) - (from) - 1)
+
+int csupport_icmp_attach_identifier_filter(int fd, int family, uint16_t identifier) {
+    // For raw sockets only: a datagram ICMP socket is already demultiplexed by the kernel
+    // on its identifier (its "port"), and its errors come through the error queue, which
+    // socket filters do not see. Runs after the ICMP_FILTER/ICMP6_FILTER type filter of
+    // csupport_icmp_configure. Packets queued before the call stay queued: attach it before
+    // sending (the receive loop checks the identifier anyway).
+    //
+    // Our requests carry the identifier big-endian (ICMP.store16), and a BPF_H load turns
+    // network order into a host value, so `identifier` is compared as it is (no htons).
+    //
+    // Both programs end in one test: X points at the echo message (a reply, or the request
+    // an error quotes) and the 16 bits at X+4 must be `identifier`.
+    struct sock_filter v4[] = {
+        // A raw IPv4 socket hands over the IP header: X = its length (from IHL).
+        /*  0 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+        /*  1 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),                      // A = type
+        /*  2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_ECHOREPLY, J(2, 20), 0),  // reply: test X+4
+        /*  3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_DEST_UNREACH, J(3, 9), 0),
+        /*  4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_SOURCE_QUENCH, J(4, 9), 0),
+        /*  5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_REDIRECT, J(5, 9), 0),
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_TIME_EXCEEDED, J(6, 9), 0),
+        /*  7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_PARAMETERPROB, J(7, 9), 0),
+        /*  8 */ ID_DROP,                                                     // requests and the rest
+        // An error: the quoted IPv4 header starts at X+8; it must be an ICMP packet.
+        /*  9 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 8 + 9),                  // quoted protocol
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_ICMP, J(10, 12), 0),
+        /* 11 */ ID_DROP,
+        // X = X + 8 + quoted header length (MSH only takes a fixed offset, so by hand).
+        /* 12 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 8),
+        /* 13 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x0F),
+        /* 14 */ BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),
+        /* 15 */ BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),
+        /* 16 */ BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, 8),
+        /* 17 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        /* 18 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),                      // quoted type
+        /* 19 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP_ECHO, 0, J(19, 23)),
+        /* 20 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),                      // identifier
+        /* 21 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, identifier, 0, J(21, 23)),
+        /* 22 */ ID_ACCEPT,
+        /* 23 */ ID_DROP,
+    };
+    struct sock_filter v6[] = {
+        // ICMPv6 raw sockets start at the ICMPv6 header.
+        /*  0 */ BPF_STMT(BPF_LDX | BPF_IMM, 0),
+        /*  1 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),                      // A = type
+        /*  2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_ECHO_REPLY, J(2, 10), 0),  // reply: test X+4
+        /*  3 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, ICMP6_PARAM_PROB, J(3, 13), 0), // requests and the rest
+        /*  4 */ BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, ICMP6_DST_UNREACH, 0, J(4, 13)),
+        // An error (1-4): the quoted IPv6 header at 8 must carry ICMPv6 (no extension
+        // headers on our probes), its echo request at 48.
+        /*  5 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 6),                  // quoted next header
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_ICMPV6, 0, J(6, 13)),
+        /*  7 */ BPF_STMT(BPF_LDX | BPF_IMM, 8 + 40),
+        /*  8 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 8 + 40),                 // quoted type
+        /*  9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP6_ECHO_REQUEST, 0, J(9, 13)),
+        /* 10 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),                      // identifier
+        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, identifier, 0, J(11, 13)),
+        /* 12 */ ID_ACCEPT,
+        /* 13 */ ID_DROP,
+    };
+    // The jump targets above are the /* n */ indices; the last two are accept and drop.
+    _Static_assert(sizeof v4 / sizeof *v4 == 24 && sizeof v6 / sizeof *v6 == 14, "filter lengths");
+    if (family != 4 && family != 6) return -EAFNOSUPPORT;
+    struct sock_fprog prog = family == 4 ? (struct sock_fprog){ .len = sizeof v4 / sizeof *v4, .filter = v4 }
+                                         : (struct sock_fprog){ .len = sizeof v6 / sizeof *v6, .filter = v6 };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ? -errno : 0;
+}
+#undef J
+#undef ID_DROP
+#undef ID_ACCEPT
 
 int csupport_icmp_timestamps(int fd, int transmit) {
     // Software receive and transmit timestamps; transmit ones come back on the error queue

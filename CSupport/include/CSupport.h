@@ -69,6 +69,10 @@ int csupport_icmp_open(int family, int kind, int *_Nonnull kind_used);
 /// TTL / hop limit and TOS / traffic class (-1 leaves one alone), error reporting, and for
 /// raw sockets a filter passing only echo replies and errors.
 int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos);
+/// For a raw socket only (a datagram one is demultiplexed by the kernel): attaches a socket
+/// filter passing echo replies carrying `identifier` and the ICMP errors quoting an echo
+/// request that carries it, nothing else. `family` is 4 or 6; `identifier` as in the packet.
+int csupport_icmp_attach_identifier_filter(int fd, int family, uint16_t identifier);
 /// Enables kernel receive (and, if `transmit`, transmit) timestamps; returns the
 /// CSUPPORT_TS_* flags of what the kernel accepted.
 int csupport_icmp_timestamps(int fd, int transmit);

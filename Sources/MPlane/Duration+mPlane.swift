@@ -3,7 +3,8 @@ public enum MPlaneDuration {
     /// The duration the reference implementation gives `inf`: 100,000 days.
     public static let infinite: Int64 = 100_000 * 86_400
 
-    /// Parses `[Nd][Nh][Nm][Ns]` (at least one part) or `inf`; nil otherwise.
+    /// Parses `[Nd][Nh][Nm][Ns]` (at least one part, in all at most ``infinite``) or `inf`;
+    /// nil otherwise.
     public static func parse(_ s: Substring) -> Int64? {
         Array(s.utf8).withUnsafeBytes { parse($0) }
     }
@@ -43,7 +44,9 @@ public enum MPlaneDuration {
                 any = true
             }
         }
-        guard any, !haveDigits else { return nil }
+        // Nothing longer than `inf`: a longer one is no more useful, and microseconds of it
+        // added to a time could overflow.
+        guard any, !haveDigits, total <= infinite else { return nil }
         return total
     }
 

@@ -671,6 +671,36 @@ enum EmbeddedRegistries {
       "name": "capture.filter",
       "prim": "string",
       "desc": "A BPF filter expression (pcap-filter(7)) selecting the packets a capture counts; empty for all (default)"
+    },
+    {
+      "name": "capture.filter.octets.max",
+      "prim": "natural",
+      "desc": "The longest capture.filter the probe compiles, in octets"
+    },
+    {
+      "name": "probe.jobs.max",
+      "prim": "natural",
+      "desc": "The most jobs (scheduled or running) the probe runs for one client at once"
+    },
+    {
+      "name": "result.octets.max",
+      "prim": "natural",
+      "desc": "The most octets of finished results the probe keeps for redemption, all clients together"
+    },
+    {
+      "name": "result.rows.max",
+      "prim": "natural",
+      "desc": "The most rows one result holds; a job that reaches it ends there"
+    },
+    {
+      "name": "icmp.rate.max",
+      "prim": "natural",
+      "desc": "The most probes per second the probe sends, all active measurements together"
+    },
+    {
+      "name": "icmp.rate.destination.max",
+      "prim": "natural",
+      "desc": "The most probes per second the probe sends to one destination, all active measurements together"
     }
   ]
 }

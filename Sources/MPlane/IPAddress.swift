@@ -147,7 +147,11 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
             let digits = b[(slash + 1)...]
             guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                   !(digits.count > 1 && digits.first == 48) else { return nil }
-            prefix = UInt8(digits.reduce(0) { $0 * 10 + Int($1 - 48) })
+            // At most three digits, so at most 999: checked against the family's width below
+            // (a prefix over 255 must not trap the conversion).
+            let value = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
+            guard value <= 128 else { return nil }
+            prefix = UInt8(value)
             end = slash
         }
         let body = UnsafeRawBufferPointer(rebasing: b[0..<end])

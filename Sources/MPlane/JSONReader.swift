@@ -200,6 +200,9 @@ struct JSONReader {
                 } else if (0xDC00...0xDFFF).contains(scalar) {
                     throw error("unpaired surrogate escape")
                 }
+                // No mPlane string needs NUL, and one would cut a string short where it reaches
+                // C (a capture filter, an interface name): refused everywhere.
+                guard scalar != 0 else { throw error("NUL (\\u0000) in a string") }
                 guard let u = UnicodeScalar(scalar) else { throw error("invalid escape") }
                 scratch.append(contentsOf: String(Character(u)).utf8)
             default:

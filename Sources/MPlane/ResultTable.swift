@@ -154,3 +154,54 @@ public struct ResultTable: Hashable, Sendable {
     /// Every row as a name → value map.
     public var rows: [[String: Value]] { (0..<rowCount).map(row) }
 }
+
+// MARK: - Size
+
+extension ResultColumn {
+    /// About how many bytes the column's values take in memory (for retention limits).
+    public var storageBytes: Int {
+        words.count * 8 + addresses.count * MemoryLayout<IPAddress>.stride + missing.count * 8
+            + strings.reduce(0) { $0 + 16 + $1.utf8.count }
+    }
+}
+
+extension ResultTable {
+    /// About how many bytes the rows take in memory (for retention limits).
+    public var storageBytes: Int { columns.reduce(0) { $0 + 64 + $1.storageBytes } }
+}
+
+extension Value {
+    /// About how many bytes the value takes in memory.
+    var storageBytes: Int {
+        switch self {
+        case .string(let s), .url(let s): 16 + s.utf8.count
+        default: 24
+        }
+    }
+}
+
+extension Statement {
+    /// About how many bytes the statement takes in memory beyond its result rows: its
+    /// parameters (a parameter value can be large) and metadata, with a fixed part for the rest.
+    public var storageBytes: Int {
+        var n = 512 + (label?.utf8.count ?? 0) + (link?.utf8.count ?? 0) + (token?.utf8.count ?? 0)
+        for p in parameters { n += 48 + (p.value?.storageBytes ?? 0) + p.constraint.description.utf8.count }
+        for m in metadata { n += 48 + (m.value?.storageBytes ?? 0) }
+        return n + resultColumns.count * 16
+    }
+}
+
+extension Message {
+    /// About how many bytes the message takes in memory: what retention limits count.
+    public var storageBytes: Int {
+        switch self {
+        case .result(let r): r.statement.storageBytes + r.values.storageBytes
+        case .envelope(let e): e.contents.reduce(256) { $0 + $1.storageBytes }
+        case .exception(let e): 256 + e.message.utf8.count
+        case .receipt(let r): r.statement.storageBytes
+        case .specification(let s): s.statement.storageBytes
+        case .capability(let c): c.statement.storageBytes
+        default: 512
+        }
+    }
+}

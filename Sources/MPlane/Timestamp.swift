@@ -21,14 +21,18 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.microseconds < b.microseconds }
 
-    /// This instant moved by `seconds`.
+    /// This instant moved by `seconds`, saturating at the ends of the representable range
+    /// (never wrapping round).
     public func adding(seconds: Int64) -> Timestamp {
-        Timestamp(microsecondsSince1970: microseconds &+ seconds &* 1_000_000)
+        let (us, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+        return adding(microseconds: overflow ? (seconds < 0 ? .min : .max) : us)
     }
 
-    /// This instant moved by `us` microseconds.
+    /// This instant moved by `us` microseconds, saturating at the ends of the representable
+    /// range (never wrapping round).
     public func adding(microseconds us: Int64) -> Timestamp {
-        Timestamp(microsecondsSince1970: microseconds &+ us)
+        let (sum, overflow) = microseconds.addingReportingOverflow(us)
+        return Timestamp(microsecondsSince1970: overflow ? (us < 0 ? .min : .max) : sum)
     }
 
     /// The civil fields of this instant (UTC).

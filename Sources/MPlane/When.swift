@@ -101,12 +101,12 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
                 body = body.dropping(3)
                 var inr = Inner()
                 if let p = body.find(" / ") {
-                    guard let per = MPlaneDuration.parse(body.dropping(p.upperBound)) else { throw bad("invalid inner period") }
+                    guard let per = MPlaneDuration.parse(body.dropping(p.upperBound)) else { throw bad("invalid inner period (at most \(MPlaneDuration.infinite / 86_400)d)") }
                     inr.period = per
                     body = body.slice(0, p.lowerBound)
                 }
                 if body.hasPrefix(" + ") {
-                    guard let d = MPlaneDuration.parse(body.dropping(3)) else { throw bad("invalid inner duration") }
+                    guard let d = MPlaneDuration.parse(body.dropping(3)) else { throw bad("invalid inner duration (at most \(MPlaneDuration.infinite / 86_400)d)") }
                     inr.duration = d
                 } else if !body.isEmpty {
                     throw bad("the inner scope may only be 'now [+ duration] [/ period]'")
@@ -123,7 +123,7 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
         var period: Int64? = nil
         if let p = s.find(" / ") {
             guard let per = MPlaneDuration.parse(s.dropping(p.upperBound)) else {
-                throw bad("invalid period '\(text(s.dropping(p.upperBound)))'")
+                throw bad("invalid period '\(text(s.dropping(p.upperBound)))' (at most \(MPlaneDuration.infinite / 86_400)d)")
             }
             period = per
             s = s.slice(0, p.lowerBound)
@@ -132,7 +132,7 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
         var duration: Int64? = nil
         if let d = s.find(" + ") {
             guard let dur = MPlaneDuration.parse(s.dropping(d.upperBound)) else {
-                throw bad("invalid duration '\(text(s.dropping(d.upperBound)))'")
+                throw bad("invalid duration '\(text(s.dropping(d.upperBound)))' (at most \(MPlaneDuration.infinite / 86_400)d)")
             }
             duration = dur
             s = s.slice(0, d.lowerBound)
@@ -310,37 +310,60 @@ public struct When: Hashable, Sendable, CustomStringConvertible {
     // MARK: Repetition
 
     /// The repetitions of a repeated scope, each an absolute scope (the inner scope placed
-    /// at the repetition's start), from `now` (truncated to the second, or the scope's start
-    /// if later) to the scope's end. Empty for a scope that is not repeated.
+    /// at the repetition's start). Empty for a scope that is not repeated.
+    ///
+    /// One rule, the one single runs follow: a scope with an end holds as many repetitions
+    /// as whole periods fit in it (at least one), at `start + i × period`; those that begin
+    /// before `now` are skipped. A cron scope repeats at the cron's times from `now` (to the
+    /// second) up to, not including, the end. `repeat now + 6s / 2s` has three repetitions,
+    /// at 0, 2 and 4 s, on every run.
     public func repetitions(now tzero: Timestamp) -> Repetitions { Repetitions(when: self, now: tzero) }
 
     public struct Repetitions: Sequence, IteratorProtocol, Sendable {
         let when: When
+        /// The next repetition's start.
         var cursor: Timestamp?
         let end: Timestamp?
+        let anchor: Timestamp
         let step: Int64
+        /// Periodic scopes: the index of the next repetition, and how many there are.
+        var index: Int64 = 0
+        var count: Int64?
 
         init(when: When, now tzero: Timestamp) {
             self.when = when
             let (s, e) = when.datetimes(now: tzero)
-            var t = Timestamp(secondsSince1970: Int64.floorDivMod(tzero.microseconds, 1_000_000).0)
-            if let s, t < s { t = s }
+            anchor = s ?? tzero
             end = e
             step = Swift.max(1, when.period ?? 1)
-            cursor = when.isRepeated ? t : nil
-            if when.crontab != nil { advanceToCron() }
-        }
-
-        private mutating func advanceToCron() {
-            guard let t = cursor, let cron = when.crontab else { return }
-            cursor = cron.next(atOrAfter: t)
+            guard when.isRepeated else { return }
+            if let cron = when.crontab {
+                var t = Timestamp(secondsSince1970: Int64.floorDivMod(tzero.microseconds, 1_000_000).0)
+                if t < anchor { t = anchor }
+                cursor = cron.next(atOrAfter: t)
+                return
+            }
+            let stepUS = step * 1_000_000
+            if let e {
+                count = Swift.max(1, (e.microseconds - anchor.microseconds) / stepUS)
+            }
+            if tzero > anchor {
+                let behind = tzero.microseconds - anchor.microseconds
+                index = (behind + stepUS - 1) / stepUS
+            }
+            cursor = anchor.adding(microseconds: index * stepUS)
         }
 
         public mutating func next() -> When? {
             guard let t = cursor else { return nil }
-            if let end, t > end { cursor = nil; return nil }
-            cursor = t.adding(seconds: step)
-            if when.crontab != nil { advanceToCron() }
+            if let cron = when.crontab {
+                if let end, t >= end { cursor = nil; return nil }
+                cursor = cron.next(atOrAfter: t.adding(seconds: 1))
+            } else {
+                if let count, index >= count { cursor = nil; return nil }
+                index += 1
+                cursor = anchor.adding(microseconds: index * step * 1_000_000)
+            }
             return When(start: .at(t), duration: when.inner?.duration, period: when.inner?.period)
         }
     }

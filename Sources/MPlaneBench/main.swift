@@ -70,11 +70,14 @@ if wanted("scheduler.jobs") {
     let clock = ContinuousClock()
     var best = 0.0
     for _ in 0..<3 {
-        let s = Scheduler(services: [loop], clock: SystemClock())
+        var limits = SchedulerConfiguration()
+        limits.maxJobs = batch
+        limits.maxRetainedResults = batch
+        let s = Scheduler(services: [loop], clock: SystemClock(), configuration: limits)
         let elapsed = await withTaskGroup(of: Void.self) { group -> Duration in
             group.addTask { await s.run() }
             let start = clock.now
-            for spec in specs { _ = s.submit(spec) }
+            for spec in specs { _ = await s.submit(spec) }
             for spec in specs { _ = await s.waitForResult(token: spec.token, timeout: .seconds(60)) }
             let d = clock.now - start
             s.shutdown()

@@ -3,6 +3,7 @@ public import MPlaneScheduler
 import Logging
 import MPlaneProbe
 import CSupport
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -76,6 +77,12 @@ public struct CaptureService: MeasurementService {
         /// The kernel's capture buffer, bytes.
         public var bufferBytes: Int32 = 4 << 20
         public var minimumPeriod: Int64 = 1
+        /// The longest `capture.filter` accepted, bytes (`max-filter-bytes`). libpcap's
+        /// optimiser takes time that grows steeply with a filter's size, and cannot be
+        /// interrupted: see ``FilterLimits``.
+        public var maxFilterBytes = FilterLimits.defaultBytes
+        /// The most `and`/`or`/`not` operators a filter may have (`max-filter-operators`).
+        public var maxFilterOperators = FilterLimits.defaultOperators
         /// Called on the capture thread once the capture is open and counting (tests and
         /// tools that must not send before it is).
         public var onOpen: (@Sendable () -> Void)? = nil
@@ -95,14 +102,33 @@ public struct CaptureService: MeasurementService {
         try! cap.statement.addParameter("source.interface", constraint: .set([.string(interface)]))
         try! cap.statement.addParameter("capture.filter", constraint: .all)
         for c in Self.columns { try! cap.statement.addResultColumn(c) }
+        try! cap.statement.addMetadata("capture.filter.octets.max", .natural(UInt64(settings.maxFilterBytes)))
         capability = cap
     }
 
     public var parameterDefaults: [String: Value] { ["capture.filter": .string("")] }
 
+    /// A thread of its own.
+    public func demand(for spec: Specification) -> JobDemand { JobDemand(dedicatedThread: true) }
+
+    /// Refuses a filter over the size limits at once, on the request path (cheap).
     public func refusal(for spec: Specification) -> String? {
         guard case .string(let filter)? = spec.statement.parameterValue("capture.filter"), !filter.isEmpty else { return nil }
-        return Self.checkFilter(filter).map { "capture.filter '\(filter)': \($0)" }
+        return FilterLimits.refusal(filter, maxBytes: settings.maxFilterBytes, maxOperators: settings.maxFilterOperators)
+    }
+
+    /// Compiles the filter on a thread of its own (libpcap's compiler cannot be cancelled and
+    /// must not hold a pool thread), at most ``FilterLimits/concurrentCompiles`` at once.
+    public func slowRefusal(for spec: Specification) async -> String? {
+        guard case .string(let filter)? = spec.statement.parameterValue("capture.filter"), !filter.isEmpty else { return nil }
+        guard FilterLimits.compiling.add(1, ordering: .acquiringAndReleasing).newValue <= FilterLimits.concurrentCompiles else {
+            FilterLimits.compiling.subtract(1, ordering: .releasing)
+            return "capture.filter: too many filters being compiled at once (\(FilterLimits.concurrentCompiles)); try again"
+        }
+        defer { FilterLimits.compiling.subtract(1, ordering: .releasing) }
+        let why = await ProbeThread.run(name: "mplane-filter") { Self.checkFilter(filter) }
+        guard let why else { return "capture.filter: cannot start a thread to compile it" }
+        return why.map { "capture.filter '\(filter)': \($0)" }
     }
 
     /// Why `filter` does not compile, or nil. Also nil when libpcap cannot be loaded: that is
@@ -341,7 +367,7 @@ extension CaptureService {
 extension CaptureService {
     /// Registers the `capture` service kind (`module = mplane.components.tstat` maps here
     /// too): `interface` (comma-separated, default `lo`), `snaplen`, `buffer-kib`,
-    /// `minimum-period`, and `if-permitted` (yes: leave capture out with a warning when the
+    /// `minimum-period`, `max-filter-bytes`, `max-filter-operators`, and `if-permitted` (yes: leave capture out with a warning when the
     /// interface cannot be opened, instead of refusing to start).
     public static func register(in registry: inout ServiceFactoryRegistry) {
         registry.register("capture") { values, logger in
@@ -350,6 +376,8 @@ extension CaptureService {
             s.snaplen = Int32(try settings.integer("snaplen", in: 64...65_535, absent: Int(s.snaplen)))
             s.bufferBytes = Int32(try settings.integer("buffer-kib", in: 64...1_048_576, absent: Int(s.bufferBytes) / 1024) * 1024)
             s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: 1))
+            s.maxFilterBytes = try settings.integer("max-filter-bytes", in: 1...65_536, absent: s.maxFilterBytes)
+            s.maxFilterOperators = try settings.integer("max-filter-operators", in: 0...10_000, absent: s.maxFilterOperators)
             let optional = try settings.flag("if-permitted")
             let names = settings.list("interface", absent: ["lo"])
             var out: [any MeasurementService] = []
@@ -363,5 +391,70 @@ extension CaptureService {
             }
             return out
         }
+    }
+}
+
+/// Bounds on capture filters. libpcap's optimiser works in time that grows with about the
+/// cube of a filter's operators (2,000 `host` terms ran over ten minutes; 300 took 1.2 s
+/// here, 64 `portrange` terms 0.25 s), in the caller's thread, and cannot be cancelled: a
+/// filter is refused by size before it is compiled, compiled on a thread of its own, and a
+/// program the kernel would refuse (over 4,096 instructions) is refused too.
+public enum FilterLimits {
+    /// Default `max-filter-bytes`.
+    public static let defaultBytes = 4096
+    /// Default `max-filter-operators`.
+    public static let defaultOperators = 64
+    /// Filters compiled at once (each on its own thread).
+    public static let concurrentCompiles = 2
+    static let compiling = Atomic<Int>(0)
+
+    /// Why `filter` is over the limits (naming `capture.filter` and the limit), or nil.
+    public static func refusal(_ filter: String, maxBytes: Int, maxOperators: Int) -> String? {
+        let bytes = filter.utf8.count
+        if bytes > maxBytes {
+            return "capture.filter is \(bytes) bytes long, over max-filter-bytes (\(maxBytes))"
+        }
+        let operators = operatorCount(filter)
+        if operators > maxOperators {
+            return "capture.filter has \(operators) and/or/not operators, over max-filter-operators (\(maxOperators))"
+        }
+        return nil
+    }
+
+    /// The `and`, `or` and `not` operators of a filter, as words (bounded by anything but
+    /// letters, digits, `.`, `:`, `-` and `_`, so `or.example.com` is none) or as `&&`, `||`
+    /// and `!` (not `!=`). Counting a few too many is harmless.
+    public static func operatorCount(_ filter: String) -> Int {
+        let b = Array(filter.utf8)
+        var n = 0
+        var i = 0
+        func isWordByte(_ c: UInt8) -> Bool {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"),
+                 UInt8(ascii: "_"):
+                return true
+            default: return false
+            }
+        }
+        while i < b.count {
+            let c = b[i]
+            if isWordByte(c) {
+                var j = i
+                while j < b.count && isWordByte(b[j]) { j += 1 }
+                let word = String(decoding: b[i..<j], as: UTF8.self).lowercased()
+                if word == "and" || word == "or" || word == "not" { n += 1 }
+                i = j
+                continue
+            }
+            if (c == UInt8(ascii: "&") || c == UInt8(ascii: "|")) && i + 1 < b.count && b[i + 1] == c {
+                n += 1
+                i += 2
+                continue
+            }
+            if c == UInt8(ascii: "!") && !(i + 1 < b.count && b[i + 1] == UInt8(ascii: "=")) { n += 1 }
+            i += 1
+        }
+        return n
     }
 }

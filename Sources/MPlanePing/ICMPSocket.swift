@@ -57,6 +57,16 @@ final class ICMPSocket {
         guard r == 0 else {
             throw PingError("cannot set TTL/TOS or error reporting on the ICMP socket: \(errorText(-r))", errno: -r)
         }
+        if used == Int32(CSUPPORT_ICMP_RAW) {
+            // A raw socket sees every ICMP packet of the host: a kernel filter keeps only the
+            // replies and errors that carry this socket's identifier, so no job reads (and
+            // wakes for) every other job's replies. Datagram sockets are demultiplexed by the
+            // kernel already.
+            let f = csupport_icmp_attach_identifier_filter(fd, family == .v4 ? 4 : 6, wanted)
+            guard f == 0 else {
+                throw PingError("cannot attach the identifier filter to the ICMP socket: \(errorText(-f))", errno: -f)
+            }
+        }
         let ts = csupport_icmp_timestamps(fd, wantTX ? 1 : 0)
         receiveTimestamps = ts & Int32(CSUPPORT_TS_RX_KERNEL) != 0
         transmitTimestamps = ts & Int32(CSUPPORT_TS_TX_KERNEL) != 0

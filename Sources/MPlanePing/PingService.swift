@@ -120,6 +120,18 @@ public struct PingService: MeasurementService {
         }
     }
 
+    public var sendsPackets: Bool { true }
+
+    /// A thread of its own, and one probe per destination per period: the scheduler checks
+    /// the destinations against its policy and the rate against its limits.
+    public func demand(for spec: Specification) -> JobDemand {
+        let targets = (try? destinations(of: spec).get()) ?? []
+        let when = spec.statement.when
+        let period = Swift.max(1, (when.isRepeated ? when.inner?.period : when.period) ?? 1)
+        return JobDemand(dedicatedThread: true, packetsPerSecond: Double(targets.count) / Double(period),
+                         destinations: targets)
+    }
+
     /// The destinations a specification names, checked: unicast, of our family, at most
     /// ``Settings/maximumTargets``.
     func destinations(of spec: Specification) -> Swift.Result<[IPAddress], PingError> {

@@ -57,10 +57,35 @@ public struct TargetStatistics: Equatable, Sendable {
     public var minimum: Int64 = .max
     public var maximum: Int64 = 0
     public var total: Int64 = 0
-    /// Every round-trip time received, nanoseconds, in arrival order.
+    /// Round-trip times received, nanoseconds: every one up to ``sampleLimit``, in arrival
+    /// order; past it, a uniform random sample of them all (reservoir sampling), so that an
+    /// open-ended job keeps bounded memory and an unbiased median.
     public var samples: [Int64] = []
+    /// The most samples kept (see ``samples``).
+    public var sampleLimit = Int.max
+    /// Samples offered to ``record(_:)``, kept or not.
+    public private(set) var sampled = 0
+    private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
 
     public init() {}
+
+    /// Keeps `rtt` among the samples, or in place of a random one once the limit is reached.
+    public mutating func record(_ rtt: Int64) {
+        sampled += 1
+        if samples.count < sampleLimit {
+            samples.append(rtt)
+            return
+        }
+        // xorshift64*: no allocation, no lock, reproducible.
+        random ^= random >> 12
+        random ^= random << 25
+        random ^= random >> 27
+        let r = Int((random &* 0x2545_F491_4F6C_DD1D) % UInt64(sampled))
+        if r < sampleLimit { samples[r] = rtt }
+    }
+
+    /// True when the median comes from a sample of the round-trip times, not all of them.
+    public var medianIsEstimated: Bool { sampled > samples.count }
 
     /// Mean round-trip time in nanoseconds (nil without replies).
     public var mean: Int64? { received == 0 ? nil : total / Int64(received) }
@@ -86,6 +111,11 @@ public struct PingTracker: Sendable {
     public enum Outcome: Equatable, Sendable {
         case fresh, duplicate, late, foreign, stray, ignored
     }
+
+    /// Round-trip samples one job keeps for its medians, all destinations together (2 MiB);
+    /// each destination keeps at least ``minimumSamplesPerTarget``.
+    public static let samplesPerJob = 262_144
+    public static let minimumSamplesPerTarget = 256
 
     enum State: UInt8, Sendable { case free, pending, answered, lost, abandoned }
 
@@ -140,7 +170,8 @@ public struct PingTracker: Sendable {
         transmitKeys = Array(repeating: 0, count: size)
         mask = size - 1
         var s = TargetStatistics()
-        s.samples.reserveCapacity(Swift.min(expectedPerTarget, 1 << 20))
+        s.sampleLimit = Swift.max(Self.minimumSamplesPerTarget, Self.samplesPerJob / Swift.max(1, targets.count))
+        s.samples.reserveCapacity(Swift.min(expectedPerTarget, s.sampleLimit))
         statistics = Array(repeating: s, count: targets.count)
     }
 
@@ -349,7 +380,7 @@ public struct PingTracker: Sendable {
             statistics[t].minimum = Swift.min(statistics[t].minimum, s.roundTrip)
             statistics[t].maximum = Swift.max(statistics[t].maximum, s.roundTrip)
             statistics[t].total &+= s.roundTrip
-            statistics[t].samples.append(s.roundTrip)
+            statistics[t].record(s.roundTrip)
             sourceCounts[Int(s.source.rawValue)] += 1
             out.receivedReal = s.receivedReal
             out.roundTrip = s.roundTrip

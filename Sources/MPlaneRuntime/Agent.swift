@@ -21,23 +21,36 @@ public struct Outgoing: Sendable {
 /// disk-backed queue can replace the in-memory one.
 public protocol OutgoingQueue: Sendable {
     func push(_ item: Outgoing)
-    /// The oldest item, waiting until there is one; nil when the waiting task is cancelled.
-    func first() async -> Outgoing?
+    /// The oldest item `matching` accepts, waiting until there is one; nil when the waiting
+    /// task is cancelled.
+    func first(where matching: @escaping @Sendable (Outgoing) -> Bool) async -> Outgoing?
     /// Removes `item`, one `first()` returned, if it is still queued (after it was delivered).
     func remove(_ item: Outgoing)
     var count: Int { get }
 }
 
-/// A bounded queue in memory, optionally journaled (`DirectoryJournal`) so that what waits
-/// survives a restart. When full, the oldest item is dropped (logged and counted).
+extension OutgoingQueue {
+    /// The oldest item, waiting until there is one; nil when the waiting task is cancelled.
+    public func first() async -> Outgoing? { await first(where: { _ in true }) }
+}
+
+/// A queue in memory bounded by count and by bytes, optionally journaled
+/// (`DirectoryJournal`) so that what waits survives a restart. When full, the oldest item is
+/// dropped (logged, rate-limited, and counted).
 public final class MemoryOutgoingQueue: OutgoingQueue {
     private struct Entry {
         var item: Outgoing
         var journalID: UInt64?
+        var bytes: Int
+    }
+    private struct Waiter {
+        let matching: @Sendable (Outgoing) -> Bool
+        let continuation: CheckedContinuation<Outgoing?, Never>
     }
     private struct State {
         var items: [Entry] = []
-        var waiters: [UInt64: CheckedContinuation<Outgoing?, Never>] = [:]
+        var bytes = 0
+        var waiters: [UInt64: Waiter] = [:]
         var nextWaiter: UInt64 = 0
         var nextSequence: UInt64 = 1
         var dropped = 0
@@ -46,19 +59,33 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
             var item = item
             item.sequence = nextSequence
             nextSequence += 1
-            items.append(Entry(item: item, journalID: journalID))
+            let size = item.message.storageBytes
+            items.append(Entry(item: item, journalID: journalID, bytes: size))
+            bytes += size
+        }
+
+        mutating func dropFirst() -> UInt64? {
+            let e = items.removeFirst()
+            bytes -= e.bytes
+            dropped += 1
+            return e.journalID
         }
     }
     private let state = Mutex(State())
     public let limit: Int
+    public let byteLimit: Int
     let journal: (any OutgoingJournal)?
     let logger: Logger
+    let drops: RateLimitedLog
 
     /// With a `journal`, starts with what it kept from before.
-    public init(limit: Int = 10_000, journal: (any OutgoingJournal)? = nil, logger: Logger = Logger(label: "mplane.queue")) {
+    public init(limit: Int = 10_000, byteLimit: Int = 64 << 20, journal: (any OutgoingJournal)? = nil,
+                logger: Logger = Logger(label: "mplane.queue")) {
         self.limit = limit
+        self.byteLimit = byteLimit
         self.journal = journal
         self.logger = logger
+        drops = RateLimitedLog(logger: logger)
         if let journal {
             var kept = journal.load()
             if kept.count > limit {
@@ -68,34 +95,44 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
                              metadata: ["mplane.dropped": "\(kept.count - limit)"])
                 kept.removeFirst(kept.count - limit)
             }
-            state.withLock { s in for k in kept { s.append(k.item, journalID: k.id) } }
+            let over = state.withLock { s -> [UInt64] in
+                for k in kept { s.append(k.item, journalID: k.id) }
+                var over: [UInt64] = []
+                while s.bytes > byteLimit && s.items.count > 1 { if let id = s.dropFirst() { over.append(id) } }
+                return over
+            }
+            for id in over { journal.remove(id) }
         }
     }
 
     public func push(_ item: Outgoing) {
         let id = journal?.append(item)
-        let (waiters, first, dropped, droppedID) = state.withLock {
-            s -> ([CheckedContinuation<Outgoing?, Never>], Outgoing?, Int, UInt64?) in
+        let (resumed, droppedIDs, dropped) = state.withLock {
+            s -> ([(CheckedContinuation<Outgoing?, Never>, Outgoing)], [UInt64?], Int) in
             s.append(item, journalID: id)
-            var dropped = 0
-            var droppedID: UInt64? = nil
-            if s.items.count > limit {
-                droppedID = s.items.removeFirst().journalID
-                s.dropped += 1
-                dropped = s.dropped
+            var droppedIDs: [UInt64?] = []
+            while s.items.count > limit || (s.bytes > byteLimit && s.items.count > 1) {
+                droppedIDs.append(s.dropFirst())
             }
-            let w = Array(s.waiters.values)
-            s.waiters = [:]
-            return (w, s.items.first?.item, dropped, droppedID)
+            // Wake the waiters that now have an item (the oldest each accepts).
+            var resumed: [(CheckedContinuation<Outgoing?, Never>, Outgoing)] = []
+            for (key, w) in s.waiters {
+                if let e = s.items.first(where: { w.matching($0.item) }) {
+                    resumed.append((w.continuation, e.item))
+                    s.waiters[key] = nil
+                }
+            }
+            return (resumed, droppedIDs, s.dropped)
         }
-        if dropped > 0 {
-            if let droppedID { journal?.remove(droppedID) }
-            logger.error("outgoing queue full: dropped the oldest message", metadata: ["mplane.dropped": "\(dropped)"])
+        if !droppedIDs.isEmpty {
+            for id in droppedIDs { if let id { journal?.remove(id) } }
+            drops.log("outgoing queue full (result-queue-limit or result-queue-bytes): dropped the oldest message",
+                      kind: "queue-full", level: .error, metadata: ["mplane.dropped": "\(dropped)"])
         }
-        for w in waiters { w.resume(returning: first) }
+        for (c, item) in resumed { c.resume(returning: item) }
     }
 
-    public func first() async -> Outgoing? {
+    public func first(where matching: @escaping @Sendable (Outgoing) -> Bool) async -> Outgoing? {
         let id = state.withLock { s -> UInt64 in
             s.nextWaiter += 1
             return s.nextWaiter
@@ -103,27 +140,30 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Outgoing?, Never>) in
                 let item = state.withLock { s -> Outgoing?? in
-                    if let f = s.items.first { return .some(f.item) }
+                    if let f = s.items.first(where: { matching($0.item) }) { return .some(f.item) }
                     if Task.isCancelled { return .some(nil) }
-                    s.waiters[id] = c
+                    s.waiters[id] = Waiter(matching: matching, continuation: c)
                     return nil
                 }
                 if let item { c.resume(returning: item) }
             }
         } onCancel: {
             let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume(returning: nil)
+            waiter?.continuation.resume(returning: nil)
         }
     }
 
     public func remove(_ item: Outgoing) {
         let removed = state.withLock { s -> Entry? in
             guard let i = s.items.firstIndex(where: { $0.item.sequence == item.sequence }) else { return nil }
-            return s.items.remove(at: i)
+            let e = s.items.remove(at: i)
+            s.bytes -= e.bytes
+            return e
         }
         if let id = removed?.journalID { journal?.remove(id) }
     }
     public var count: Int { state.withLock { $0.items.count } }
+    public var bytes: Int { state.withLock { $0.bytes } }
     public var dropped: Int { state.withLock { $0.dropped } }
 }
 
@@ -138,7 +178,12 @@ public final class ComponentInitiatedAgent: Sendable {
     let specificationURL: HTTPURL
     let resultURL: HTTPURL
     let pollInterval: Duration
+    /// The shortest time between two polls or registrations, whatever the supervisor asks.
+    let minPollInterval: Duration
+    /// Origins a specification's `link` may send results to besides the supervisor's.
+    let foreignOrigins: Set<String>
     let backoffMax: Duration
+    let warnings: RateLimitedLog
     let clock: any ProbeClock
     let logger: Logger
     public let queue: any OutgoingQueue
@@ -164,10 +209,34 @@ public final class ComponentInitiatedAgent: Sendable {
         specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath)
         resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath)
         pollInterval = configuration.pollInterval
+        minPollInterval = configuration.minPollInterval
+        let supervisor = resultURL.origin
+        foreignOrigins = Set(configuration.resultLinkAllow.filter { $0 != supervisor })
         backoffMax = configuration.backoffMax
         self.clock = clock
         self.logger = logger
-        self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, logger: logger)
+        warnings = RateLimitedLog(logger: logger)
+        self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,
+                                                  logger: logger)
+    }
+
+    /// Where the result of a specification with `link` goes. As the RI's component does: to
+    /// the supervisor's result path when the link names the supervisor (its scheme, host and
+    /// port), whatever the link's path; to the link itself only when its origin is in
+    /// `result-link-allow`; to the supervisor's result path otherwise (a supervisor cannot
+    /// make the probe post to a third party).
+    func resultTarget(link: String?) -> HTTPURL {
+        guard let link else { return resultURL }
+        guard let url = HTTPURL(link) else {
+            warnings.log("a specification's link is not an http:// URL; its result goes to the supervisor",
+                         kind: "link", level: .warning, metadata: ["mplane.link": "\(link.prefix(200))"])
+            return resultURL
+        }
+        if url.origin == resultURL.origin { return resultURL }
+        if foreignOrigins.contains(url.origin) { return url }
+        warnings.log("a specification's link names an origin not in result-link-allow; its result goes to the supervisor",
+                     kind: "link", level: .warning, metadata: ["mplane.link": "\(url)"])
+        return resultURL
     }
 
     /// Polls made and registrations accepted so far.
@@ -220,6 +289,7 @@ public final class ComponentInitiatedAgent: Sendable {
     func pollLoop() async throws {
         var registered = false
         var failures = 0
+        var pollStart = clock.now()
         while !Task.isCancelled {
             do {
                 if capabilitiesChanged.exchange(false, ordering: .acquiringAndReleasing) {
@@ -231,6 +301,7 @@ public final class ComponentInitiatedAgent: Sendable {
                     registered = true
                     failures = 0
                 }
+                pollStart = clock.now()
                 let reply = try await SimpleHTTPClient.request("GET", specificationURL)
                 stats.withLock { $0.polls += 1 }
                 switch reply.status {
@@ -240,8 +311,10 @@ public final class ComponentInitiatedAgent: Sendable {
                 case 404, 204:
                     failures = 0
                 case 428:
-                    logger.notice("supervisor asks to register again")
+                    // Registered again, but not faster than min-poll-interval.
+                    warnings.log("supervisor asks to register again", kind: "428", metadata: [:])
                     registered = false
+                    try await sleep(minPollInterval)
                     continue
                 default:
                     throw HTTPClientError(message: "GET \(specificationURL): status \(reply.status)")
@@ -251,13 +324,13 @@ public final class ComponentInitiatedAgent: Sendable {
             } catch {
                 failures += 1
                 let delay = backoff(failures)
-                logger.warning("supervisor unreachable, backing off", metadata: [
+                warnings.log("supervisor unreachable, backing off", kind: "poll", level: .warning, metadata: [
                     "error": "\(error)", "mplane.backoff_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
                 ])
                 try await sleep(delay)
                 continue
             }
-            try await waitForNextPoll()
+            try await waitForNextPoll(after: pollStart)
         }
     }
 
@@ -289,18 +362,20 @@ public final class ComponentInitiatedAgent: Sendable {
         for m in messages {
             switch m {
             case .specification(let spec) where spec.statement.verb == .callback:
-                // Callback control: poll again when the callback's scope starts.
+                // Callback control: poll again when the callback's scope starts (never sooner
+                // than min-poll-interval after this poll: see waitForNextPoll).
                 let at = spec.statement.when.datetimes(now: clock.now()).start ?? clock.now()
                 nextPoll.withLock { $0 = at }
                 logger.debug("callback control", metadata: ["mplane.next_poll": "\(at)"])
             case .specification(let spec):
-                let url = spec.statement.link.flatMap(HTTPURL.init) ?? resultURL
+                let url = resultTarget(link: spec.statement.link)
                 let token = spec.token
                 deliveries.withLock { $0[token] = Delivery(url: url) }
-                let reply = scheduler.submit(spec)
-                // The receipt (or the refusal) first, then a result that came before it.
+                let reply = await scheduler.submit(spec, peer: "supervisor")
+                // The receipt (or the refusal) first, to the supervisor's result path as the
+                // RI's component sends it; then a result that came before it.
                 deliveries.withLock { d in
-                    queue.push(Outgoing(message: reply, url: url))
+                    queue.push(Outgoing(message: reply, url: resultURL))
                     guard case .receipt = reply, var entry = d[token] else {
                         d[token] = nil
                         return
@@ -314,9 +389,8 @@ public final class ComponentInitiatedAgent: Sendable {
                     }
                 }
             case .interrupt(let i):
-                let url = deliveries.withLock { $0[i.token]?.url } ?? i.statement.link.flatMap(HTTPURL.init) ?? resultURL
                 let reply = await scheduler.interrupt(token: i.token)
-                if case .receipt = reply { queue.push(Outgoing(message: reply, url: url)) }
+                if case .receipt = reply { queue.push(Outgoing(message: reply, url: resultURL)) }
                 // A result is pushed by the scheduler's finished event.
             case .redemption(let r):
                 queue.push(Outgoing(message: scheduler.redeem(token: r.token), url: resultURL))
@@ -326,13 +400,15 @@ public final class ComponentInitiatedAgent: Sendable {
         }
     }
 
-    func waitForNextPoll() async throws {
+    func waitForNextPoll(after pollStart: Timestamp) async throws {
         let scheduled = nextPoll.withLock { p -> Timestamp? in
             defer { p = nil }
             return p
         }
         if let scheduled {
-            try await clock.sleep(until: scheduled)
+            // A callback never makes the probe poll faster than min-poll-interval.
+            let floor = pollStart.adding(microseconds: Self.microseconds(minPollInterval))
+            try await clock.sleep(until: Swift.max(scheduled, floor))
         } else {
             // The configured interval with up to 10% jitter.
             let base = pollInterval.components.seconds * 1_000_000 + pollInterval.components.attoseconds / 1_000_000_000_000
@@ -343,12 +419,30 @@ public final class ComponentInitiatedAgent: Sendable {
 
     // MARK: Sending
 
+    /// One delivery loop per origin, so that an origin that does not answer holds back only
+    /// its own messages: the supervisor's takes every message whose origin is not one of the
+    /// allowed foreign ones (an origin a journal kept from an earlier configuration goes to
+    /// the supervisor's result path).
     func sendLoop() async throws {
+        let foreign = foreignOrigins
+        try await withThrowingDiscardingTaskGroup { group in
+            for origin in foreign {
+                group.addTask { try await self.deliver(matching: { $0.url.origin == origin }, retarget: nil) }
+            }
+            try await deliver(matching: { !foreign.contains($0.url.origin) }, retarget: resultURL)
+        }
+    }
+
+    /// Delivers the queued messages `matching` accepts, in order, backing off on failures;
+    /// a message for another origin goes to `retarget`.
+    func deliver(matching: @escaping @Sendable (Outgoing) -> Bool, retarget: HTTPURL?) async throws {
         var failures = 0
         while !Task.isCancelled {
-            guard let item = await queue.first() else { return }
+            guard let item = await queue.first(where: matching) else { return }
+            var url = item.url
+            if let retarget, url.origin != retarget.origin { url = retarget }
             do {
-                let reply = try await SimpleHTTPClient.request("POST", item.url, contentType: ComponentRouter.mplaneType,
+                let reply = try await SimpleHTTPClient.request("POST", url, contentType: ComponentRouter.mplaneType,
                                                                body: MessageEncoder().encode(item.message))
                 if (200..<300).contains(reply.status) {
                     queue.remove(item)
@@ -357,16 +451,18 @@ public final class ComponentInitiatedAgent: Sendable {
                 }
                 if (400..<500).contains(reply.status) && reply.status != 408 && reply.status != 429 {
                     // The supervisor will never take it: keep nothing that blocks the rest.
-                    logger.error("supervisor refused a message", metadata: ["http.status": "\(reply.status)", "mplane.url": "\(item.url)"])
+                    warnings.log("supervisor refused a message", kind: "refused", level: .error,
+                                 metadata: ["http.status": "\(reply.status)", "mplane.url": "\(url)"])
                     queue.remove(item)
                     continue
                 }
-                throw HTTPClientError(message: "POST \(item.url): status \(reply.status)")
+                throw HTTPClientError(message: "POST \(url): status \(reply.status)")
             } catch is CancellationError {
                 return
             } catch {
                 failures += 1
-                logger.warning("could not deliver, will retry", metadata: ["error": "\(error)", "mplane.queued": "\(queue.count)"])
+                warnings.log("could not deliver, will retry", kind: "deliver \(url.origin)", level: .warning,
+                             metadata: ["error": "\(error)", "mplane.queued": "\(queue.count)"])
                 try await sleep(backoff(failures))
             }
         }
@@ -382,7 +478,10 @@ public final class ComponentInitiatedAgent: Sendable {
     }
 
     func sleep(_ d: Duration) async throws {
-        let us = d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
-        try await clock.sleep(until: clock.now().adding(microseconds: us))
+        try await clock.sleep(until: clock.now().adding(microseconds: Self.microseconds(d)))
+    }
+
+    static func microseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
     }
 }

@@ -33,10 +33,28 @@ public struct ComponentConfiguration: Sendable {
 
     // Our additions.
     public var listenAddress = "127.0.0.1"
-    public var maxBodyBytes = 1 << 20
+    /// What the HTTP server lets a peer hold (sizes, times, connections).
+    public var http = HTTPServerLimits()
+    public var maxBodyBytes: Int {
+        get { http.maxBodyBytes }
+        set { http.maxBodyBytes = newValue }
+    }
+    public var idleTimeout: Duration {
+        get { http.idleTimeout }
+        set { http.idleTimeout = newValue }
+    }
     public var replyWait: Duration = .seconds(5)
-    public var idleTimeout: Duration = .seconds(60)
     public var pollInterval: Duration = .seconds(5)
+    /// The shortest time between two polls or registrations, whatever a callback or a 428
+    /// asks (`min-poll-interval`).
+    public var minPollInterval: Duration = .seconds(1)
+    /// Origins (`http://host:port`) besides the supervisor's that a specification's `link`
+    /// may send results to (`result-link-allow`); by default none: results go to the
+    /// supervisor's result path.
+    public var resultLinkAllow: [String] = []
+    /// Bytes the queue of messages waiting for the supervisor holds at most
+    /// (`result-queue-bytes`); past it the oldest are dropped, as past `result-queue-limit`.
+    public var resultQueueBytes = 64 << 20
     public var backoffMax: Duration = .seconds(60)
     public var resultQueueLimit = 10_000
     /// Where queued receipts and results are kept across restarts (`result-queue-dir`; ours).
@@ -128,7 +146,37 @@ public struct ComponentConfiguration: Sendable {
         if let n = try int("max-body-bytes", 1024...(1 << 30)) { maxBodyBytes = n }
         if let d = try seconds("reply-wait") { replyWait = d }
         if let d = try seconds("idle-timeout") { idleTimeout = d }
+        if let d = try seconds("request-timeout") { http.requestTimeout = d }
+        if let n = try int("max-connections", 1...1_000_000) { http.maxConnections = n }
+        if let n = try int("max-connections-per-client", 1...1_000_000) { http.maxConnectionsPerPeer = n }
+        if let n = try int("max-buffered-bytes", 1024...(1 << 34)) { http.maxBufferedBytes = n }
         if let d = try seconds("poll-interval") { pollInterval = d }
+        if let d = try seconds("min-poll-interval") { minPollInterval = d }
+        if let v = c["result-link-allow"] {
+            resultLinkAllow = []
+            for item in v.split(whereSeparator: { $0 == "," || $0 == " " }) where !item.isEmpty {
+                guard let u = HTTPURL(String(item)) else {
+                    throw Error(message: "configuration: [component] result-link-allow: \(item) is not an http://host:port origin")
+                }
+                resultLinkAllow.append(u.origin)
+            }
+        }
+        if let n = try int("result-queue-bytes", 4096...(1 << 40)) { resultQueueBytes = n }
+        if let n = try int("max-jobs", 1...1_000_000) { scheduler.maxJobs = n }
+        if let n = try int("max-jobs-per-client", 1...1_000_000) { scheduler.maxJobsPerPeer = n }
+        if let n = try int("max-thread-jobs", 1...10_000) { scheduler.maxThreadJobs = n }
+        if let n = try int("max-packet-rate", 1...10_000_000) { scheduler.maxPacketsPerSecond = n }
+        if let n = try int("max-packet-rate-per-destination", 1...10_000_000) { scheduler.maxPacketsPerSecondPerDestination = n }
+        if let n = try int("max-retained-results", 1...10_000_000) { scheduler.maxRetainedResults = n }
+        if let n = try int("retained-result-bytes", 4096...(1 << 40)) { scheduler.maxRetainedBytes = n }
+        if let n = try int("max-result-rows", 1...100_000_000) { scheduler.maxResultRows = n }
+        for (key, keyPath) in [("allow-destinations", \DestinationPolicy.allow), ("deny-destinations", \DestinationPolicy.deny)] {
+            guard let v = c[key] else { continue }
+            guard let list = DestinationPolicy.parsePrefixes(v) else {
+                throw Error(message: "configuration: [component] \(key) = \(v): give addresses or prefixes (192.0.2.0/24, 2001:db8::/32)")
+            }
+            scheduler.destinations[keyPath: keyPath] = list
+        }
         if let d = try seconds("backoff-max") { backoffMax = d }
         if let n = try int("result-queue-limit", 1...10_000_000) { resultQueueLimit = n }
         if let d = c["result-queue-dir"], !d.isEmpty { resultQueueDirectory = d }
@@ -167,7 +215,7 @@ extension ComponentConfiguration {
         "\(workflow.rawValue) \(listenAddress):\(listenPort) \(capabilityLink ?? "") \(clientHost ?? ""):\(clientPort) "
             + "\(registrationPath) \(specificationPath) \(resultPath) \(maxBodyBytes) \(idleTimeout) \(replyWait) "
             + "\(pollInterval) \(backoffMax) \(resultQueueLimit) \(resultQueueDirectory ?? "") \(scheduler.retention) "
-            + "\(scheduler.maxRepeatedResults)"
+            + "\(scheduler.maxRepeatedResults) \(http) \(scheduler) \(minPollInterval) \(resultLinkAllow) \(resultQueueBytes)"
     }
 }
 

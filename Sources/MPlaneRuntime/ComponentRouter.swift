@@ -9,12 +9,16 @@ public struct HTTPRequestData: Sendable {
     public var path: String
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Who sent it: the peer's address (its certificate identity once TLS is in); nil when
+    /// unknown. Limits per client count by it.
+    public var peer: String?
 
-    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = []) {
+    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [], peer: String? = nil) {
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
+        self.peer = peer
     }
 
     public func header(_ name: String) -> String? {
@@ -108,11 +112,11 @@ public struct ComponentRouter: Sendable {
         }
         switch message {
         case .specification(let spec):
-            let answer = scheduler.submit(spec)
+            let answer = await scheduler.submit(spec, peer: request.peer)
             guard case .receipt = answer else { return reply(answer) }
             return reply(await scheduler.waitForResult(token: spec.token, timeout: replyWait))
         case .redemption, .interrupt, .envelope:
-            return reply(await scheduler.process(message))
+            return reply(await scheduler.process(message, peer: request.peer))
         default:
             return failure(MPlaneException(token: message.token, message: "A component does not accept a \(message.kind.rawValue)", status: 400))
         }

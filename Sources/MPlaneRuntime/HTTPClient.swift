@@ -36,10 +36,16 @@ public struct HTTPURL: Sendable, Equatable, CustomStringConvertible {
         self.init(host: String(authority), port: port, path: path.isEmpty ? "/" : String(path))
     }
 
-    public var description: String {
-        let h = host.contains(":") ? "[\(host)]" : host
-        return "http://\(h):\(port)\(path)"
+    public var description: String { origin + path }
+
+    /// `http://host:port`, what tells servers apart (hosts compared as written, lower-cased).
+    public var origin: String {
+        let h = host.contains(":") ? "[\(host.lowercased())]" : host.lowercased()
+        return "http://\(h):\(port)"
     }
+
+    /// This URL with another path.
+    public func with(path: String) -> HTTPURL { HTTPURL(host: host, port: port, path: path) }
 }
 
 /// A response as the agent needs it.

@@ -1,41 +1,69 @@
 public import Logging
 import MPlane
+import MPlaneScheduler
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// The component's HTTP/1.1 server (SwiftNIO): keep-alive, a body limit, an idle timeout,
-/// one task per connection; every request goes to a ``ComponentRouter``.
+/// What a peer can make the HTTP server hold: every one a bound (README, "Limits").
+public struct HTTPServerLimits: Sendable {
+    /// The largest request body, bytes (`max-body-bytes`): a longer announced length is
+    /// answered 413 before any of the body is read.
+    public var maxBodyBytes = 1 << 20
+    /// How long a connection may sit idle between requests (`idle-timeout`).
+    public var idleTimeout: Duration = .seconds(60)
+    /// How long a request may take to arrive, from its first byte to the end of its body
+    /// (`request-timeout`): 408 and the connection closed when it is missed.
+    public var requestTimeout: Duration = .seconds(10)
+    /// Open connections in all (`max-connections`): one more is answered 503 and closed.
+    public var maxConnections = 256
+    /// Open connections from one address (`max-connections-per-client`).
+    public var maxConnectionsPerPeer = 32
+    /// Request bodies being read, all connections together, bytes (`max-buffered-bytes`):
+    /// a body that would pass it is answered 503.
+    public var maxBufferedBytes = 16 << 20
+
+    public init() {}
+}
+
+/// The HTTP/1.1 server (SwiftNIO): keep-alive, bounded requests (size, time, connections per
+/// peer and in all, buffered bytes), one task per connection; every request goes to a
+/// handler (a ``ComponentRouter`` for a component).
 public final class HTTPComponentServer: Sendable {
     public typealias Handler = @Sendable (HTTPRequestData) async -> HTTPReply
     let handler: Handler
     let onBound: @Sendable (String) -> Void
     public let host: String
     public let port: Int
-    public let maxBodyBytes: Int
-    public let idleTimeout: Duration
+    public let limits: HTTPServerLimits
+    public var maxBodyBytes: Int { limits.maxBodyBytes }
     let logger: Logger
+    let refusals: RateLimitedLog
     private let bound = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+    private let connections = Mutex<(total: Int, perPeer: [String: Int])>((0, [:]))
+    private let buffered = Atomic<Int>(0)
+    /// Connections refused at accept, until the accept loop has skipped them.
+    private let refused = Mutex<Set<ObjectIdentifier>>([])
 
     /// A server for a component: capabilities carry the bound address unless a link was configured.
-    public convenience init(router: ComponentRouter, host: String, port: Int, maxBodyBytes: Int = 1 << 20,
-                            idleTimeout: Duration = .seconds(60), logger: Logger = Logger(label: "mplane.http")) {
-        self.init(host: host, port: port, maxBodyBytes: maxBodyBytes, idleTimeout: idleTimeout, logger: logger,
+    public convenience init(router: ComponentRouter, host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
+                            logger: Logger = Logger(label: "mplane.http")) {
+        self.init(host: host, port: port, limits: limits, logger: logger,
                   onBound: { router.setDefaultLink($0) }, handler: { await router.handle($0) })
     }
 
     /// A server answering every request with `handler` (test supervisors use this too).
-    public init(host: String, port: Int, maxBodyBytes: Int = 1 << 20, idleTimeout: Duration = .seconds(60),
+    public init(host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
                 logger: Logger = Logger(label: "mplane.http"), onBound: @escaping @Sendable (String) -> Void = { _ in },
                 handler: @escaping Handler) {
         self.handler = handler
         self.onBound = onBound
         self.host = host
         self.port = port
-        self.maxBodyBytes = maxBodyBytes
-        self.idleTimeout = idleTimeout
+        self.limits = limits
         self.logger = logger
+        refusals = RateLimitedLog(logger: logger)
     }
 
     /// The port the server listens on, once it does (the real one when configured with 0).
@@ -50,19 +78,33 @@ public final class HTTPComponentServer: Sendable {
         }
     }
 
+    /// Connections open now.
+    public var openConnections: Int { connections.withLock { $0.total } }
+
     /// Serves until the task is cancelled.
     public func run() async throws {
-        let idle = TimeAmount.nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000
-                                          + idleTimeout.components.attoseconds / 1_000_000_000)
+        let idle = TimeAmount(limits.idleTimeout)
+        let deadline = TimeAmount(limits.requestTimeout)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Over the connection limits: no HTTP pipeline, a 503 written as raw bytes,
+                    // closed; the accept loop skips it.
+                    let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                    if let refusal = self.admit(peer) {
+                        self.refusals.log("connection refused", kind: "connections", metadata: ["http.peer": "\(peer)", "reason": "\(refusal)"])
+                        self.refused.withLock { _ = $0.insert(ObjectIdentifier(channel)) }
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnection(message: refusal))
+                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    }
+                    let timer = RequestDeadline(timeout: deadline)
+                    try channel.pipeline.syncOperations.addHandler(timer)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle(deadline: timer))
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -81,7 +123,12 @@ public final class HTTPComponentServer: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in
                     for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                        if refused.withLock({ $0.remove(ObjectIdentifier(connection.channel)) }) != nil { continue }
+                        let peer = connection.channel.remoteAddress?.ipAddress ?? "unknown"
+                        group.addTask {
+                            await self.serve(connection, peer: peer)
+                            self.release(peer)
+                        }
                     }
                 }
             }
@@ -90,48 +137,91 @@ public final class HTTPComponentServer: Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+    /// Counts a new connection from `peer`, or says which limit it would pass.
+    func admit(_ peer: String) -> String? {
+        connections.withLock { c -> String? in
+            if c.total >= limits.maxConnections { return "limit reached: max-connections (\(limits.maxConnections))" }
+            if c.perPeer[peer, default: 0] >= limits.maxConnectionsPerPeer {
+                return "limit reached: max-connections-per-client (\(limits.maxConnectionsPerPeer))"
+            }
+            c.total += 1
+            c.perPeer[peer, default: 0] += 1
+            return nil
+        }
+    }
+
+    private func release(_ peer: String) {
+        connections.withLock { c in
+            c.total -= 1
+            let n = c.perPeer[peer, default: 1] - 1
+            c.perPeer[peer] = n > 0 ? n : nil
+        }
+    }
+
+
+    static func exceptionResponse(status: Int, message: String, version: HTTPVersion) -> [HTTPServerResponsePart] {
+        let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: ComponentRouter.mplaneType)
+        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Connection", value: "close")
+        return [.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)),
+                .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)]
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, peer: String) async {
+        var held = 0  // body bytes this connection counts in `buffered`
+        defer { if held > 0 { buffered.subtract(held, ordering: .relaxed) } }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
                 var body: [UInt8] = []
-                var tooLarge = false
+                func refuse(_ status: Int, _ message: String, version: HTTPVersion) async throws {
+                    refusals.log("request refused", kind: "status-\(status)", metadata: ["http.peer": "\(peer)", "reason": "\(message)"])
+                    try await outbound.write(contentsOf: Self.exceptionResponse(status: status, message: message, version: version))
+                }
                 for try await part in inbound {
                     switch part {
                     case .head(let h):
                         head = h
                         body = []
-                        tooLarge = false
-                        if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
-                            tooLarge = true
+                        // Refused by its announced length, before a byte of the body is read.
+                        if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
+                            try await refuse(413, "Request body of \(length) bytes exceeds max-body-bytes (\(limits.maxBodyBytes))", version: h.version)
+                            return
                         }
                     case .body(var buffer):
-                        if !tooLarge {
-                            if body.count + buffer.readableBytes > maxBodyBytes {
-                                tooLarge = true
-                                body = []
-                            } else {
-                                body += buffer.readBytes(length: buffer.readableBytes) ?? []
-                            }
+                        let n = buffer.readableBytes
+                        if body.count + n > limits.maxBodyBytes {
+                            try await refuse(413, "Request body exceeds max-body-bytes (\(limits.maxBodyBytes))", version: head?.version ?? .http1_1)
+                            return
                         }
+                        if buffered.add(n, ordering: .relaxed).newValue > limits.maxBufferedBytes {
+                            buffered.subtract(n, ordering: .relaxed)
+                            try await refuse(503, "Server busy: request bodies being read exceed max-buffered-bytes; try again", version: head?.version ?? .http1_1)
+                            return
+                        }
+                        held += n
+                        body += buffer.readBytes(length: n) ?? []
                     case .end:
                         guard let h = head else { continue }
-                        let reply: HTTPReply
-                        if tooLarge {
-                            let e = MPlaneException(token: nil, message: "Request body exceeds \(maxBodyBytes) bytes", status: 413)
-                            reply = HTTPReply(status: 413, contentType: ComponentRouter.mplaneType, body: MessageEncoder().encode(.exception(e)))
-                        } else {
-                            let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
-                                                          headers: h.headers.map { ($0.name, $0.value) }, body: body)
-                            reply = await handler(request)
-                        }
-                        let keepAlive = h.isKeepAlive && !tooLarge
+                        let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
+                                                      headers: h.headers.map { ($0.name, $0.value) }, body: body, peer: peer)
+                        body = []
+                        buffered.subtract(held, ordering: .relaxed)
+                        held = 0
+                        let reply = await handler(request)
+                        let keepAlive = h.isKeepAlive
                         var headers = HTTPHeaders()
                         headers.add(name: "Content-Type", value: reply.contentType)
                         headers.add(name: "Content-Length", value: String(reply.body.count))
                         headers.add(name: "Server", value: "mpcom")
                         if !keepAlive { headers.add(name: "Connection", value: "close") }
                         let status = HTTPResponseStatus(statusCode: reply.status)
+                        if reply.status >= 400 {
+                            refusals.log("request answered with an error", kind: "status-\(reply.status)",
+                                         metadata: ["http.peer": "\(peer)", "http.path": "\(h.uri.prefix(100))"])
+                        }
                         // One write (one hop to the event loop) for the whole response.
                         let responseHead = HTTPServerResponsePart.head(HTTPResponseHead(version: h.version, status: status, headers: headers))
                         if h.method == .HEAD {
@@ -141,7 +231,6 @@ public final class HTTPComponentServer: Sendable {
                         }
                         if !keepAlive { return }
                         head = nil
-                        body = []
                     }
                 }
             }
@@ -149,6 +238,120 @@ public final class HTTPComponentServer: Sendable {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
         }
     }
+}
+
+extension TimeAmount {
+    init(_ d: Duration) {
+        self = .nanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+    }
+}
+
+/// The deadline of a request: from its first byte to the end of its body, at most `timeout`;
+/// missed, the peer gets a 408 exception and the connection is closed. Sits in front of the
+/// HTTP decoder (it sees raw bytes); ``CloseWhenIdle`` tells it when a request has arrived
+/// and when its response is out.
+final class RequestDeadline: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case idle, receiving, answering }
+    private var phase = Phase.idle
+    /// Bytes of a next (pipelined) request came while the last was being answered.
+    private var pending = false
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    let timeout: TimeAmount
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch phase {
+        case .idle: start()
+        case .answering: pending = true
+        case .receiving: break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func start() {
+        guard let context else { return }
+        phase = .receiving
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.expired() }
+    }
+
+    /// A whole request has arrived.
+    func requestArrived() {
+        phase = .answering
+        pending = false
+        timer?.cancel()
+        timer = nil
+    }
+
+    /// The response to the last request is out: the next request's clock starts with its
+    /// first byte (already here if it was pipelined).
+    func responseSent() {
+        phase = .idle
+        if pending {
+            pending = false
+            start()
+        }
+    }
+
+    private func expired() {
+        guard phase == .receiving, let context else { return }
+        let seconds = timeout.nanoseconds / 1_000_000_000
+        phase = .answering
+        writeRawExceptionAndClose(context: context, status: 408, reason: "Request Timeout",
+                                  message: "Request not received within request-timeout (\(seconds) s)")
+    }
+}
+
+/// Writes an mPlane exception as a whole HTTP/1.1 response in raw bytes (under the HTTP
+/// codec, or without one), then closes the connection.
+func writeRawExceptionAndClose(context: ChannelHandlerContext, status: Int, reason: String, message: String) {
+    let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
+    var out = context.channel.allocator.buffer(capacity: 160 + body.count)
+    out.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(ComponentRouter.mplaneType)\r\n"
+                    + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n")
+    out.writeBytes(body)
+    context.writeAndFlush(NIOAny(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+}
+
+/// The whole pipeline of a connection over the limits: a 503 exception, then close.
+final class RefuseConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let message: String
+    private var written = false
+    init(message: String) { self.message = message }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !written {
+            written = true
+            writeRawExceptionAndClose(context: context, status: 503, reason: "Service Unavailable", message: message)
+        }
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { channelActive(context: context) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // nothing read is used
 }
 
 /// Closes a connection that has been idle past the read timeout, but never one whose
@@ -160,14 +363,24 @@ final class CloseWhenIdle: ChannelDuplexHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private var inFlight = 0
+    private let deadline: RequestDeadline
+
+    init(deadline: RequestDeadline) { self.deadline = deadline }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { inFlight += 1 }
+        switch unwrapInboundIn(data) {
+        case .head: inFlight += 1
+        case .end: deadline.requestArrived()
+        case .body: break
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { inFlight = Swift.max(0, inFlight - 1) }
+        if case .end = unwrapOutboundIn(data) {
+            inFlight = Swift.max(0, inFlight - 1)
+            deadline.responseSent()
+        }
         context.write(data, promise: promise)
     }
 

@@ -53,6 +53,10 @@ public final class DirectoryJournal: OutgoingJournal {
         for name in names where name.hasPrefix(".tmp-") { unlink(self.directory + "/" + name) }
         // Past every id in use, including the ones set aside as .bad.
         let used = names.compactMap { Self.id(of: $0.hasSuffix(".bad") ? String($0.dropLast(4)) : $0) }
+        for name in names where name.hasSuffix(Self.suffix) && Self.id(of: name) == nil {
+            logger.warning("a file in the queue directory was not written by mpcom; ignored",
+                           metadata: ["file": "\(self.directory)/\(name)"])
+        }
         next = Mutex((used.max() ?? 0) + 1)
     }
 
@@ -60,8 +64,16 @@ public final class DirectoryJournal: OutgoingJournal {
 
     static let suffix = ".mplane"
 
-    /// The id of a queued message's file name (`<digits>.mplane`).
-    static func id(of name: String) -> UInt64? { name.hasSuffix(suffix) ? UInt64(name.dropLast(suffix.count)) : nil }
+    /// The largest id this journal writes or reads: ids count up from 1, so a larger one was
+    /// not written here, and counting on from it could overflow.
+    static let maximumID: UInt64 = 999_999_999_999_999_999
+
+    /// The id of a queued message's file name (`<digits>.mplane`), nil for any other name
+    /// and for an id above ``maximumID``.
+    static func id(of name: String) -> UInt64? {
+        guard name.hasSuffix(suffix), let id = UInt64(name.dropLast(suffix.count)), id <= maximumID else { return nil }
+        return id
+    }
 
     static func ids(in directory: String) -> [UInt64] { listDirectory(directory).compactMap(id(of:)).sorted() }
 
@@ -101,7 +113,8 @@ public final class DirectoryJournal: OutgoingJournal {
     }
 
     public func append(_ item: Outgoing) -> UInt64? {
-        let id = next.withLock { n -> UInt64 in defer { n += 1 }; return n }
+        // Past maximumID (a billion messages a second for 30 years) ids start again at 1.
+        let id = next.withLock { n -> UInt64 in defer { n = n >= Self.maximumID ? 1 : n + 1 }; return n }
         let file = path(id), temporary = directory + "/.tmp-" + String(id)
         var bytes = Array((item.url.description + "\n").utf8)
         bytes += MessageEncoder().encode(item.message)

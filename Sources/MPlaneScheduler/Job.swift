@@ -22,13 +22,19 @@ final class Job: Sendable {
     let service: any MeasurementService
     /// The time the specification arrived: relative scopes count from here.
     let submitted: Timestamp
+    /// What the job holds of the scheduler's limits, and for whom: given back when it ends.
+    let demand: JobDemand
+    let peer: String?
     let state = Mutex(State())
 
-    init(token: String, specification: Specification, service: any MeasurementService, submitted: Timestamp) {
+    init(token: String, specification: Specification, service: any MeasurementService, submitted: Timestamp,
+         demand: JobDemand = .none, peer: String? = nil) {
         self.token = token
         self.specification = specification
         self.service = service
         self.submitted = submitted
+        self.demand = demand
+        self.peer = peer
     }
 
     var isInterrupted: Bool { state.withLock { $0.interrupted } }

@@ -8,6 +8,26 @@ public struct SchedulerConfiguration: Sendable {
     public var retention: Int64 = 3600
     /// How many finished results are kept at most (the oldest go first).
     public var maxRetainedResults = 1000
+    /// How many bytes of finished results are kept at most, all together (the oldest go
+    /// first; `retained-result-bytes`, default 16 MiB). A result larger than this on its own
+    /// is kept until the next one finishes.
+    public var maxRetainedBytes = 16 << 20
+    /// The most rows one result (one run, or one repetition) holds; a job that reaches it is
+    /// ended there, its rows kept (`max-result-rows`).
+    public var maxResultRows = 100_000
+    /// Jobs scheduled or running at once, in all (`max-jobs`).
+    public var maxJobs = 256
+    /// Jobs scheduled or running at once for one client (`max-jobs-per-client`): its address
+    /// now, its certificate identity once TLS is in.
+    public var maxJobsPerPeer = 64
+    /// Jobs on threads of their own (ping, capture) at once (`max-thread-jobs`).
+    public var maxThreadJobs = 32
+    /// Probes per second of all active measurements together (`max-packet-rate`).
+    public var maxPacketsPerSecond = 2000
+    /// Probes per second to one destination, all jobs together (`max-packet-rate-per-destination`).
+    public var maxPacketsPerSecondPerDestination = 10
+    /// Where active measurements may send (`allow-destinations`, `deny-destinations`).
+    public var destinations = DestinationPolicy()
     /// How many results of a repeated specification are kept at most (the oldest are
     /// dropped, and the drop is logged and counted).
     public var maxRepeatedResults = 100
@@ -47,6 +67,12 @@ public final class Scheduler: Sendable {
     private let queue: AsyncStream<Job>
     private let enqueue: AsyncStream<Job>.Continuation
     private let observers = Mutex<[UInt64: @Sendable (JobEvent) -> Void]>([:])
+    private let admission: Admission
+    /// Refusals are logged rate-limited: a flood of bad specifications costs a few lines.
+    let refusals: RateLimitedLog
+    /// Finished jobs in the order they finished, with their sizes: retention forgets from
+    /// the front, so a purge costs only what it forgets.
+    private let retained = Mutex(RetainedResults())
     private let observerIDs = Atomic<UInt64>(0)
 
     public init(services: [any MeasurementService], clock: any ProbeClock = SystemClock(),
@@ -56,6 +82,8 @@ public final class Scheduler: Sendable {
         self.clock = clock
         self.configuration = configuration
         self.logger = logger
+        admission = Admission(configuration: configuration)
+        refusals = RateLimitedLog(logger: logger)
         (queue, enqueue) = AsyncStream.makeStream(of: Job.self)
     }
 
@@ -65,8 +93,27 @@ public final class Scheduler: Sendable {
     /// Counts service replacements, so callers can cache what they derive from capabilities.
     public var servicesGeneration: Int { serviceGeneration.load(ordering: .acquiring) }
 
-    /// The capabilities of every service, in service order.
-    public var capabilities: [Capability] { services.map(\.capability) }
+    /// The capabilities of every service, in service order, with the limits a client plans
+    /// around as metadata where the capability's registry has the elements.
+    public var capabilities: [Capability] {
+        let c = configuration
+        return services.map { service in
+            var cap = service.capability
+            var limits: [(String, Int)] = [("probe.jobs.max", c.maxJobsPerPeer), ("result.octets.max", c.maxRetainedBytes),
+                                           ("result.rows.max", c.maxResultRows)]
+            if service.sendsPackets {
+                limits += [("icmp.rate.max", c.maxPacketsPerSecond),
+                           ("icmp.rate.destination.max", c.maxPacketsPerSecondPerDestination)]
+            }
+            for (name, value) in limits where cap.statement.registry[name] != nil {
+                try? cap.statement.addMetadata(name, .natural(UInt64(Swift.max(0, value))))
+            }
+            return cap
+        }
+    }
+
+    /// Jobs scheduled or running, jobs on threads of their own, and probes per second in use.
+    public var usage: (jobs: Int, threadJobs: Int, packetsPerSecond: Double) { admission.usage }
 
     /// Replaces the services (a configuration reload). New specifications are matched
     /// against the new ones; running jobs finish with the service they started with, and
@@ -104,15 +151,15 @@ public final class Scheduler: Sendable {
     /// Answers a message: a specification with a receipt or an exception, a redemption
     /// with the result or a receipt, an interrupt with the partial result or a receipt, an
     /// envelope with an envelope of the answers.
-    public func process(_ message: Message) async -> Message {
+    public func process(_ message: Message, peer: String? = nil) async -> Message {
         purge()
         switch message {
-        case .specification(let spec): return submit(spec)
+        case .specification(let spec): return await submit(spec, peer: peer)
         case .redemption(let r): return redeem(token: r.token)
         case .interrupt(let i): return await interrupt(token: i.token)
         case .envelope(let env):
             var replies: [Message] = []
-            for m in env.contents { replies.append(await process(m)) }
+            for m in env.contents { replies.append(await process(m, peer: peer)) }
             return .envelope(Envelope(contents: replies, token: env.token, label: env.label))
         default:
             return .exception(MPlaneException(token: message.token, message: "Cannot process a \(message.kind.rawValue) here", status: 400))
@@ -162,8 +209,10 @@ public final class Scheduler: Sendable {
         return out
     }
 
-    /// Starts a job for `spec`; answers with its receipt, or an exception.
-    public func submit(_ spec: Specification) -> Message {
+    /// Starts a job for `spec` on behalf of `peer` (who sent it: its address or identity,
+    /// for the per-client limit); answers with its receipt, or an exception (403 refused,
+    /// 404 no such capability, 429 a limit reached, naming it).
+    public func submit(_ spec: Specification, peer: String? = nil) async -> Message {
         let service: any MeasurementService
         let accepted: Specification
         // A specification completed with defaults keeps the token its sender computed.
@@ -173,17 +222,32 @@ public final class Scheduler: Sendable {
             service = s
             accepted = completed
         case .failure(let e):
-            logger.info("specification refused", metadata: ["mplane.token": "\(spec.token)", "mplane.reason": "\(e.message)"])
+            refusals.log("specification refused", kind: "unmatched", level: .info, metadata: ["mplane.token": "\(spec.token)", "mplane.reason": "\(e.message)"])
             return .exception(e)
         }
         var spec = accepted
         spec.statement.token = token
-        let job = Job(token: token, specification: spec, service: service, submitted: clock.now())
+        if let refusal = await service.slowRefusal(for: spec) {
+            refusals.log("specification refused", kind: "refused", level: .info, metadata: ["mplane.token": "\(token)", "mplane.reason": "\(refusal)"])
+            return .exception(MPlaneException(token: token, message: "Specification refused: \(refusal)", status: 400))
+        }
+        // The same specification again while it runs: the running job's receipt.
+        if let running = jobs.withLock({ $0[token] }), !running.isFinished {
+            return .receipt(Receipt(specification: running.specification))
+        }
+        let demand = service.demand(for: spec)
+        if let refusal = admission.admit(demand, peer: peer) {
+            refusals.log("specification refused", kind: "limit", level: .info, metadata: ["mplane.token": "\(token)", "mplane.reason": "\(refusal.message)"])
+            return .exception(MPlaneException(token: token, message: "Specification refused: \(refusal.message)", status: refusal.status))
+        }
+        purge()
+        let job = Job(token: token, specification: spec, service: service, submitted: clock.now(), demand: demand, peer: peer)
         let existing: Job? = jobs.withLock { table in
             if let j = table[token], !j.isFinished { return j }
             table[token] = job
             return nil
         }
+        if existing != nil { admission.release(demand, peer: peer) }
         if existing == nil {
             logger.debug("job scheduled", metadata: ["mplane.token": "\(token)", "mplane.when": "\(spec.statement.when)"])
             enqueue.yield(job)
@@ -245,21 +309,25 @@ public final class Scheduler: Sendable {
 
     // MARK: Retention
 
-    /// Forgets finished jobs past the retention time, and the oldest beyond the limit.
+    /// Forgets finished jobs past the retention time, and the oldest beyond the count and
+    /// byte limits. Costs only what it forgets (finished jobs are kept in finishing order).
     func purge() {
-        let now = clock.now()
-        let horizon = now.adding(seconds: -configuration.retention)
-        jobs.withLock { table in
-            var finished: [(String, Timestamp)] = []
-            for (token, job) in table {
-                guard let at = job.finishedAt else { continue }
-                if at < horizon { table[token] = nil } else { finished.append((token, at)) }
-            }
-            if finished.count > configuration.maxRetainedResults {
-                finished.sort { $0.1 < $1.1 }
-                for (token, _) in finished.prefix(finished.count - configuration.maxRetainedResults) { table[token] = nil }
-            }
+        let horizon = clock.now().adding(seconds: -configuration.retention)
+        let c = configuration
+        let forget = retained.withLock { r in
+            r.popExpired(horizon: horizon, maxCount: c.maxRetainedResults, maxBytes: c.maxRetainedBytes)
         }
+        guard !forget.isEmpty else { return }
+        jobs.withLock { table in
+            // Only the job that finished: a token run again since is a different job.
+            for job in forget where table[job.token] === job { table[job.token] = nil }
+        }
+    }
+
+    /// Records a finished job for retention.
+    private func retain(_ job: Job, bytes: Int, at time: Timestamp) {
+        retained.withLock { $0.append(job, bytes: bytes, at: time) }
+        purge()
     }
 
     /// Number of jobs known (running and retained).
@@ -283,7 +351,10 @@ public final class Scheduler: Sendable {
                 final = .result(result)
             }
         }
-        job.finish(final, at: clock.now())
+        let finishedAt = clock.now()
+        job.finish(final, at: finishedAt)
+        admission.release(job.demand, peer: job.peer)
+        retain(job, bytes: final.storageBytes, at: finishedAt)
         logger.debug("job finished", metadata: ["mplane.token": "\(job.token)"])
         notify(.finished(token: job.token, message: final))
     }
@@ -324,7 +395,7 @@ public final class Scheduler: Sendable {
             expected = Swift.min(1_000_000, Int((end.microseconds - start.microseconds) / (period * 1_000_000)) + 2)
         }
         let context = JobContext(specification: spec, start: start, end: end, period: period, clock: clock,
-                                 logger: logger, expectedRows: expected)
+                                 logger: logger, expectedRows: expected, maxRows: configuration.maxResultRows)
         let alreadyInterrupted = job.state.withLock { s -> Bool in
             s.current = context
             return s.interrupted
@@ -365,5 +436,39 @@ public final class Scheduler: Sendable {
             }
         }
         return result
+    }
+}
+
+/// Finished jobs in the order they finished, with their result sizes.
+struct RetainedResults {
+    private var entries: [(job: Job, bytes: Int, at: Timestamp)] = []
+    private var head = 0
+    private(set) var bytes = 0
+
+    var count: Int { entries.count - head }
+
+    mutating func append(_ job: Job, bytes: Int, at time: Timestamp) {
+        entries.append((job, bytes, time))
+        self.bytes += bytes
+    }
+
+    /// Removes and returns the jobs finished before `horizon`, then the oldest until at most
+    /// `maxCount` and `maxBytes` remain (the newest is always kept).
+    mutating func popExpired(horizon: Timestamp, maxCount: Int, maxBytes: Int) -> [Job] {
+        var out: [Job] = []
+        while head < entries.count {
+            let e = entries[head]
+            let over = count > maxCount || (bytes > maxBytes && count > 1)
+            guard e.at < horizon || over else { break }
+            out.append(e.job)
+            bytes -= e.bytes
+            head += 1
+        }
+        // Compact now and then: amortised O(1) per entry.
+        if head > 1024 && head * 2 > entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+        return out
     }
 }

@@ -21,11 +21,26 @@ public protocol MeasurementService: Sendable {
     /// Why a specification that fulfils the capability still cannot be run as given (an
     /// invalid destination, more targets than the service takes), or nil.
     func refusal(for spec: Specification) -> String?
+
+    /// The part of the refusal that takes time (compiling a capture filter): awaited before
+    /// the job is admitted, and run by the service off the cooperative pool. Nil to accept.
+    func slowRefusal(for spec: Specification) async -> String?
+
+    /// What a job for `spec` (one that fulfils the capability and has no refusal) will use:
+    /// the scheduler admits it only within its limits.
+    func demand(for spec: Specification) -> JobDemand
+
+    /// True for a service that sends packets (active measurement): its capability shows the
+    /// probe-rate limits.
+    var sendsPackets: Bool { get }
 }
 
 extension MeasurementService {
     public var parameterDefaults: [String: Value] { [:] }
     public func refusal(for spec: Specification) -> String? { nil }
+    public func slowRefusal(for spec: Specification) async -> String? { nil }
+    public func demand(for spec: Specification) -> JobDemand { .none }
+    public var sendsPackets: Bool { false }
 }
 
 /// What a service sees of a job: its specification, its absolute time window, the clock,
@@ -44,17 +59,21 @@ public final class JobContext: Sendable {
     private let interrupted: Atomic<Bool>
     private let began = Mutex<Timestamp?>(nil)
     private let notes = Mutex<[(String, Value)]>([])
+    /// The most rows the result may hold: the job is interrupted once it has them.
+    public let maxRows: Int
+    private let truncated = Atomic<Bool>(false)
 
     init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
-         logger: Logger, expectedRows: Int) {
+         logger: Logger, expectedRows: Int, maxRows: Int = .max) {
         self.specification = specification
         self.start = start
         self.end = end
         self.period = period
         self.clock = clock
         self.logger = logger
+        self.maxRows = maxRows
         var t = ResultTable(columns: specification.statement.resultColumns)
-        t.reserveCapacity(expectedRows)
+        t.reserveCapacity(Swift.min(expectedRows, maxRows))
         table = Mutex(t)
         interrupted = Atomic(false)
     }
@@ -72,10 +91,24 @@ public final class JobContext: Sendable {
     /// When the service started measuring (nil before it did).
     public var startedAt: Timestamp? { began.withLock { $0 } }
 
-    /// Appends rows: `body` gets the result table (typed columns, capacity reserved).
+    /// Appends rows: `body` gets the result table (typed columns, capacity reserved). Once
+    /// the table holds ``maxRows`` rows the job is interrupted (the rows are kept), so an
+    /// open-ended job cannot grow its result without bound.
     public func append<R>(_ body: (inout ResultTable) throws -> R) rethrows -> R {
-        try table.withLock { try body(&$0) }
+        let (r, full) = try table.withLock { t -> (R, Bool) in
+            let r = try body(&t)
+            return (r, t.rowCount >= maxRows)
+        }
+        if full && !truncated.exchange(true, ordering: .acquiringAndReleasing) {
+            logger.notice("result reached max-result-rows: the job ends here",
+                          metadata: ["mplane.token": "\(specification.token)", "mplane.rows": "\(maxRows)"])
+            interrupt()
+        }
+        return r
     }
+
+    /// True if the job was ended because its result reached ``maxRows``.
+    public var reachedRowLimit: Bool { truncated.load(ordering: .acquiring) }
 
     /// Sets a metadata entry of the result (an element of the specification's registry;
     /// others are dropped when the result is made).

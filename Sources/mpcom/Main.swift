@@ -84,8 +84,7 @@ struct MPCom: ParsableCommand {
                 logger.warning("result-queue-dir is for the component-initiated workflow; ignored")
             }
             let server = HTTPComponentServer(router: router, host: configuration.listenAddress, port: configuration.listenPort,
-                                             maxBodyBytes: configuration.maxBodyBytes, idleTimeout: configuration.idleTimeout,
-                                             logger: Logger(label: "mplane.http"))
+                                             limits: configuration.http, logger: Logger(label: "mplane.http"))
             group.append(HTTPService(server: server))
         case .componentInitiated:
             var queue: (any OutgoingQueue)? = nil
@@ -94,7 +93,8 @@ struct MPCom: ParsableCommand {
                 let queueLogger = Logger(label: "mplane.queue")
                 do {
                     let journal = try DirectoryJournal(directory: directory, logger: queueLogger)
-                    queue = MemoryOutgoingQueue(limit: configuration.resultQueueLimit, journal: journal, logger: queueLogger)
+                    queue = MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,
+                                                journal: journal, logger: queueLogger)
                 } catch { throw ValidationError("\(error)") }
             }
             let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue,

@@ -52,14 +52,14 @@ struct CountingTests {
         #expect(c.udpPackets == 4 && c.ipOctets == 156 + 64)
     }
 
-    @Test func filtersAreCheckedBeforeAJobStarts() {
+    @Test func filtersAreCheckedBeforeAJobStarts() async {
         #expect(CaptureService.checkFilter("udp port 9 or tcp") == nil)
         #expect(CaptureService.checkFilter("udp port banana")?.isEmpty == false)
         let service = CaptureService(interface: "lo")
         var spec = Specification(capability: service.capability, when: try! When(parsing: "now + 1s / 1s"))
         try! spec.statement.setParameterValue("capture.filter", .string("port and and"))
         let scheduler = Scheduler(services: [service])
-        guard case .exception(let e) = scheduler.submit(spec) else {
+        guard case .exception(let e) = await scheduler.submit(spec) else {
             Issue.record("accepted a broken filter")
             return
         }
@@ -145,7 +145,7 @@ struct LiveCaptureTests {
         defer { scheduler.shutdown(); runner.cancel() }
         var spec = Specification(capability: service.capability, when: try When(parsing: when))
         try spec.statement.setParameterValue("capture.filter", .string(filter))
-        guard case .receipt = scheduler.submit(spec) else { throw CaptureError("refused") }
+        guard case .receipt = await scheduler.submit(spec) else { throw CaptureError("refused") }
         // Send only once the capture counts (a loaded machine may take a while to open it).
         for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
         let isOpen = open.load(ordering: .acquiring)
@@ -186,5 +186,53 @@ struct LiveCaptureTests {
         }
         #expect(r.values.rowCount >= 1 && r.values.rowCount <= 3)
         #expect(sum(r, "packets.udp") == 3)
+    }
+}
+
+@Suite("Capture filters are bounded (hardening row 2)", .timeLimit(.minutes(1)))
+struct FilterBoundTests {
+    func filter(hosts n: Int) -> String {
+        (0..<n).map { "host 10.\($0 / 256 % 256).\($0 % 256).1" }.joined(separator: " or ")
+    }
+
+    func submit(_ filter: String) async throws -> Message {
+        let service = CaptureService(interface: "lo")
+        var spec = Specification(capability: service.capability, when: try When(parsing: "now + 1s / 1s"))
+        try spec.statement.setParameterValue("capture.filter", .string(filter))
+        let scheduler = Scheduler(services: [service])
+        let answer = await scheduler.submit(spec)
+        scheduler.shutdown()
+        return answer
+    }
+
+    @Test("the 2,000-term filter that compiled for ten minutes is refused at once, naming the field and the limit")
+    func huge() async throws {
+        guard case .exception(let e) = try await submit(filter(hosts: 2000)) else {
+            Issue.record("accepted a 2,000-term filter")
+            return
+        }
+        #expect(e.status == 400 && e.message.contains("capture.filter") && e.message.contains("max-filter-bytes"), "\(e.message)")
+        guard case .exception(let e2) = try await submit(Array(repeating: "port 1", count: 200).joined(separator: " or ")) else {
+            Issue.record("accepted 199 operators")
+            return
+        }
+        #expect(e2.status == 400 && e2.message.contains("max-filter-operators"), "\(e2.message)")
+    }
+
+    @Test("the longest accepted filter of that pattern compiles and is accepted")
+    func longestAccepted() async throws {
+        let f = filter(hosts: FilterLimits.defaultOperators + 1)
+        #expect(FilterLimits.operatorCount(f) == FilterLimits.defaultOperators)
+        #expect(FilterLimits.refusal(f, maxBytes: FilterLimits.defaultBytes, maxOperators: FilterLimits.defaultOperators) == nil)
+        #expect(CaptureService.checkFilter(f) == nil)
+    }
+
+    @Test("operators are counted as words and symbols, not inside names")
+    func counting() {
+        #expect(FilterLimits.operatorCount("tcp") == 0)
+        #expect(FilterLimits.operatorCount("host or.example.com and not port 22") == 2)
+        #expect(FilterLimits.operatorCount("a||b&&!c") == 3)
+        #expect(FilterLimits.operatorCount("len != 10") == 0)
+        #expect(FilterLimits.operatorCount("port 1 or 2 or 3") == 2)
     }
 }

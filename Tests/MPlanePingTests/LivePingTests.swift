@@ -101,9 +101,9 @@ struct LoopbackPingTests {
             -> Message
         {
             let spec = try PingCapabilityTests().specification(form, values, when: when)
-            guard case .receipt(let r) = scheduler.submit(spec) else {
-                Issue.record("refused: \(scheduler.submit(spec))")
-                return scheduler.submit(spec)
+            guard case .receipt(let r) = await scheduler.submit(spec) else {
+                Issue.record("refused: \(await scheduler.submit(spec))")
+                return await scheduler.submit(spec)
             }
             return await scheduler.waitForResult(token: r.token, timeout: .seconds(20))
         }
@@ -136,7 +136,7 @@ struct LoopbackPingTests {
         let cap = scheduler.capabilities[0]
         var spec = Specification(capability: cap, when: try When(parsing: "now + 1s / 1s"))
         try spec.statement.setParameterValue("destination.ip4", .address(addr("127.0.0.1")))
-        guard case .receipt = scheduler.submit(spec) else { Issue.record("refused"); return }
+        guard case .receipt = await scheduler.submit(spec) else { Issue.record("refused"); return }
         let answer = await scheduler.waitForResult(token: spec.token, timeout: .seconds(10))
         guard case .exception(let e) = answer else { Issue.record("not an exception: \(answer)"); return }
         #expect(e.status == 500)
@@ -274,5 +274,28 @@ struct NamespacePingTests {
         let s = report.statistics[0]
         #expect(s.received == 10 && s.lost == 0)
         #expect(s.minimum >= 20 * ms, "\(s.minimum) ns")
+    }
+}
+
+@Suite("Ping jobs do not read each other's replies (live, hardening row 3)", .serialized,
+       .enabled(if: rawSocketProblem == nil, "\(rawSocketProblem ?? "")"))
+struct IdentifierFilterTests {
+    @Test("two raw-socket runs at once: each sees only its own replies (a kernel filter on the identifier)",
+          arguments: ["127.0.0.1", "::1"])
+    func concurrentRuns(_ address: String) async throws {
+        let a = addr(address)
+        var plan = PingPlan(family: a.family, source: a, targets: [a], interval: 2 * ms, rounds: 100)
+        plan.socket = .raw
+        async let first = ping(plan)
+        async let second = ping(plan)
+        let (r1, _) = try await first
+        let (r2, _) = try await second
+        #expect(r1.identifier != r2.identifier)
+        for r in [r1, r2] {
+            #expect(r.statistics[0].received == 100)
+            // Without the filter each run reads the other's 100 replies (and, on loopback, the
+            // 200 echo requests too): counted as foreign or stray.
+            #expect(r.foreign == 0 && r.stray == 0, "foreign \(r.foreign), stray \(r.stray)")
+        }
     }
 }

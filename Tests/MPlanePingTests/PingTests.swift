@@ -340,11 +340,11 @@ struct PingCapabilityTests {
         return Specification(st)
     }
 
-    @Test func optionalParametersTakeDefaults() throws {
+    @Test func optionalParametersTakeDefaults() async throws {
         let scheduler = Scheduler(services: PingService.services(source: loop4, forms: PingService.Form.allCases))
         let spec = try specification(.statistics, ["source.ip4": "127.0.0.1", "destination.ip4": "127.0.0.2", "ip.ttl": "3"])
         #expect(spec.statement.parameters.count == 3)
-        guard case .receipt(let receipt) = scheduler.submit(spec) else {
+        guard case .receipt(let receipt) = await scheduler.submit(spec) else {
             Issue.record("not a receipt")
             return
         }
@@ -354,14 +354,14 @@ struct PingCapabilityTests {
         // Out-of-range values are still refused with the reason.
         let bad = try specification(.statistics, ["source.ip4": "127.0.0.1", "destination.ip4": "127.0.0.2",
                                                   "icmp.timeout.ms": "0"])
-        guard case .exception(let e) = scheduler.submit(bad) else {
+        guard case .exception(let e) = await scheduler.submit(bad) else {
             Issue.record("accepted a zero timeout")
             return
         }
         #expect(e.status == 403 && e.message.contains("icmp.timeout.ms"))
     }
 
-    @Test func invalidDestinationsAreRefused() throws {
+    @Test func invalidDestinationsAreRefused() async throws {
         let scheduler = Scheduler(services: PingService.services(source: loop4, forms: PingService.Form.allCases))
         for (form, key, value, words) in [
             (PingService.Form.average, "destination.ip4", "224.0.0.1", "multicast"),
@@ -371,7 +371,7 @@ struct PingCapabilityTests {
             (.multi, "destination.ip4.set", "::1", "not an IPv4 address"),
         ] {
             let spec = try specification(form, ["source.ip4": "127.0.0.1", key: value])
-            guard case .exception(let e) = scheduler.submit(spec) else {
+            guard case .exception(let e) = await scheduler.submit(spec) else {
                 Issue.record("accepted \(value)")
                 continue
             }
@@ -415,5 +415,32 @@ struct PingCapabilityTests {
         let six = try PingService.parseTargets("::1,fd00::/126", family: .v6, limit: 16).get()
         #expect(six.count == 5)
         #expect(throws: PingError.self) { try PingService.parseTargets("127.0.0.0/27", family: .v4, limit: 16).get() }
+    }
+}
+
+@Suite("Open-ended ping keeps bounded samples (hardening row 10)")
+struct SampleBoundTests {
+    @Test("past the sample limit, a uniform sample is kept: bounded memory, a close median")
+    func reservoir() {
+        var s = TargetStatistics()
+        s.sampleLimit = 1000
+        // A day of one probe a second, RTTs 1 ... 86,400 µs in a shuffled order.
+        var values = (1...86_400).map { Int64($0) * 1000 }
+        var g = SystemRandomNumberGenerator()
+        values.shuffle(using: &g)
+        for v in values { s.record(v) }
+        #expect(s.samples.count == 1000)
+        #expect(s.sampled == 86_400 && s.medianIsEstimated)
+        let median = Double(s.median!) / 1000
+        #expect(abs(median - 43_200) < 43_200 * 0.1, "estimated median \(median) µs")
+    }
+
+    @Test("a tracker of many targets shares one job's sample budget")
+    func budget() {
+        let targets = try! PingService.parseTargets("10.0.0.0/22", family: .v4, limit: 1024).get()
+        let t = PingTracker(targets: targets, identifier: 1, cookie: 1, timeout: 1_000_000_000, inFlight: 16)
+        let limit = t.statistics[0].sampleLimit
+        #expect(limit >= PingTracker.minimumSamplesPerTarget)
+        #expect(limit * targets.count <= PingTracker.samplesPerJob)
     }
 }

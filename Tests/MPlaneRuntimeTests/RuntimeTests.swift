@@ -127,10 +127,16 @@ func loopbackSpec(_ input: String = "hi") throws -> Specification {
 /// Runs `body` against a live HTTP component on 127.0.0.1 with an OS-chosen port.
 func withComponent(replyWait: Duration = .seconds(5), maxBodyBytes: Int = 1 << 20,
                    services: [any MeasurementService] = [LoopbackService(), CounterService()],
+                   limits: HTTPServerLimits? = nil, scheduling: SchedulerConfiguration = SchedulerConfiguration(),
                    _ body: (HTTPURL, ComponentRouter) async throws -> Void) async throws {
-    let scheduler = Scheduler(services: services)
+    let scheduler = Scheduler(services: services, configuration: scheduling)
     let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait)
-    let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes, idleTimeout: .seconds(5))
+    var l = limits ?? HTTPServerLimits()
+    if limits == nil {
+        l.maxBodyBytes = maxBodyBytes
+        l.idleTimeout = .seconds(5)
+    }
+    let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, limits: l)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await scheduler.run() }
         group.addTask { try await server.run() }
@@ -363,6 +369,8 @@ func agentConfiguration(port: Int, pollInterval: Duration) throws -> ComponentCo
     var c = try ComponentConfiguration(ini: "[component]\nworkflow = component-initiated\nclient_host = 127.0.0.1\nclient_port = \(port)\n")
     c.pollInterval = pollInterval
     c.backoffMax = .seconds(1)
+    // The callback tests poll every 200 ms; the floor's own test uses the default.
+    c.minPollInterval = .milliseconds(100)
     return c
 }
 

@@ -121,13 +121,14 @@ struct WhenTests {
     func repetitionsPeriodic() throws {
         let w = try When(parsing: "repeat 2017-12-24 22:00:00 ... 2017-12-24 23:00:00 / 15m { now + 1m / 5s }")
         let reps = Array(w.repetitions(now: Timestamp(year: 2017, month: 12, day: 24, hour: 21)))
-        #expect(reps.count == 5)
+        // As many as whole periods fit in the hour: 22:00, 22:15, 22:30, 22:45.
+        #expect(reps.count == 4)
         #expect(reps.first?.description == "2017-12-24 22:00:00.000000 + 1m / 5s")
-        #expect(reps.last?.description == "2017-12-24 23:00:00.000000 + 1m / 5s")
-        // Starting mid-way skips the repetitions already past.
+        #expect(reps.last?.description == "2017-12-24 22:45:00.000000 + 1m / 5s")
+        // Starting mid-way skips the repetitions already past; the others keep their times.
         let later = Array(w.repetitions(now: Timestamp(year: 2017, month: 12, day: 24, hour: 22, minute: 20)))
-        #expect(later.count == 3)
-        #expect(later.first?.description == "2017-12-24 22:20:00.000000 + 1m / 5s")
+        #expect(later.count == 2)
+        #expect(later.first?.description == "2017-12-24 22:30:00.000000 + 1m / 5s")
         // Unbounded: lazily infinite, take the first few.
         let open = try When(parsing: "repeat now ... future / 1h { now + 10s / 1s }")
         let first = Array(open.repetitions(now: t0).prefix(3))

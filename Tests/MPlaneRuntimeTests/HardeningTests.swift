@@ -1,0 +1,377 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import MPlane
+import MPlaneIO
+import MPlaneScheduler
+@testable import MPlaneRuntime
+import MPlaneTestSupport
+import Synchronization
+import Testing
+
+/// A plain blocking TCP connection to 127.0.0.1, for requests no HTTP client would send.
+final class RawConnection {
+    let fd: Int32
+
+    init?(port: Int) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port).bigEndian)
+        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let r = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0 else { close(fd); return nil }
+    }
+
+    deinit { close(fd) }
+
+    @discardableResult
+    func send(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// Everything the server sends until it closes, or `seconds` pass (bounded).
+    func readAll(seconds: Int) -> (text: String, closed: Bool) {
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = time(nil) + seconds
+        while time(nil) <= deadline {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return (String(decoding: out, as: UTF8.self), true) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                return (String(decoding: out, as: UTF8.self), true)  // reset
+            }
+            out += buffer[0..<n]
+        }
+        return (String(decoding: out, as: UTF8.self), false)
+    }
+}
+
+/// Runs a blocking body on a thread of its own (raw sockets block).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in
+        let t = Thread { c.resume(returning: body()) }
+        t.start()
+    }
+}
+
+/// A minimal thread launcher for the tests (Foundation's Thread is not linked here).
+final class Thread: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        pthread_create(&tid, nil, { arg in
+            let t = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
+            t.body()
+            return nil
+        }, box.toOpaque())
+        pthread_detach(tid)
+    }
+}
+
+@Suite("HTTP server limits (hardening row 5)", .timeLimit(.minutes(1)))
+struct HTTPLimitTests {
+    var limits: HTTPServerLimits {
+        var l = HTTPServerLimits()
+        l.requestTimeout = .seconds(1)
+        l.idleTimeout = .seconds(30)
+        l.maxBodyBytes = 4096
+        l.maxConnectionsPerPeer = 4
+        return l
+    }
+
+    @Test("a head announcing a body that never comes gets 408 and is closed")
+    func missingBody() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 100\r\n\r\n")
+                return c.readAll(seconds: 5)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+            #expect(text.contains("request-timeout"))
+            #expect(closed)
+        }
+    }
+
+    @Test("headers sent a byte at a time get 408 at the deadline, however steady the drip")
+    func slowHeaders() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                for ch in "GET /capability HTTP/1.1\r\nHost: slow\r\nX-Slow: " {
+                    guard c.send(String(ch)) else { break }
+                    usleep(100_000)
+                }
+                return c.readAll(seconds: 5)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+            #expect(closed)
+        }
+    }
+
+    @Test("a body announced too large is refused with 413 before any of it is read")
+    func announcedTooLarge() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 2000000000\r\n\r\n")
+                return c.readAll(seconds: 5)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
+            #expect(text.contains("max-body-bytes"))
+            #expect(closed)
+        }
+    }
+
+    @Test("a chunked body that grows past the limit is refused with 413")
+    func chunkedTooLarge() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let (text, _) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                let chunk = String(repeating: "a", count: 1000)
+                for _ in 0..<6 { c.send("3e8\r\n\(chunk)\r\n") }
+                return c.readAll(seconds: 5)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
+        }
+    }
+
+    @Test("connections from one address past the limit get 503; the others are still served")
+    func connectionsPerPeer() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let held = (0..<4).compactMap { _ in RawConnection(port: url.port) }
+            #expect(held.count == 4)
+            try await Task.sleep(for: .milliseconds(200))
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                return c.readAll(seconds: 5)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
+            #expect(text.contains("max-connections-per-client"))
+            #expect(closed)
+            // Once one of them goes, a request gets through.
+            _ = held.first.map { shutdown($0.fd, Int32(SHUT_RDWR)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let reply = try await SimpleHTTPClient.request("GET", url.with(path: "/capability"), accept: ComponentRouter.mplaneType)
+            #expect(reply.status == 200)
+        }
+    }
+
+    @Test("a request that arrives in time is unaffected by the deadline; keep-alive still works")
+    func normalRequests() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let text = await blocking { () -> String in
+                guard let c = RawConnection(port: url.port) else { return "no connection" }
+                let get = "GET /capability HTTP/1.1\r\nHost: x\r\nAccept: application/x-mplane+json\r\n\r\n"
+                c.send(get)
+                usleep(1_500_000)  // idle between requests: past request-timeout, within idle-timeout
+                c.send(get)
+                return c.readAll(seconds: 2).text
+            }
+            #expect(text.components(separatedBy: "HTTP/1.1 200").count == 3, "\(text.prefix(300))")
+        }
+    }
+}
+
+extension String {
+    func components(separatedBy separator: String) -> [Substring] {
+        split(separator: separator, omittingEmptySubsequences: false)
+    }
+}
+
+/// Shared counters and records of the test supervisors (classes: closures capture them).
+final class Count: Sendable {
+    private let v = Atomic<Int>(0)
+    @discardableResult func add(_ n: Int, ordering: AtomicUpdateOrdering = .relaxed) -> (oldValue: Int, newValue: Int) { v.add(n, ordering: .relaxed) }
+    func load(ordering: AtomicLoadOrdering = .relaxed) -> Int { v.load(ordering: .relaxed) }
+    func store(_ n: Int, ordering: AtomicStoreOrdering = .relaxed) { v.store(n, ordering: .relaxed) }
+}
+
+final class Posted: Sendable {
+    private let v = Mutex<[(String, Message)]>([])
+    func withLock<R>(_ body: (inout [(String, Message)]) -> R) -> R { v.withLock { body(&$0) } }
+}
+
+@Suite("Component-initiated hardening (rows 6, 7, 8)", .timeLimit(.minutes(1)), .serialized)
+struct AgentHardeningTests {
+    /// A supervisor that hands out `specifications` on the first poll and records what is posted where.
+    func supervisor(specifications: [Message], callbackNow: Bool = false, polls: Count, registrations: Count,
+                    answer428: Bool = false, posted: Posted) -> HTTPComponentServer {
+        HTTPComponentServer(host: "127.0.0.1", port: 0) { request in
+            switch (request.method, request.path) {
+            case ("POST", "/register/capability"):
+                registrations.add(1, ordering: .relaxed)
+                return registeredReply
+            case ("GET", "/show/specification"):
+                let n = polls.add(1, ordering: .relaxed).newValue
+                if answer428 { return HTTPReply(status: 428, contentType: "text/plain", body: []) }
+                var contents: [Message] = n == 1 ? specifications : []
+                if callbackNow {
+                    let cb = Specification(capability: Capability(verb: .callback, label: "callback", when: .nowToFuture),
+                                           when: When(start: .now, end: .future))
+                    contents.append(.specification(cb))
+                }
+                return HTTPReply(status: 200, contentType: ComponentRouter.mplaneType,
+                                 body: MessageEncoder().encode(.envelope(Envelope(contents: contents))))
+            default:
+                if request.method == "POST", let m = try? MessageDecoder().decode(request.body) {
+                    posted.withLock { $0.append((request.path, m)) }
+                    return HTTPReply(status: 200, contentType: "text/plain", body: [])
+                }
+                return HTTPReply(status: 404, contentType: "text/plain", body: [])
+            }
+        }
+    }
+
+    func spec(_ input: String, link: String?) throws -> Message {
+        var s = try loopbackSpec(input)
+        s.statement.link = link
+        s.statement.token = "tok-\(input)"
+        return .specification(s)
+    }
+
+    func runAgent(_ sup: HTTPComponentServer, configure: (inout ComponentConfiguration) -> Void = { _ in },
+                  until done: @escaping @Sendable () -> Bool, seconds: Int = 15) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await sup.run() }
+            let port = await sup.boundPort()
+            var config = try agentConfiguration(port: port, pollInterval: .milliseconds(200))
+            configure(&config)
+            let scheduler = Scheduler(services: [LoopbackService()])
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: config)
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            for _ in 0..<(seconds * 10) {
+                if done() { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            group.cancelAll()
+            scheduler.shutdown()
+        }
+    }
+
+    @Test("results go to the supervisor's result path: for its own base-URL link, and for a foreign link not allowed (rows 6, 13)")
+    func links() async throws {
+        let posted = Posted()
+        let polls = Count(), registrations = Count()
+        // The supervisor's port is known once it is bound: its specifications are made then.
+        let portBox = Count()
+        let real = supervisorWithLinks(portBox: portBox, polls: polls, registrations: registrations, posted: posted)
+        try await runAgent(real, until: { posted.withLock { $0.count } >= 4 })
+        let got = posted.withLock { $0 }
+        #expect(got.count == 4, "\(got.map(\.0))")
+        #expect(got.allSatisfy { $0.0 == "/register/result" }, "\(got.map(\.0))")
+        let kinds = got.map(\.1.kind)
+        #expect(kinds.filter { $0 == .result }.count == 2 && kinds.filter { $0 == .receipt }.count == 2)
+    }
+
+    /// As `supervisor`, but its specifications carry links that name its own base URL and a
+    /// foreign origin (port 9 on 127.0.0.2, where nothing must ever be sent).
+    func supervisorWithLinks(portBox: Count, polls: Count, registrations: Count,
+                             posted: Posted) -> HTTPComponentServer {
+        HTTPComponentServer(host: "127.0.0.1", port: 0, onBound: { link in
+            portBox.store(HTTPURL(link)?.port ?? 0, ordering: .relaxed)
+        }) { request in
+            switch (request.method, request.path) {
+            case ("POST", "/register/capability"):
+                return registeredReply
+            case ("GET", "/show/specification"):
+                let n = polls.add(1, ordering: .relaxed).newValue
+                guard n == 1 else { return HTTPReply(status: 200, contentType: ComponentRouter.mplaneType, body: MessageEncoder().encode(.envelope(Envelope(contents: [])))) }
+                let port = portBox.load(ordering: .relaxed)
+                let own = try? self.spec("own", link: "http://127.0.0.1:\(port)/")
+                let foreign = try? self.spec("foreign", link: "http://127.0.0.2:9/steal")
+                return HTTPReply(status: 200, contentType: ComponentRouter.mplaneType,
+                                 body: MessageEncoder().encode(.envelope(Envelope(contents: [own!, foreign!]))))
+            default:
+                if request.method == "POST", let m = try? MessageDecoder().decode(request.body) {
+                    posted.withLock { $0.append((request.path, m)) }
+                    return HTTPReply(status: 200, contentType: "text/plain", body: [])
+                }
+                return HTTPReply(status: 404, contentType: "text/plain", body: [])
+            }
+        }
+    }
+
+    @Test("an allowed link that never answers holds back only its own results (row 7)")
+    func stuckLink() async throws {
+        // Accepts connections and never answers.
+        let stuck = HTTPComponentServer(host: "127.0.0.1", port: 0) { _ in
+            try? await Task.sleep(for: .seconds(60))
+            return HTTPReply(status: 200, contentType: "text/plain", body: [])
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await stuck.run() }
+            let stuckPort = await stuck.boundPort()
+            let posted = Posted()
+            let polls = Count(), registrations = Count()
+            let sup = supervisor(specifications: [try spec("stuck", link: "http://127.0.0.1:\(stuckPort)/r"),
+                                                  try spec("one", link: nil), try spec("two", link: nil)],
+                                 polls: polls, registrations: registrations, posted: posted)
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await runAgent(sup, configure: { $0.resultLinkAllow = ["http://127.0.0.1:\(stuckPort)"] },
+                               until: { posted.withLock { $0.filter { $0.1.kind == .result }.count } >= 2 })
+            let elapsed = clock.now - start
+            let results = posted.withLock { $0.filter { $0.1.kind == .result }.map(\.1.token) }
+            #expect(Set(results) == ["tok-one", "tok-two"], "\(results)")
+            #expect(elapsed < .seconds(8), "the others were not held behind the stuck link's 10 s timeout: \(elapsed)")
+            group.cancelAll()
+        }
+    }
+
+    @Test("a callback of 'now' every poll never makes the probe poll faster than min-poll-interval (row 8)")
+    func callbackFloor() async throws {
+        let posted = Posted()
+        let polls = Count(), registrations = Count()
+        let sup = supervisor(specifications: [], callbackNow: true, polls: polls, registrations: registrations, posted: posted)
+        try await runAgent(sup, configure: { $0.minPollInterval = .seconds(1) }, until: { false }, seconds: 3)
+        let n = polls.load(ordering: .relaxed)
+        #expect(n >= 2 && n <= 4, "polls in 3 s with a 1 s floor: \(n)")
+    }
+
+    @Test("a 428 on every poll re-registers no faster than min-poll-interval (row 8)")
+    func reregisterFloor() async throws {
+        let posted = Posted()
+        let polls = Count(), registrations = Count()
+        let sup = supervisor(specifications: [], polls: polls, registrations: registrations, answer428: true, posted: posted)
+        try await runAgent(sup, configure: { $0.minPollInterval = .seconds(1) }, until: { false }, seconds: 3)
+        let n = registrations.load(ordering: .relaxed)
+        #expect(n >= 2 && n <= 4, "registrations in 3 s with a 1 s floor: \(n)")
+    }
+}
+
+@Suite("Queue hardening (row 9, result bytes)", .timeLimit(.minutes(1)))
+struct QueueHardeningTests {
+    @Test("a file named past the id range in the queue directory is ignored, not a crash at start")
+    func hugeFileName() async throws {
+        try await withTemporaryDirectory { dir in
+            _ = try DirectoryJournal(directory: dir)
+            #expect(writeFile(dir + "/18446744073709551615.mplane", Array("http://127.0.0.1:1/r\n{}".utf8)))
+            #expect(writeFile(dir + "/99999999999999999999999.mplane", Array("x".utf8)))
+            let journal = try DirectoryJournal(directory: dir)
+            #expect(journal.load().isEmpty)
+            let id = journal.append(Outgoing(message: try receiptMessage("a"), url: HTTPURL("http://127.0.0.1:1/r")!))
+            #expect(id == 1)
+        }
+    }
+
+    @Test("the outgoing queue is bounded by bytes as well as by count")
+    func queueBytes() async throws {
+        let queue = MemoryOutgoingQueue(limit: 1000, byteLimit: 1 << 20)
+        let big = String(repeating: "x", count: 300_000)
+        for i in 0..<10 { queue.push(Outgoing(message: try receiptMessage(big + "\(i)"), url: HTTPURL("http://127.0.0.1:1/r")!)) }
+        #expect(queue.bytes <= 1 << 20)
+        #expect(queue.count == 3)
+        #expect(queue.dropped == 7)
+    }
+}
