@@ -401,6 +401,39 @@ struct ComponentInitiatedTests {
         }
     }
 
+    @Test("the RI's listener with its usual link, the base URL: receipts and results reach its result path (hardening row 13)")
+    func referenceListenerBaseLink() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let port = freePort()
+        let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
+        let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .milliseconds(300)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_listener_default_link.py", String(port)])
+            group.cancelAll()
+            scheduler.shutdown()
+            #expect(result.status == 0, "\(result.output)")
+            let doc = try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
+            #expect(doc["registered"] == .bool(true), "\(result.output)")
+            #expect(doc["loopback_output"] == .string("default-link"), "\(result.output)")
+            #expect(doc["counter_rows"] == .number(3), "\(result.output)")
+            #expect(doc["stray_requests"] == .array([]), "nothing posted to the link itself: \(result.output)")
+            try? await group.waitForAll()
+        }
+    }
+
+    @Test("the RI's own supervisor program: its client runs test-loopback through mpsup on our mpcom (hardening row 13)")
+    func referenceSupervisorProgram() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_mpsup_chain.py", repoRoot + "/.build/debug/mpcom"])
+        #expect(result.status == 0, "\(result.output)")
+        let doc = try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
+        #expect(doc["labels"] == .array([.string("callback"), .string("test-counter"), .string("test-loopback")]), "\(result.output)")
+        #expect(doc["reply_kind"] == .string("result"), "\(result.output)")
+        #expect(doc["result"] == .string("via-mpsup"), "\(result.output)")
+    }
+
     @Test("polling follows callback specifications; results wait while the supervisor is down")
     func callbackControl() async throws {
         let polls = Mutex<[Timestamp]>([])
