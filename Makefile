@@ -26,7 +26,7 @@ RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev curl
 
-.PHONY: run test deps ri build release linkage order bench bench-runtime bench-ping fuzz clean
+.PHONY: run test deps ri build release linkage order bench bench-runtime bench-ping fuzz fuzz-http soak clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
@@ -107,5 +107,22 @@ fuzz:
 	  deploy/messages/*.json fuzz-corpus/ 2>/dev/null || true
 	.build-fuzz/release/mplane-fuzz -runs=$${FUZZ_RUNS:-1000000} -max_len=4096 -timeout=10 fuzz-corpus
 
+# libFuzzer over the HTTP request path (request line, headers, body through the router and the
+# scheduler, in process). FUZZ_RUNS inputs (default one million).
+fuzz-http:
+	$(SWIFT) build -c release --product mplane-fuzz-http --scratch-path .build-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING
+	mkdir -p fuzz-corpus-http && for f in Benchmarks/fixtures/specification.json deploy/messages/*.json; do \
+	  n=fuzz-corpus-http/$$(basename $$f); [ -e $$n ] || { printf 'POST / HTTP/1.1\r\nContent-Type: application/x-mplane+json\r\n\r\n' > $$n; cat $$f >> $$n; }; done
+	printf 'GET /capability HTTP/1.1\r\nAccept: application/x-mplane+json\r\n\r\n' > fuzz-corpus-http/get
+	.build-fuzz/release/mplane-fuzz-http -runs=$${FUZZ_RUNS:-1000000} -max_len=4096 -timeout=10 fuzz-corpus-http
+
+# The soak of BENCHMARKS.md: the release mpcom under mixed load for SOAK_MINUTES (default 10).
+soak: release
+	@port=$$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'); \
+	 .build/release/mpcom --port $$port --log-level warning 2>.build/soak-mpcom.log & pid=$$!; sleep 1; \
+	 python3 Benchmarks/soak.py --url http://127.0.0.1:$$port/ --pid $$pid --minutes $${SOAK_MINUTES:-10} --out .build/soak.json; \
+	 status=$$?; kill $$pid; exit $$status
+
 clean:
-	rm -rf .build .build-fuzz $(VENV) fuzz-corpus
+	rm -rf .build .build-fuzz $(VENV) fuzz-corpus fuzz-corpus-http

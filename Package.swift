@@ -87,6 +87,12 @@ var targets: [Target] = [
         dependencies: ["MPlane", "MPlaneIO"],
         path: "Sources/MPlaneFuzz"
     ),
+    // libFuzzer entry point for the HTTP request path through the router (`make fuzz-http`).
+    .executableTarget(
+        name: "mplane-fuzz-http",
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneRuntime", "MPlaneScheduler"],
+        path: "Sources/MPlaneFuzzHTTP"
+    ),
 ]
 
 // MARK: - Tests

@@ -86,29 +86,29 @@ public struct ComponentRouter: Sendable {
         case ("GET", _) where path.hasPrefix("/capability/"):
             let key = String(path.dropFirst("/capability/".count))
             guard let cap = capabilities.first(where: { $0.token == key || $0.statement.label == key }) else {
-                return failure(MPlaneException(token: key, message: "Unknown capability", status: 404))
+                return failure(MPlaneException(token: Self.echo(key), message: "Unknown capability", status: 404))
             }
             return mplane(.capability(cap))
         case ("POST", "/"), ("POST", "/capability"):
             // The RI's client posts to the URL it retrieved capabilities from.
             return await post(request)
         case (_, "/"), (_, "/capability"):
-            return failure(MPlaneException(token: nil, message: "Method \(request.method) not allowed here", status: 405))
+            return failure(MPlaneException(token: nil, message: "Method \(Self.echo(request.method)) not allowed here", status: 405))
         default:
-            return failure(MPlaneException(token: nil, message: "Not found: \(path)", status: 404))
+            return failure(MPlaneException(token: nil, message: "Not found: \(Self.echo(path))", status: 404))
         }
     }
 
     func post(_ request: HTTPRequestData) async -> HTTPReply {
         let type = request.header("content-type")?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
         guard type == Self.mplaneType else {
-            return failure(MPlaneException(token: nil, message: "Content-Type must be \(Self.mplaneType), not \(type ?? "none")", status: 415))
+            return failure(MPlaneException(token: nil, message: "Content-Type must be \(Self.mplaneType), not \(type.map { Self.echo($0) } ?? "none")", status: 415))
         }
         let message: Message
         do {
             message = try decoder.decode(request.body)
         } catch {
-            return failure(MPlaneException(token: nil, message: "Invalid message: \(error)", status: 400))
+            return failure(MPlaneException(token: nil, message: "Invalid message: \(Self.echo("\(error)", limit: 1000))", status: 400))
         }
         switch message {
         case .specification(let spec):
@@ -120,6 +120,17 @@ public struct ComponentRouter: Sendable {
         default:
             return failure(MPlaneException(token: message.token, message: "A component does not accept a \(message.kind.rawValue)", status: 400))
         }
+    }
+
+    /// A peer's text as an error message may quote it: at most `limit` characters, control
+    /// characters (NUL among them, which no mPlane string may hold) as `?`.
+    static func echo(_ text: String, limit: Int = 200) -> String {
+        var out = ""
+        for (i, u) in text.unicodeScalars.enumerated() {
+            if i == limit { out += "…"; break }
+            out.unicodeScalars.append(u.value < 0x20 || u.value == 0x7f ? "?" : u)
+        }
+        return out
     }
 
     func reply(_ m: Message) -> HTTPReply {

@@ -76,11 +76,13 @@ final class Thread: @unchecked Sendable {
     }
 }
 
+// The deadlines are seconds, and the suite runs beside others that may keep the cooperative
+// pool busy: the waits for the server's answers are generous (bounded at 20 s).
 @Suite("HTTP server limits (hardening row 5)", .timeLimit(.minutes(1)))
 struct HTTPLimitTests {
     var limits: HTTPServerLimits {
         var l = HTTPServerLimits()
-        l.requestTimeout = .seconds(1)
+        l.requestTimeout = .seconds(2)
         l.idleTimeout = .seconds(30)
         l.maxBodyBytes = 4096
         l.maxConnectionsPerPeer = 4
@@ -93,7 +95,7 @@ struct HTTPLimitTests {
             let (text, closed) = await blocking {
                 guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
                 c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 100\r\n\r\n")
-                return c.readAll(seconds: 5)
+                return c.readAll(seconds: 20)
             }
             #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
             #expect(text.contains("request-timeout"))
@@ -110,7 +112,7 @@ struct HTTPLimitTests {
                     guard c.send(String(ch)) else { break }
                     usleep(100_000)
                 }
-                return c.readAll(seconds: 5)
+                return c.readAll(seconds: 20)
             }
             #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
             #expect(closed)
@@ -123,7 +125,7 @@ struct HTTPLimitTests {
             let (text, closed) = await blocking {
                 guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
                 c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 2000000000\r\n\r\n")
-                return c.readAll(seconds: 5)
+                return c.readAll(seconds: 20)
             }
             #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
             #expect(text.contains("max-body-bytes"))
@@ -139,7 +141,7 @@ struct HTTPLimitTests {
                 c.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nTransfer-Encoding: chunked\r\n\r\n")
                 let chunk = String(repeating: "a", count: 1000)
                 for _ in 0..<6 { c.send("3e8\r\n\(chunk)\r\n") }
-                return c.readAll(seconds: 5)
+                return c.readAll(seconds: 20)
             }
             #expect(text.hasPrefix("HTTP/1.1 413"), "\(text)")
         }
@@ -153,7 +155,7 @@ struct HTTPLimitTests {
             try await Task.sleep(for: .milliseconds(200))
             let (text, closed) = await blocking {
                 guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
-                return c.readAll(seconds: 5)
+                return c.readAll(seconds: 20)
             }
             #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
             #expect(text.contains("max-connections-per-client"))
@@ -166,6 +168,26 @@ struct HTTPLimitTests {
         }
     }
 
+    @Test("request bodies being read are bounded across connections: past max-buffered-bytes, 503")
+    func bufferedBytes() async throws {
+        var l = limits
+        l.maxBufferedBytes = 5000
+        try await withComponent(limits: l) { url, _ in
+            let first = RawConnection(port: url.port)
+            let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 4000\r\n\r\n"
+            first?.send(head + String(repeating: "a", count: 3000))
+            try await Task.sleep(for: .milliseconds(300))
+            let (text, _) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send(head + String(repeating: "b", count: 3000))
+                return c.readAll(seconds: 20)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
+            #expect(text.contains("max-buffered-bytes"))
+            _ = first
+        }
+    }
+
     @Test("a request that arrives in time is unaffected by the deadline; keep-alive still works")
     func normalRequests() async throws {
         try await withComponent(limits: limits) { url, _ in
@@ -173,7 +195,7 @@ struct HTTPLimitTests {
                 guard let c = RawConnection(port: url.port) else { return "no connection" }
                 let get = "GET /capability HTTP/1.1\r\nHost: x\r\nAccept: application/x-mplane+json\r\n\r\n"
                 c.send(get)
-                usleep(1_500_000)  // idle between requests: past request-timeout, within idle-timeout
+                usleep(2_500_000)  // idle between requests: past request-timeout, within idle-timeout
                 c.send(get)
                 return c.readAll(seconds: 2).text
             }
@@ -373,5 +395,78 @@ struct QueueHardeningTests {
         #expect(queue.bytes <= 1 << 20)
         #expect(queue.count == 3)
         #expect(queue.dropped == 7)
+    }
+}
+
+@Suite("Router echoes of hostile text (found by the HTTP fuzzer)")
+struct RouterEchoTests {
+    @Test("a path, method or content type with NUL is quoted safely: the exception still decodes")
+    func nulInPath() async throws {
+        let router = ComponentRouter(scheduler: Scheduler(services: [LoopbackService()]), link: nil, replyWait: .zero)
+        for request in [HTTPRequestData(method: "GET", path: "/capabilit\u{0}\u{0}y"),
+                        HTTPRequestData(method: "PU\u{0}T", path: "/"),
+                        HTTPRequestData(method: "POST", path: "/", headers: [("Content-Type", "text/\u{0}plain")]),
+                        HTTPRequestData(method: "GET", path: "/capability/" + String(repeating: "\u{1}", count: 5000))] {
+            let reply = await router.handle(request)
+            #expect(reply.status >= 400)
+            guard case .exception(let e) = try MessageDecoder().decode(reply.body) else {
+                Issue.record("not an exception")
+                continue
+            }
+            #expect(!e.message.unicodeScalars.contains { $0.value < 0x20 })
+            #expect(e.message.count < 400 && (e.token?.count ?? 0) < 400)
+        }
+    }
+}
+
+@Suite("Limit settings")
+struct LimitSettingsTests {
+    @Test("every limit is a [component] key, read into the running configuration")
+    func keys() throws {
+        let c = try ComponentConfiguration(ini: """
+        [component]
+        request-timeout = 3
+        max-connections = 10
+        max-connections-per-client = 2
+        max-buffered-bytes = 65536
+        max-jobs = 9
+        max-jobs-per-client = 4
+        max-thread-jobs = 3
+        max-packet-rate = 100
+        max-packet-rate-per-destination = 5
+        allow-destinations = 192.0.2.0/24, 2001:db8::/32
+        deny-destinations = 192.0.2.128/25
+        max-retained-results = 50
+        retained-result-bytes = 1048576
+        max-result-rows = 1000
+        min-poll-interval = 2
+        result-link-allow = http://collector.example.net:8080
+        result-queue-bytes = 1048576
+        """)
+        #expect(c.http.requestTimeout == .seconds(3) && c.http.maxConnections == 10 && c.http.maxConnectionsPerPeer == 2)
+        #expect(c.http.maxBufferedBytes == 65536)
+        let s = c.scheduler
+        #expect(s.maxJobs == 9 && s.maxJobsPerPeer == 4 && s.maxThreadJobs == 3)
+        #expect(s.maxPacketsPerSecond == 100 && s.maxPacketsPerSecondPerDestination == 5)
+        #expect(s.destinations.allow == [IPAddress("192.0.2.0/24")!, IPAddress("2001:db8::/32")!])
+        #expect(s.destinations.deny == [IPAddress("192.0.2.128/25")!])
+        #expect(s.maxRetainedResults == 50 && s.maxRetainedBytes == 1 << 20 && s.maxResultRows == 1000)
+        #expect(c.minPollInterval == .seconds(2) && c.resultLinkAllow == ["http://collector.example.net:8080"])
+        #expect(c.resultQueueBytes == 1 << 20)
+    }
+
+    @Test("a bad limit stops the start with the key named", arguments: [
+        ("allow-destinations = 10.0.0.0/33", "allow-destinations"),
+        ("deny-destinations = example.net", "deny-destinations"),
+        ("max-jobs = 0", "max-jobs"),
+        ("result-link-allow = ftp://x", "result-link-allow"),
+    ])
+    func bad(line: String, key: String) {
+        do {
+            _ = try ComponentConfiguration(ini: "[component]\n\(line)\n")
+            Issue.record("accepted \(line)")
+        } catch {
+            #expect("\(error)".contains(key), "\(error)")
+        }
     }
 }
