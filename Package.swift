@@ -27,21 +27,33 @@ var targets: [Target] = [
         name: "MPlane",
         dependencies: [crypto]
     ),
-    // The scheduler: services bound to capabilities, jobs, repetitions, retention.
+    // The scheduler: services bound to capabilities, jobs, repetitions, limits, retention.
     .target(
         name: "MPlaneScheduler",
-        dependencies: ["MPlane", logging]
+        dependencies: ["MPlane", "MPlaneIO", logging]
     ),
-    // The component runtime: HTTP server, configuration, component-initiated agent.
+    // HTTP for both sides (SwiftNIO): the server with its limits, a client, URLs, request and
+    // reply values. Knows nothing of services or the scheduler; TLS plugs in here.
+    .target(
+        name: "MPlaneHTTP",
+        dependencies: ["MPlane", "MPlaneIO", nioCore, nioPosix, nioHTTP1, logging]
+    ),
+    // The client side: talking to components (and, later, supervisors) over HTTP.
+    .target(
+        name: "MPlaneClient",
+        dependencies: ["MPlane", "MPlaneHTTP"]
+    ),
+    // The component: router, component-initiated agent, outgoing queue and journal,
+    // configuration. Depends on no measurement service: the program assembles those.
     .target(
         name: "MPlaneRuntime",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlanePing", "MPlaneCapture", "MPlaneIO", nioCore, nioPosix,
-                       nioHTTP1, logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlaneHTTP", "MPlaneIO", logging]
     ),
-    // What the measurement services share: their threads, reading their settings.
+    // The service kit: what the measurement services share (their threads, reading their
+    // settings).
     .target(
         name: "MPlaneProbe",
-        dependencies: ["MPlaneScheduler", "CSupport"]
+        dependencies: ["MPlaneScheduler", "MPlaneIO", "CSupport", logging]
     ),
     // Active measurement: ICMP echo over datagram or raw sockets with kernel timestamps.
     .target(
@@ -56,8 +68,8 @@ var targets: [Target] = [
     // `mpcom`: the component an operator runs on a probe.
     .executableTarget(
         name: "mpcom",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneIO", argumentParserProduct,
-                       lifecycle, unixSignals, logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlanePing", "MPlaneCapture", "MPlaneIO",
+                       argumentParserProduct, lifecycle, unixSignals, logging]
     ),
     // The C shim: ICMP sockets, cmsg, threads, namespaces, and libpcap, which it loads on
     // first use (headers from Debian's libpcap-dev; libpcap0.8 at run time).
@@ -66,14 +78,17 @@ var targets: [Target] = [
         path: "CSupport",
         linkerSettings: [.linkedLibrary("dl")]  // dlopen: part of libc since glibc 2.34, -ldl before
     ),
-    // Small blocking file helpers for the tools (the model does no I/O).
+    // Small helpers for the tools and libraries (the model does no I/O): blocking file
+    // access, text trimming, a rate-limited log.
     .target(
-        name: "MPlaneIO"
+        name: "MPlaneIO",
+        dependencies: [logging]
     ),
-    // `mpcli`: validate, inspect and pretty-print mPlane messages.
+    // `mpcli`: validate, inspect and pretty-print mPlane messages; a client of components.
+    // It depends on the client side only: no component, no measurement service, no C.
     .executableTarget(
         name: "mpcli",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneRuntime", argumentParserProduct]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneClient", "MPlaneHTTP", argumentParserProduct]
     ),
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
@@ -90,7 +105,7 @@ var targets: [Target] = [
     // libFuzzer entry point for the HTTP request path through the router (`make fuzz-http`).
     .executableTarget(
         name: "mplane-fuzz-http",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneRuntime", "MPlaneScheduler"],
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneRuntime", "MPlaneScheduler"],
         path: "Sources/MPlaneFuzzHTTP"
     ),
 ]
@@ -110,7 +125,7 @@ targets += [
     ),
     .testTarget(
         name: "MPlaneSchedulerTests",
-        dependencies: ["MPlane", "MPlaneScheduler"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneIO"]
     ),
     .testTarget(
         name: "MPlanePingTests",
@@ -122,8 +137,8 @@ targets += [
     ),
     .testTarget(
         name: "MPlaneRuntimeTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlanePing", "MPlaneCapture", "MPlaneIO", "MPlaneTestSupport",
-                       "mpcom"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlaneClient", "MPlanePing", "MPlaneCapture",
+                       "MPlaneIO", "MPlaneTestSupport", "mpcom"]
     ),
 ]
 

@@ -251,8 +251,6 @@ int csupport_capture_check_filter(const char *expression, char *errbuf) {
 
 int csupport_capture_fd(struct csupport_capture *cap) { return lib.pcap_get_selectable_fd(cap->pcap); }
 
-int csupport_capture_linktype(struct csupport_capture *cap) { return cap->linktype; }
-
 int csupport_capture_dispatch(struct csupport_capture *cap, struct csupport_counts *counts, char *errbuf) {
     cap->counts = counts;
     int n = lib.pcap_dispatch(cap->pcap, -1, on_frame, (u_char *)cap);

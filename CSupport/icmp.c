@@ -265,13 +265,6 @@ int csupport_poll_in(int fd, int64_t timeout_ns) {
     return (p.revents & POLLIN ? CSUPPORT_POLL_IN : 0) | (p.revents & (POLLERR | POLLHUP) ? CSUPPORT_POLL_ERR : 0);
 }
 
-int csupport_sleep_until_ns(int64_t monotonic_ns) {
-    struct timespec ts = { .tv_sec = monotonic_ns / 1000000000, .tv_nsec = monotonic_ns % 1000000000 };
-    int r;
-    while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)) == EINTR) {}
-    return -r;
-}
-
 int csupport_set_timerslack_ns(unsigned long ns) {
     return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) < 0 ? -errno : 0;
 }

@@ -1,8 +1,6 @@
 #define _GNU_SOURCE
 #include "CSupport.h"
 
-int csupport_version(void) { return 1; }
-
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>

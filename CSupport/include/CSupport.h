@@ -1,8 +1,8 @@
 // CSupport: the C shim of the mPlane probe.
 //
-// Functions are prefixed `csupport_`; macros that Swift cannot import (CMSG_FIRSTHDR and
-// friends) get `static inline` wrappers here. The information model (MPlane) never
-// imports this module: only the measurement services and the runtime do.
+// Functions are prefixed `csupport_`; control messages are parsed on the C side (icmp.c),
+// so no CMSG wrappers are needed in Swift. The information model (MPlane) never imports
+// this module: only the measurement services do.
 #ifndef CSUPPORT_H
 #define CSUPPORT_H
 
@@ -10,28 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
-
-/// The first control message of `msg`, or NULL (wraps CMSG_FIRSTHDR).
-static inline struct cmsghdr *_Nullable csupport_cmsg_firsthdr(const struct msghdr *_Nonnull msg) {
-    return CMSG_FIRSTHDR(msg);
-}
-
-/// The control message after `cmsg` in `msg`, or NULL (wraps CMSG_NXTHDR).
-static inline struct cmsghdr *_Nullable csupport_cmsg_nxthdr(struct msghdr *_Nonnull msg,
-                                                             struct cmsghdr *_Nonnull cmsg) {
-    return CMSG_NXTHDR(msg, cmsg);
-}
-
-/// The payload of a control message (wraps CMSG_DATA).
-static inline unsigned char *_Nonnull csupport_cmsg_data(struct cmsghdr *_Nonnull cmsg) {
-    return CMSG_DATA(cmsg);
-}
-
-/// Space needed for a control message with `len` payload bytes (wraps CMSG_SPACE).
-static inline size_t csupport_cmsg_space(size_t len) { return CMSG_SPACE(len); }
-
-/// Length field for a control message with `len` payload bytes (wraps CMSG_LEN).
-static inline size_t csupport_cmsg_len(size_t len) { return CMSG_LEN(len); }
 
 // MARK: ICMP echo sockets (icmp.c). Functions return -errno on failure.
 
@@ -89,8 +67,6 @@ int csupport_poll_in(int fd, int64_t timeout_ns);
 int64_t csupport_clock_ns(int clock);
 /// Sets the calling thread's timer slack (how late the kernel may wake it), nanoseconds.
 int csupport_set_timerslack_ns(unsigned long ns);
-/// Sleeps until the monotonic time `monotonic_ns`.
-int csupport_sleep_until_ns(int64_t monotonic_ns);
 
 // MARK: Passive capture (capture.c, libpcap).
 
@@ -120,7 +96,6 @@ int csupport_capture_filter(struct csupport_capture *_Nonnull cap, const char *_
 int csupport_capture_check_filter(const char *_Nonnull expression, char *_Nonnull errbuf);
 /// A descriptor to poll for readability.
 int csupport_capture_fd(struct csupport_capture *_Nonnull cap);
-int csupport_capture_linktype(struct csupport_capture *_Nonnull cap);
 /// Counts every frame waiting into `counts`; the number of frames, or -1 (`errbuf`).
 int csupport_capture_dispatch(struct csupport_capture *_Nonnull cap, struct csupport_counts *_Nonnull counts,
                               char *_Nonnull errbuf);
@@ -136,7 +111,5 @@ int csupport_capture_probe(const char *_Nonnull device, char *_Nonnull errbuf);
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME).
 int csupport_enter_netns(const char *_Nonnull path);
 
-/// The version of this shim, so callers can check they link the one they were built with.
-int csupport_version(void);
 
 #endif

@@ -3,19 +3,19 @@
 /// It validates as it goes (RFC 8259 grammar, UTF-8 in strings, no control characters),
 /// bounds nesting depth, and never reads past the buffer. String contents without escapes
 /// are handed out as slices of the input; escaped ones are decoded into a scratch buffer.
-struct JSONReader {
+package struct JSONReader {
     let bytes: UnsafeRawBufferPointer
     var pos: Int = 0
     var depth: Int = 0
     let maxDepth: Int
     var scratch: [UInt8] = []
 
-    init(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) {
+    package init(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
 
-    enum Kind { case object, array, string, number, bool, null }
+    package enum Kind { case object, array, string, number, bool, null }
 
     func error(_ what: String) -> MPlaneError {
         MPlaneError(.malformedJSON, field: "", "\(what) at byte \(pos)")
@@ -33,7 +33,7 @@ struct JSONReader {
 
     /// The kind of the next value (after whitespace).
     @inline(__always)
-    mutating func peekKind() throws(MPlaneError) -> Kind {
+    package mutating func peekKind() throws(MPlaneError) -> Kind {
         skipWhitespace()
         guard pos < bytes.count else { throw error("unexpected end of input") }
         switch bytes[pos] {
@@ -48,7 +48,7 @@ struct JSONReader {
     }
 
     /// Requires that only whitespace remains.
-    mutating func finish() throws(MPlaneError) {
+    package mutating func finish() throws(MPlaneError) {
         skipWhitespace()
         guard pos == bytes.count else { throw error("trailing data after the JSON value") }
     }
@@ -72,7 +72,7 @@ struct JSONReader {
 
     /// Iterates the members of an object; `body` receives the key bytes and must consume
     /// the member's value.
-    mutating func readObject(_ body: (inout JSONReader, UnsafeRawBufferPointer) throws(MPlaneError) -> Void) throws(MPlaneError) {
+    package mutating func readObject(_ body: (inout JSONReader, UnsafeRawBufferPointer) throws(MPlaneError) -> Void) throws(MPlaneError) {
         try consume(UInt8(ascii: "{"))
         depth += 1
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
@@ -102,7 +102,7 @@ struct JSONReader {
     }
 
     /// Iterates the elements of an array; `body` must consume each element.
-    mutating func readArray(_ body: (inout JSONReader) throws(MPlaneError) -> Void) throws(MPlaneError) {
+    package mutating func readArray(_ body: (inout JSONReader) throws(MPlaneError) -> Void) throws(MPlaneError) {
         try consume(UInt8(ascii: "["))
         depth += 1
         guard depth <= maxDepth else { throw error("nesting deeper than \(maxDepth)") }
@@ -249,12 +249,12 @@ struct JSONReader {
         return try withBytes(copy, body)
     }
 
-    mutating func readString() throws(MPlaneError) -> String {
+    package mutating func readString() throws(MPlaneError) -> String {
         try withString { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Reads a number and returns its literal text.
-    mutating func readNumberText() throws(MPlaneError) -> UnsafeRawBufferPointer {
+    package mutating func readNumberText() throws(MPlaneError) -> UnsafeRawBufferPointer {
         skipWhitespace()
         let start = pos
         func digits() -> Int {
@@ -278,7 +278,7 @@ struct JSONReader {
         return UnsafeRawBufferPointer(rebasing: bytes[start..<pos])
     }
 
-    mutating func readBool() throws(MPlaneError) -> Bool {
+    package mutating func readBool() throws(MPlaneError) -> Bool {
         skipWhitespace()
         guard pos < bytes.count else { throw error("unexpected end of input") }
         if bytes[pos] == UInt8(ascii: "t") { try consumeLiteral("true"); return true }
@@ -286,7 +286,7 @@ struct JSONReader {
         return false
     }
 
-    mutating func readNull() throws(MPlaneError) {
+    package mutating func readNull() throws(MPlaneError) {
         skipWhitespace()
         try consumeLiteral("null")
     }
@@ -344,7 +344,7 @@ extension UnsafeRawBufferPointer {
 
 /// `Array.withUnsafeBytes` for a closure with typed throws.
 @inline(__always)
-func withBytes<R>(_ a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(MPlaneError) -> R) throws(MPlaneError) -> R {
+package func withBytes<R>(_ a: [UInt8], _ body: (UnsafeRawBufferPointer) throws(MPlaneError) -> R) throws(MPlaneError) -> R {
     let r: Swift.Result<R, MPlaneError> = a.withUnsafeBytes { b in
         Swift.Result { () throws(MPlaneError) -> R in try body(b) }
     }

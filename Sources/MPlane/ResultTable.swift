@@ -168,6 +168,22 @@ extension ResultColumn {
 extension ResultTable {
     /// About how many bytes the rows take in memory (for retention limits).
     public var storageBytes: Int { columns.reduce(0) { $0 + 64 + $1.storageBytes } }
+
+    /// About how many bytes the rows `rows` take in memory (the new rows of an append).
+    public func storageBytes(rows: Range<Int>) -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var n = 0
+        for c in columns {
+            switch c.primitive {
+            case .string, .url:
+                let r = rows.clamped(to: 0..<c.strings.count)
+                for i in r { n += 16 + c.strings[i].utf8.count }
+            case .address: n += rows.count * MemoryLayout<IPAddress>.stride
+            default: n += rows.count * 8
+            }
+        }
+        return n
+    }
 }
 
 extension Value {

@@ -1,7 +1,7 @@
 public import MPlane
 public import MPlaneScheduler
 import Logging
-import MPlaneProbe
+public import MPlaneProbe
 import CSupport
 import Synchronization
 #if canImport(Glibc)

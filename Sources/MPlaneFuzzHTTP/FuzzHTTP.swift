@@ -9,6 +9,7 @@
 import Dispatch
 import MPlane
 import MPlaneIO
+import MPlaneHTTP
 import MPlaneRuntime
 import MPlaneScheduler
 import Synchronization

@@ -1,6 +1,6 @@
 public import MPlane
 public import MPlaneScheduler
-import MPlaneProbe
+public import MPlaneProbe
 
 /// The ping measurement: one service per capability. The RI's four capabilities
 /// (`ping-average-ip4/6`, `ping-detail-ip4/6`) come unchanged; the extended ones

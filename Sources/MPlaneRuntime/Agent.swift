@@ -1,4 +1,6 @@
 public import Logging
+public import MPlaneHTTP
+import MPlaneIO
 public import MPlane
 public import MPlaneScheduler
 import Synchronization

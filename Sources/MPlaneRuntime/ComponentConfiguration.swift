@@ -1,7 +1,9 @@
-import MPlaneProbe
+public import MPlaneProbe
 import MPlane
 public import MPlaneScheduler
 public import Logging
+public import MPlaneHTTP
+import MPlaneIO
 
 /// How `mpcom` runs: the reference implementation's `[component]` keys, our additions, and
 /// the services to load from `[module_*]` sections.
@@ -150,6 +152,10 @@ public struct ComponentConfiguration: Sendable {
         if let n = try int("max-connections", 1...1_000_000) { http.maxConnections = n }
         if let n = try int("max-connections-per-client", 1...1_000_000) { http.maxConnectionsPerPeer = n }
         if let n = try int("max-buffered-bytes", 1024...(1 << 34)) { http.maxBufferedBytes = n }
+        if let n = try int("max-buffered-bytes-per-client", 1024...(1 << 34)) { http.maxBufferedBytesPerPeer = n }
+        if let n = try int("max-thread-jobs-per-client", 1...10_000) { scheduler.maxThreadJobsPerPeer = n }
+        if let n = try int("max-packet-rate-per-client", 1...10_000_000) { scheduler.maxPacketsPerSecondPerPeer = n }
+        if let n = try int("max-result-bytes", 4096...(1 << 40)) { scheduler.maxResultBytes = n }
         if let d = try seconds("poll-interval") { pollInterval = d }
         if let d = try seconds("min-poll-interval") { minPollInterval = d }
         if let v = c["result-link-allow"] {

@@ -1,43 +1,14 @@
-import MPlaneProbe
+import MPlaneIO
+public import MPlaneHTTP
 public import MPlane
 public import MPlaneScheduler
 import Synchronization
-
-/// An HTTP request as the router sees it (the server has read the whole body).
-public struct HTTPRequestData: Sendable {
-    public var method: String
-    public var path: String
-    public var headers: [(String, String)]
-    public var body: [UInt8]
-    /// Who sent it: the peer's address (its certificate identity once TLS is in); nil when
-    /// unknown. Limits per client count by it.
-    public var peer: String?
-
-    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [], peer: String? = nil) {
-        self.method = method
-        self.path = path
-        self.headers = headers
-        self.body = body
-        self.peer = peer
-    }
-
-    public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-}
-
-/// An HTTP reply.
-public struct HTTPReply: Sendable {
-    public var status: Int
-    public var contentType: String
-    public var body: [UInt8]
-}
 
 /// The client-initiated HTTP surface of a component, without sockets: what the reference
 /// implementation serves, with its defects fixed (errors are mPlane exceptions with a 4xx/5xx
 /// status, content types may carry parameters, a specification never holds up other requests).
 public struct ComponentRouter: Sendable {
-    public static let mplaneType = "application/x-mplane+json"
+    public static let mplaneType = mplaneContentType
 
     public let scheduler: Scheduler
     private let cache: CapabilityCache

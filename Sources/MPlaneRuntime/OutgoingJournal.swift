@@ -2,8 +2,9 @@
 import Glibc
 #endif
 public import Logging
-import MPlane
+import MPlaneHTTP
 import MPlaneIO
+import MPlane
 import Synchronization
 
 /// Where a queue of outgoing messages keeps them across restarts.

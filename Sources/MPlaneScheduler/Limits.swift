@@ -73,9 +73,14 @@ public struct AdmissionRefusal: Error, Sendable, Equatable {
 /// threads of their own, packets per second in all and per destination. One lock; every
 /// operation is short and calls nothing out.
 final class Admission: Sendable {
+    private struct Peer {
+        var jobs = 0
+        var threadJobs = 0
+        var packetsPerSecond = 0.0
+    }
     private struct State {
         var jobs = 0
-        var perPeer: [String: Int] = [:]
+        var perPeer: [String: Peer] = [:]
         var threadJobs = 0
         var packetsPerSecond = 0.0
         var perDestination: [IPAddress: Double] = [:]
@@ -98,16 +103,27 @@ final class Admission: Sendable {
             func over(_ key: String, _ what: String) -> AdmissionRefusal {
                 AdmissionRefusal(limit: key, message: "limit reached: \(key) (\(what))", status: 429)
             }
+            let mine = peer.map { s.perPeer[$0] ?? Peer() }
             if s.jobs >= c.maxJobs { return over("max-jobs", "\(c.maxJobs) jobs scheduled or running") }
-            if let peer, s.perPeer[peer, default: 0] >= c.maxJobsPerPeer {
+            if let peer, let mine, mine.jobs >= c.maxJobsPerPeer {
                 return over("max-jobs-per-client", "\(c.maxJobsPerPeer) jobs scheduled or running for \(peer)")
             }
-            if demand.dedicatedThread && s.threadJobs >= c.maxThreadJobs {
-                return over("max-thread-jobs", "\(c.maxThreadJobs) ping and capture jobs at once")
+            if demand.dedicatedThread {
+                if s.threadJobs >= c.maxThreadJobs {
+                    return over("max-thread-jobs", "\(c.maxThreadJobs) ping and capture jobs at once")
+                }
+                if let peer, let mine, mine.threadJobs >= c.maxThreadJobsPerPeer {
+                    return over("max-thread-jobs-per-client", "\(c.maxThreadJobsPerPeer) ping and capture jobs at once for \(peer)")
+                }
             }
             if demand.packetsPerSecond > 0 && s.packetsPerSecond + demand.packetsPerSecond > Double(c.maxPacketsPerSecond) + 1e-9 {
                 return over("max-packet-rate", "\(c.maxPacketsPerSecond) probes per second in all, "
                             + "\(Int(s.packetsPerSecond.rounded())) in use, this one needs \(Int(demand.packetsPerSecond.rounded(.up)))")
+            }
+            if demand.packetsPerSecond > 0, let peer, let mine,
+               mine.packetsPerSecond + demand.packetsPerSecond > Double(c.maxPacketsPerSecondPerPeer) + 1e-9 {
+                return over("max-packet-rate-per-client", "\(c.maxPacketsPerSecondPerPeer) probes per second for \(peer), "
+                            + "\(Int(mine.packetsPerSecond.rounded())) in use")
             }
             if perDestination > 0 {
                 for d in demand.destinations
@@ -117,7 +133,13 @@ final class Admission: Sendable {
                 }
             }
             s.jobs += 1
-            if let peer { s.perPeer[peer, default: 0] += 1 }
+            if let peer {
+                var p = mine ?? Peer()
+                p.jobs += 1
+                if demand.dedicatedThread { p.threadJobs += 1 }
+                p.packetsPerSecond += demand.packetsPerSecond
+                s.perPeer[peer] = p
+            }
             if demand.dedicatedThread { s.threadJobs += 1 }
             s.packetsPerSecond += demand.packetsPerSecond
             if perDestination > 0 { for d in demand.destinations { s.perDestination[d, default: 0] += perDestination } }
@@ -130,9 +152,11 @@ final class Admission: Sendable {
         let perDestination = demand.destinations.isEmpty ? 0 : demand.packetsPerSecond / Double(demand.destinations.count)
         state.withLock { s in
             s.jobs -= 1
-            if let peer {
-                let n = s.perPeer[peer, default: 1] - 1
-                s.perPeer[peer] = n > 0 ? n : nil
+            if let peer, var p = s.perPeer[peer] {
+                p.jobs -= 1
+                if demand.dedicatedThread { p.threadJobs -= 1 }
+                p.packetsPerSecond = p.jobs == 0 ? 0 : Swift.max(0, p.packetsPerSecond - demand.packetsPerSecond)
+                s.perPeer[peer] = p.jobs > 0 ? p : nil
             }
             if demand.dedicatedThread { s.threadJobs -= 1 }
             s.packetsPerSecond = Swift.max(0, s.packetsPerSecond - demand.packetsPerSecond)

@@ -1,5 +1,6 @@
 public import MPlane
 public import Logging
+import MPlaneIO
 import Synchronization
 
 /// Settings of a ``Scheduler``, with the defaults an operator gets.
@@ -15,6 +16,8 @@ public struct SchedulerConfiguration: Sendable {
     /// The most rows one result (one run, or one repetition) holds; a job that reaches it is
     /// ended there, its rows kept (`max-result-rows`).
     public var maxResultRows = 100_000
+    /// The most bytes the rows of one result hold, the same way (`max-result-bytes`).
+    public var maxResultBytes = 16 << 20
     /// Jobs scheduled or running at once, in all (`max-jobs`).
     public var maxJobs = 256
     /// Jobs scheduled or running at once for one client (`max-jobs-per-client`): its address
@@ -22,8 +25,12 @@ public struct SchedulerConfiguration: Sendable {
     public var maxJobsPerPeer = 64
     /// Jobs on threads of their own (ping, capture) at once (`max-thread-jobs`).
     public var maxThreadJobs = 32
+    /// The same for one client (`max-thread-jobs-per-client`).
+    public var maxThreadJobsPerPeer = 8
     /// Probes per second of all active measurements together (`max-packet-rate`).
     public var maxPacketsPerSecond = 2000
+    /// Probes per second of one client's jobs (`max-packet-rate-per-client`).
+    public var maxPacketsPerSecondPerPeer = 500
     /// Probes per second to one destination, all jobs together (`max-packet-rate-per-destination`).
     public var maxPacketsPerSecondPerDestination = 10
     /// Where active measurements may send (`allow-destinations`, `deny-destinations`).
@@ -395,7 +402,8 @@ public final class Scheduler: Sendable {
             expected = Swift.min(1_000_000, Int((end.microseconds - start.microseconds) / (period * 1_000_000)) + 2)
         }
         let context = JobContext(specification: spec, start: start, end: end, period: period, clock: clock,
-                                 logger: logger, expectedRows: expected, maxRows: configuration.maxResultRows)
+                                 logger: logger, expectedRows: expected, maxRows: configuration.maxResultRows,
+                                 maxBytes: configuration.maxResultBytes)
         let alreadyInterrupted = job.state.withLock { s -> Bool in
             s.current = context
             return s.interrupted

@@ -61,10 +61,14 @@ public final class JobContext: Sendable {
     private let notes = Mutex<[(String, Value)]>([])
     /// The most rows the result may hold: the job is interrupted once it has them.
     public let maxRows: Int
+    /// The most bytes the rows may hold: the job is interrupted once they do.
+    public let maxBytes: Int
     private let truncated = Atomic<Bool>(false)
+    /// Bytes of the rows so far (counted as rows are appended).
+    private let bytes = Atomic<Int>(0)
 
     init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
-         logger: Logger, expectedRows: Int, maxRows: Int = .max) {
+         logger: Logger, expectedRows: Int, maxRows: Int = .max, maxBytes: Int = .max) {
         self.specification = specification
         self.start = start
         self.end = end
@@ -72,6 +76,7 @@ public final class JobContext: Sendable {
         self.clock = clock
         self.logger = logger
         self.maxRows = maxRows
+        self.maxBytes = maxBytes
         var t = ResultTable(columns: specification.statement.resultColumns)
         t.reserveCapacity(Swift.min(expectedRows, maxRows))
         table = Mutex(t)
@@ -95,13 +100,16 @@ public final class JobContext: Sendable {
     /// the table holds ``maxRows`` rows the job is interrupted (the rows are kept), so an
     /// open-ended job cannot grow its result without bound.
     public func append<R>(_ body: (inout ResultTable) throws -> R) rethrows -> R {
-        let (r, full) = try table.withLock { t -> (R, Bool) in
+        let (r, rows, size) = try table.withLock { t -> (R, Int, Int) in
+            let before = t.rowCount
             let r = try body(&t)
-            return (r, t.rowCount >= maxRows)
+            // Only the new rows are measured: appending stays O(rows appended).
+            let added = t.storageBytes(rows: before..<t.rowCount)
+            return (r, t.rowCount, bytes.add(added, ordering: .relaxed).newValue)
         }
-        if full && !truncated.exchange(true, ordering: .acquiringAndReleasing) {
-            logger.notice("result reached max-result-rows: the job ends here",
-                          metadata: ["mplane.token": "\(specification.token)", "mplane.rows": "\(maxRows)"])
+        if (rows >= maxRows || size >= maxBytes) && !truncated.exchange(true, ordering: .acquiringAndReleasing) {
+            logger.notice("result reached max-result-rows or max-result-bytes: the job ends here",
+                          metadata: ["mplane.token": "\(specification.token)", "mplane.rows": "\(rows)", "mplane.bytes": "\(size)"])
             interrupt()
         }
         return r

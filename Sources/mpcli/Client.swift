@@ -1,6 +1,7 @@
 import ArgumentParser
 import MPlane
-import MPlaneRuntime
+import MPlaneClient
+import MPlaneHTTP
 
 /// What `capabilities` and `run` share: the component's address and the registries.
 struct ComponentOptions: ParsableArguments {

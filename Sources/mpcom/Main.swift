@@ -4,6 +4,8 @@ import Glibc
 import Logging
 import MPlane
 import MPlaneIO
+import MPlaneHTTP
+import MPlaneProbe
 import MPlaneRuntime
 import MPlaneScheduler
 import ServiceLifecycle

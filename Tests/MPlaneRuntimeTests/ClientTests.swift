@@ -4,6 +4,8 @@ import Glibc
 @testable import MPlane
 import MPlaneScheduler
 @testable import MPlaneRuntime
+@testable import MPlaneHTTP
+@testable import MPlaneClient
 import MPlaneTestSupport
 import Synchronization
 import Testing

@@ -5,6 +5,8 @@ import Glibc
 import MPlaneIO
 import MPlaneScheduler
 @testable import MPlaneRuntime
+@testable import MPlaneHTTP
+@testable import MPlaneClient
 import MPlaneTestSupport
 import Synchronization
 import Testing
@@ -185,6 +187,70 @@ struct HTTPLimitTests {
             #expect(text.hasPrefix("HTTP/1.1 503"), "\(text)")
             #expect(text.contains("max-buffered-bytes"))
             _ = first
+        }
+    }
+
+    @Test("a partial request pipelined behind a whole one still gets 408 (review finding)")
+    func pipelinedPartial() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send("GET /capability HTTP/1.1\r\nHost: x\r\nAccept: application/x-mplane+json\r\n\r\n"
+                       + "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-mplane+json\r\nContent-Length: 100\r\n\r\n")
+                return c.readAll(seconds: 20)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+            #expect(text.contains("HTTP/1.1 408"), "\(text.suffix(300))")
+            #expect(closed)
+        }
+    }
+
+    @Test("connections that come and go give their per-client slot back (review finding: a leak locked the address out)")
+    func connectionChurn() async throws {
+        try await withComponent(limits: limits) { url, _ in
+            await blocking {
+                for _ in 0..<200 {
+                    guard let c = RawConnection(port: url.port) else { continue }
+                    shutdown(c.fd, Int32(SHUT_WR))
+                    _ = c.readAll(seconds: 1)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let reply = try await SimpleHTTPClient.request("GET", url.with(path: "/capability"), accept: ComponentRouter.mplaneType)
+            #expect(reply.status == 200, "\(String(decoding: reply.body.prefix(200), as: UTF8.self))")
+        }
+    }
+
+    @Test("a long response with Connection: close arrives whole (review finding: it was cut at the close)")
+    func closeAfterLongResponse() async throws {
+        let big = String(repeating: "x", count: 3_000_000)
+        var l = limits
+        l.maxBodyBytes = 4 << 20
+        l.maxBufferedBytes = 8 << 20
+        l.maxBufferedBytesPerPeer = 8 << 20
+        try await withComponent(limits: l) { url, _ in
+            var s = try loopbackSpec(big)
+            s.statement.token = "long-close"
+            let body = MessageEncoder().encodeString(.specification(s))
+            let (text, closed) = await blocking {
+                guard let c = RawConnection(port: url.port) else { return ("no connection", false) }
+                c.send("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-mplane+json\r\n"
+                       + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)
+                return c.readAll(seconds: 20)
+            }
+            #expect(closed)
+            let bytes = Array(text.utf8)
+            let separator = Array("\r\n\r\n".utf8)
+            var end = -1
+            for i in 0..<(bytes.count - 3) where Array(bytes[i..<(i + 4)]) == separator { end = i; break }
+            guard end >= 0 else { Issue.record("no head: \(text.prefix(100))"); return }
+            var length = -1
+            for line in String(decoding: bytes[..<end], as: UTF8.self).split(separator: "\r\n") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2 && parts[0].lowercased() == "content-length" { length = Int(parts[1].trimmingSpaces()) ?? -1 }
+            }
+            let received = bytes.count - end - 4
+            #expect(length > 3_000_000 && received == length, "body \(received) of \(length)")
         }
     }
 

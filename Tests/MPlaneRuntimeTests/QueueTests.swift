@@ -5,6 +5,8 @@ import Glibc
 import MPlaneIO
 import MPlaneScheduler
 @testable import MPlaneRuntime
+@testable import MPlaneHTTP
+@testable import MPlaneClient
 import MPlaneTestSupport
 import Synchronization
 import Testing

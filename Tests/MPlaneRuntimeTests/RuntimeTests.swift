@@ -3,6 +3,9 @@ import Synchronization
 @testable import MPlane
 @testable import MPlaneScheduler
 @testable import MPlaneRuntime
+@testable import mpcom
+@testable import MPlaneHTTP
+@testable import MPlaneClient
 import MPlaneIO
 import MPlanePing
 import MPlaneCapture

@@ -3,6 +3,7 @@ import Synchronization
 import Logging
 @testable import MPlane
 @testable import MPlaneScheduler
+@testable import MPlaneIO
 
 /// A counter-like service that declares a demand: a thread, and one probe per second to each
 /// destination named in `test.input` (comma-separated addresses).
@@ -94,6 +95,39 @@ struct LimitsTests {
             _ = await scheduler.interrupt(token: "a1")
             #expect(scheduler.usage.jobs == 3)
             #expect(receipt(await scheduler.submit(try demandSpec("127.0.0.1", token: "a4"), peer: "A")) != nil)
+        }
+    }
+
+    @Test("thread jobs and probe rates are bounded per client too (review finding)")
+    func perClient() async throws {
+        var c = SchedulerConfiguration()
+        c.maxThreadJobsPerPeer = 2
+        c.maxPacketsPerSecondPerPeer = 3
+        c.maxPacketsPerSecondPerDestination = 100
+        try await withScheduler([service], clock: ManualClock(now: t0), configuration: c) { scheduler in
+            #expect(receipt(await scheduler.submit(try demandSpec("192.0.2.1", token: "a1"), peer: "A")) != nil)
+            #expect(receipt(await scheduler.submit(try demandSpec("192.0.2.2", token: "a2"), peer: "A")) != nil)
+            let threads = exception(await scheduler.submit(try demandSpec("192.0.2.3", token: "a3"), peer: "A"))
+            #expect(threads?.status == 429 && threads?.message.contains("max-thread-jobs-per-client") == true, "\(String(describing: threads))")
+            let rate = exception(await scheduler.submit(try demandSpec("192.0.2.4,192.0.2.5,192.0.2.6,192.0.2.7", token: "b1"), peer: "B"))
+            #expect(rate?.status == 429 && rate?.message.contains("max-packet-rate-per-client") == true, "\(String(describing: rate))")
+            #expect(receipt(await scheduler.submit(try demandSpec("192.0.2.4", token: "b2"), peer: "B")) != nil)
+        }
+    }
+
+    @Test("one result is bounded by bytes as well as rows (review finding)")
+    func resultBytes() async throws {
+        var c = SchedulerConfiguration()
+        c.maxResultBytes = 100_000
+        let clock = ManualClock(now: t0)
+        let counter = CounterService()
+        try await withScheduler([counter], clock: clock, configuration: c) { scheduler in
+            let s = try spec(counter, when: "now ... future / 1s", input: String(repeating: "y", count: 30_000))
+            _ = await scheduler.submit(s)
+            await clock.advance(by: 20)
+            let r = result(await scheduler.waitForResult(token: s.token, timeout: .seconds(10)))
+            // Rows of 30 kB: the fourth passes 100 kB and ends the job.
+            #expect(r?.values.rowCount == 4, "\(r?.values.rowCount ?? -1) rows")
         }
     }
 

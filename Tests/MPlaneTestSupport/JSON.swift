@@ -1,4 +1,4 @@
-@testable import MPlane
+import MPlane
 
 /// A JSON value for comparing documents in tests (built on the codec's own reader).
 public indirect enum JSON: Hashable, CustomStringConvertible {

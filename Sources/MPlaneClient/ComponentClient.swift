@@ -1,4 +1,5 @@
 public import MPlane
+public import MPlaneHTTP
 
 /// A client for a component in the client-initiated workflow: ours, or the reference
 /// implementation's `mpcom`. It reads the capabilities, sends specifications, redemptions
@@ -27,7 +28,7 @@ public struct ComponentClient: Sendable {
     /// asked for mPlane JSON; the reference implementation always answers with an HTML list
     /// of links, which are then read one by one.
     public func capabilities() async throws(Failure) -> [Capability] {
-        let reply = try await exchange("GET", path: "/capability", accept: ComponentRouter.mplaneType)
+        let reply = try await exchange("GET", path: "/capability", accept: mplaneContentType)
         if isMPlane(reply) {
             switch try decode(reply, what: "GET /capability") {
             case .envelope(let envelope):
@@ -46,7 +47,7 @@ public struct ComponentClient: Sendable {
         }
         var capabilities: [Capability] = []
         for link in Self.capabilityLinks(in: String(decoding: reply.body, as: UTF8.self)) {
-            let one = try await exchange("GET", path: link, accept: ComponentRouter.mplaneType)
+            let one = try await exchange("GET", path: link, accept: mplaneContentType)
             guard case .capability(let c) = try decode(one, what: "GET \(link)") else {
                 throw Failure("GET \(link): not a capability")
             }
@@ -59,7 +60,7 @@ public struct ComponentClient: Sendable {
     /// a result, a receipt or an exception.
     public func send(_ message: Message) async throws(Failure) -> Message {
         let body = MessageEncoder().encode(message)
-        let reply = try await exchange("POST", path: "/", contentType: ComponentRouter.mplaneType, body: body)
+        let reply = try await exchange("POST", path: "/", contentType: mplaneContentType, body: body)
         return try decode(reply, what: "POST \(message.kind.rawValue)")
     }
 
@@ -121,7 +122,7 @@ public struct ComponentClient: Sendable {
     }
 
     private func isMPlane(_ reply: HTTPClientReply) -> Bool {
-        reply.contentType.map { $0.lowercased().hasPrefix(ComponentRouter.mplaneType) } ?? false
+        reply.contentType.map { $0.lowercased().hasPrefix(mplaneContentType) } ?? false
     }
 
     private func decode(_ reply: HTTPClientReply, what: String) throws(Failure) -> Message {

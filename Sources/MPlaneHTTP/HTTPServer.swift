@@ -1,6 +1,6 @@
 public import Logging
 import MPlane
-import MPlaneScheduler
+import MPlaneIO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -23,6 +23,8 @@ public struct HTTPServerLimits: Sendable {
     /// Request bodies being read, all connections together, bytes (`max-buffered-bytes`):
     /// a body that would pass it is answered 503.
     public var maxBufferedBytes = 16 << 20
+    /// The same for one client (`max-buffered-bytes-per-client`), so that one cannot take it all.
+    public var maxBufferedBytesPerPeer = 4 << 20
 
     public init() {}
 }
@@ -43,15 +45,12 @@ public final class HTTPComponentServer: Sendable {
     private let bound = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
     private let connections = Mutex<(total: Int, perPeer: [String: Int])>((0, [:]))
     private let buffered = Atomic<Int>(0)
-    /// Connections refused at accept, until the accept loop has skipped them.
-    private let refused = Mutex<Set<ObjectIdentifier>>([])
-
-    /// A server for a component: capabilities carry the bound address unless a link was configured.
-    public convenience init(router: ComponentRouter, host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
-                            logger: Logger = Logger(label: "mplane.http")) {
-        self.init(host: host, port: port, limits: limits, logger: logger,
-                  onBound: { router.setDefaultLink($0) }, handler: { await router.handle($0) })
-    }
+    /// What the initializer decided for each accepted connection, until the accept loop takes
+    /// it: the peer it was counted for (released under exactly that key: a closed channel no
+    /// longer knows its remote address), or nil for a connection refused.
+    private let accepted = Mutex<[ObjectIdentifier: String?]>([:])
+    /// Request bodies being read, per client.
+    private let bufferedPerPeer = Mutex<[String: Int]>([:])
 
     /// A server answering every request with `handler` (test supervisors use this too).
     public init(host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
@@ -96,10 +95,11 @@ public final class HTTPComponentServer: Sendable {
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     if let refusal = self.admit(peer) {
                         self.refusals.log("connection refused", kind: "connections", metadata: ["http.peer": "\(peer)", "reason": "\(refusal)"])
-                        self.refused.withLock { _ = $0.insert(ObjectIdentifier(channel)) }
+                        self.accepted.withLock { $0[ObjectIdentifier(channel)] = .some(nil) }
                         try channel.pipeline.syncOperations.addHandler(RefuseConnection(message: refusal))
                         return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                     }
+                    self.accepted.withLock { $0[ObjectIdentifier(channel)] = .some(peer) }
                     let timer = RequestDeadline(timeout: deadline)
                     try channel.pipeline.syncOperations.addHandler(timer)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
@@ -123,8 +123,8 @@ public final class HTTPComponentServer: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { connections in
                     for try await connection in connections {
-                        if refused.withLock({ $0.remove(ObjectIdentifier(connection.channel)) }) != nil { continue }
-                        let peer = connection.channel.remoteAddress?.ipAddress ?? "unknown"
+                        let decided = accepted.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
+                        guard case .some(.some(let peer)) = decided else { continue }  // refused (or unknown)
                         group.addTask {
                             await self.serve(connection, peer: peer)
                             self.release(peer)
@@ -162,23 +162,59 @@ public final class HTTPComponentServer: Sendable {
     static func exceptionResponse(status: Int, message: String, version: HTTPVersion) -> [HTTPServerResponsePart] {
         let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: ComponentRouter.mplaneType)
+        headers.add(name: "Content-Type", value: mplaneContentType)
         headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Connection", value: "close")
         return [.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: status), headers: headers)),
                 .body(.byteBuffer(ByteBuffer(bytes: body))), .end(nil)]
     }
 
+    /// Counts `n` more body bytes being read for `peer`, or says which limit they would pass.
+    private func reserve(_ n: Int, for peer: String) -> String? {
+        if buffered.add(n, ordering: .relaxed).newValue > limits.maxBufferedBytes {
+            buffered.subtract(n, ordering: .relaxed)
+            return "max-buffered-bytes"
+        }
+        let ok = bufferedPerPeer.withLock { t -> Bool in
+            let now = t[peer, default: 0] + n
+            guard now <= limits.maxBufferedBytesPerPeer else { return false }
+            t[peer] = now
+            return true
+        }
+        if !ok {
+            buffered.subtract(n, ordering: .relaxed)
+            return "max-buffered-bytes-per-client"
+        }
+        return nil
+    }
+
+    private func unreserve(_ n: Int, for peer: String) {
+        guard n > 0 else { return }
+        buffered.subtract(n, ordering: .relaxed)
+        bufferedPerPeer.withLock { t in
+            let left = t[peer, default: n] - n
+            t[peer] = left > 0 ? left : nil
+        }
+    }
+
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, peer: String) async {
-        var held = 0  // body bytes this connection counts in `buffered`
-        defer { if held > 0 { buffered.subtract(held, ordering: .relaxed) } }
+        var held = 0  // body bytes this connection counts as being read
+        defer { unreserve(held, for: peer) }
+        let channel = connection.channel
+        /// The last response on a connection: written straight to the channel and flushed
+        /// before the close (the async writer's pending writes are dropped at close, which cut
+        /// long responses short).
+        @Sendable func writeThenClose(_ parts: [HTTPServerResponsePart]) async throws {
+            for p in parts.dropLast() { channel.write(p, promise: nil) }
+            if let last = parts.last { try await channel.writeAndFlush(last).get() }
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
                 var body: [UInt8] = []
                 func refuse(_ status: Int, _ message: String, version: HTTPVersion) async throws {
                     refusals.log("request refused", kind: "status-\(status)", metadata: ["http.peer": "\(peer)", "reason": "\(message)"])
-                    try await outbound.write(contentsOf: Self.exceptionResponse(status: status, message: message, version: version))
+                    try await writeThenClose(Self.exceptionResponse(status: status, message: message, version: version))
                 }
                 for try await part in inbound {
                     switch part {
@@ -196,9 +232,8 @@ public final class HTTPComponentServer: Sendable {
                             try await refuse(413, "Request body exceeds max-body-bytes (\(limits.maxBodyBytes))", version: head?.version ?? .http1_1)
                             return
                         }
-                        if buffered.add(n, ordering: .relaxed).newValue > limits.maxBufferedBytes {
-                            buffered.subtract(n, ordering: .relaxed)
-                            try await refuse(503, "Server busy: request bodies being read exceed max-buffered-bytes; try again", version: head?.version ?? .http1_1)
+                        if let limit = reserve(n, for: peer) {
+                            try await refuse(503, "Server busy: request bodies being read exceed \(limit); try again", version: head?.version ?? .http1_1)
                             return
                         }
                         held += n
@@ -208,7 +243,7 @@ public final class HTTPComponentServer: Sendable {
                         let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
                                                       headers: h.headers.map { ($0.name, $0.value) }, body: body, peer: peer)
                         body = []
-                        buffered.subtract(held, ordering: .relaxed)
+                        unreserve(held, for: peer)
                         held = 0
                         let reply = await handler(request)
                         let keepAlive = h.isKeepAlive
@@ -224,12 +259,14 @@ public final class HTTPComponentServer: Sendable {
                         }
                         // One write (one hop to the event loop) for the whole response.
                         let responseHead = HTTPServerResponsePart.head(HTTPResponseHead(version: h.version, status: status, headers: headers))
-                        if h.method == .HEAD {
-                            try await outbound.write(contentsOf: [responseHead, .end(nil)])
-                        } else {
-                            try await outbound.write(contentsOf: [responseHead, .body(.byteBuffer(ByteBuffer(bytes: reply.body))), .end(nil)])
+                        let parts: [HTTPServerResponsePart] = h.method == .HEAD
+                            ? [responseHead, .end(nil)]
+                            : [responseHead, .body(.byteBuffer(ByteBuffer(bytes: reply.body))), .end(nil)]
+                        if !keepAlive {
+                            try await writeThenClose(parts)
+                            return
                         }
-                        if !keepAlive { return }
+                        try await outbound.write(contentsOf: parts)
                         head = nil
                     }
                 }
@@ -294,6 +331,12 @@ final class RequestDeadline: ChannelDuplexHandler {
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in self?.expired() }
     }
 
+    /// A request's head was decoded: if its clock is not running yet (its bytes came with the
+    /// previous request's, a pipelined request), it starts now.
+    func requestStarted() {
+        if phase == .idle { start() }
+    }
+
     /// A whole request has arrived.
     func requestArrived() {
         phase = .answering
@@ -326,7 +369,7 @@ final class RequestDeadline: ChannelDuplexHandler {
 func writeRawExceptionAndClose(context: ChannelHandlerContext, status: Int, reason: String, message: String) {
     let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
     var out = context.channel.allocator.buffer(capacity: 160 + body.count)
-    out.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(ComponentRouter.mplaneType)\r\n"
+    out.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(mplaneContentType)\r\n"
                     + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n")
     out.writeBytes(body)
     context.writeAndFlush(NIOAny(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -369,8 +412,12 @@ final class CloseWhenIdle: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: inFlight += 1
-        case .end: deadline.requestArrived()
+        case .head: deadline.requestStarted()  // a pipelined request's clock starts here at the latest
+        case .end:
+            // In flight from its end to its response's end: a request still arriving does not
+            // keep the connection from its idle close.
+            inFlight += 1
+            deadline.requestArrived()
         case .body: break
         }
         context.fireChannelRead(data)

@@ -57,6 +57,7 @@ public struct HTTPClientReply: Sendable {
 
 public struct HTTPClientError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
