@@ -191,6 +191,58 @@ public struct MPlaneException: Hashable, Sendable, Error {
         self.message = message
         self.status = status
     }
+
+    /// An exception of a known kind: its status comes from ``Refusal/status``.
+    public init(_ kind: Refusal, token: String? = nil, message: String) {
+        self.init(token: token, message: message, status: kind.status)
+    }
+}
+
+/// Why a request is refused or failed, as the components and supervisors of this package
+/// say it: the one place that maps a reason to an HTTP status (README, "Statuses").
+public enum Refusal: Sendable, CaseIterable {
+    /// Not JSON, not a message, or a message not taken here.
+    case invalidMessage
+    /// A parameter value the service cannot run (a multicast destination, a capture filter
+    /// over its limits or that does not compile).
+    case invalidValue
+    /// The specification does not fulfil the capability with its schema (scope, period,
+    /// constraint), or the destination policy refuses it.
+    case refused
+    /// No capability with the specification's schema and verb.
+    case noService
+    /// No such job (or it has expired), capability or path.
+    case unknown
+    /// A method the path does not take.
+    case methodNotAllowed
+    /// The request did not arrive within the request deadline.
+    case timeout
+    /// A request body over the size limit.
+    case tooLarge
+    /// Not `application/x-mplane+json`.
+    case unsupportedMediaType
+    /// A limit of jobs, threads or probe rate reached: try again later.
+    case limitReached
+    /// The measurement ran and failed before it measured anything.
+    case measurementFailed
+    /// Connections or buffered bytes over their limits: try again later.
+    case busy
+
+    /// The HTTP status of the refusal.
+    public var status: Int {
+        switch self {
+        case .invalidMessage, .invalidValue: 400
+        case .refused: 403
+        case .noService, .unknown: 404
+        case .methodNotAllowed: 405
+        case .timeout: 408
+        case .tooLarge: 413
+        case .unsupportedMediaType: 415
+        case .limitReached: 429
+        case .measurementFailed: 500
+        case .busy: 503
+        }
+    }
 }
 
 /// A container of messages, in order; envelopes may nest.

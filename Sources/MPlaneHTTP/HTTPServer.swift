@@ -7,7 +7,7 @@ import NIOPosix
 import Synchronization
 
 /// What a peer can make the HTTP server hold: every one a bound (README, "Limits").
-public struct HTTPServerLimits: Sendable {
+public struct HTTPServerLimits: Sendable, Equatable {
     /// The largest request body, bytes (`max-body-bytes`): a longer announced length is
     /// answered 413 before any of the body is read.
     public var maxBodyBytes = 1 << 20
@@ -124,7 +124,12 @@ public final class HTTPComponentServer: Sendable {
                 try await server.executeThenClose { connections in
                     for try await connection in connections {
                         let decided = accepted.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
-                        guard case .some(.some(let peer)) = decided else { continue }  // refused (or unknown)
+                        guard case .some(.some(let peer)) = decided else {
+                            // Refused: its handler writes the 503 and closes; wait for that, then
+                            // let the async channel go (it must be finished, not dropped).
+                            group.addTask { try? await connection.executeThenClose { inbound, _ in for try await _ in inbound {} } }
+                            continue
+                        }
                         group.addTask {
                             await self.serve(connection, peer: peer)
                             self.release(peer)
@@ -159,8 +164,9 @@ public final class HTTPComponentServer: Sendable {
     }
 
 
-    static func exceptionResponse(status: Int, message: String, version: HTTPVersion) -> [HTTPServerResponsePart] {
-        let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
+    static func exceptionResponse(_ kind: Refusal, message: String, version: HTTPVersion) -> [HTTPServerResponsePart] {
+        let status = kind.status
+        let body = MessageEncoder().encode(.exception(MPlaneException(kind, message: message)))
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: mplaneContentType)
         headers.add(name: "Content-Length", value: String(body.count))
@@ -212,9 +218,9 @@ public final class HTTPComponentServer: Sendable {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
                 var body: [UInt8] = []
-                func refuse(_ status: Int, _ message: String, version: HTTPVersion) async throws {
-                    refusals.log("request refused", kind: "status-\(status)", metadata: ["http.peer": "\(peer)", "reason": "\(message)"])
-                    try await writeThenClose(Self.exceptionResponse(status: status, message: message, version: version))
+                func refuse(_ kind: Refusal, _ message: String, version: HTTPVersion) async throws {
+                    refusals.log("request refused", kind: "status-\(kind.status)", metadata: ["http.peer": "\(peer)", "reason": "\(message)"])
+                    try await writeThenClose(Self.exceptionResponse(kind, message: message, version: version))
                 }
                 for try await part in inbound {
                     switch part {
@@ -223,17 +229,17 @@ public final class HTTPComponentServer: Sendable {
                         body = []
                         // Refused by its announced length, before a byte of the body is read.
                         if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBodyBytes {
-                            try await refuse(413, "Request body of \(length) bytes exceeds max-body-bytes (\(limits.maxBodyBytes))", version: h.version)
+                            try await refuse(.tooLarge, "Request body of \(length) bytes exceeds max-body-bytes (\(limits.maxBodyBytes))", version: h.version)
                             return
                         }
                     case .body(var buffer):
                         let n = buffer.readableBytes
                         if body.count + n > limits.maxBodyBytes {
-                            try await refuse(413, "Request body exceeds max-body-bytes (\(limits.maxBodyBytes))", version: head?.version ?? .http1_1)
+                            try await refuse(.tooLarge, "Request body exceeds max-body-bytes (\(limits.maxBodyBytes))", version: head?.version ?? .http1_1)
                             return
                         }
                         if let limit = reserve(n, for: peer) {
-                            try await refuse(503, "Server busy: request bodies being read exceed \(limit); try again", version: head?.version ?? .http1_1)
+                            try await refuse(.busy, "Server busy: request bodies being read exceed \(limit); try again", version: head?.version ?? .http1_1)
                             return
                         }
                         held += n
@@ -359,15 +365,16 @@ final class RequestDeadline: ChannelDuplexHandler {
         guard phase == .receiving, let context else { return }
         let seconds = timeout.nanoseconds / 1_000_000_000
         phase = .answering
-        writeRawExceptionAndClose(context: context, status: 408, reason: "Request Timeout",
+        writeRawExceptionAndClose(context: context, .timeout, reason: "Request Timeout",
                                   message: "Request not received within request-timeout (\(seconds) s)")
     }
 }
 
 /// Writes an mPlane exception as a whole HTTP/1.1 response in raw bytes (under the HTTP
 /// codec, or without one), then closes the connection.
-func writeRawExceptionAndClose(context: ChannelHandlerContext, status: Int, reason: String, message: String) {
-    let body = MessageEncoder().encode(.exception(MPlaneException(token: nil, message: message, status: status)))
+func writeRawExceptionAndClose(context: ChannelHandlerContext, _ kind: Refusal, reason: String, message: String) {
+    let status = kind.status
+    let body = MessageEncoder().encode(.exception(MPlaneException(kind, message: message)))
     var out = context.channel.allocator.buffer(capacity: 160 + body.count)
     out.writeString("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(mplaneContentType)\r\n"
                     + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n")
@@ -385,7 +392,7 @@ final class RefuseConnection: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         if !written {
             written = true
-            writeRawExceptionAndClose(context: context, status: 503, reason: "Service Unavailable", message: message)
+            writeRawExceptionAndClose(context: context, .busy, reason: "Service Unavailable", message: message)
         }
         context.fireChannelActive()
     }

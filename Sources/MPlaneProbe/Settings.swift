@@ -1,4 +1,3 @@
-public import MPlaneScheduler
 
 /// Reading a service section's settings (the values of a `[module_*]` section).
 public struct SectionSettings: Sendable {
@@ -21,6 +20,15 @@ public struct SectionSettings: Sendable {
     public func list(_ key: String, absent: [String]) -> [String] {
         guard let v = values[key] else { return absent }
         return v.split(separator: ",").map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
+    }
+
+    /// A positive number of seconds (fractions allowed, under 10^7), nil when missing.
+    public func seconds(_ key: String) throws(ServiceConfigurationError) -> Duration? {
+        guard let v = values[key] else { return nil }
+        guard let d = Double(v), d > 0, d < 1e7 else {
+            throw ServiceConfigurationError(message: "\(key) = \(v): use a positive number of seconds")
+        }
+        return .milliseconds(Int64(d * 1000))
     }
 
     /// An integer setting within `range`, `absent` when missing.

@@ -113,19 +113,18 @@ public struct ComponentConfiguration: Sendable {
         let ini: IniFile
         do { ini = try IniFile(parsing: text) } catch { throw Error(message: "configuration: \(error)") }
         guard let c = ini["component"] else { throw Error(message: "configuration: no [component] section") }
+        // The same reader as the modules' sections, its errors placed in [component].
+        var values: [String: String] = [:]
+        for (k, v) in c.entries { values[k] = v }
+        let settings = SectionSettings(values)
         func int(_ key: String, _ range: ClosedRange<Int>) throws(Error) -> Int? {
-            guard let v = c[key] else { return nil }
-            guard let n = Int(v), range.contains(n) else {
-                throw Error(message: "configuration: [component] \(key) = \(v) is not a number in \(range)")
+            guard c[key] != nil else { return nil }
+            do { return try settings.integer(key, in: range, absent: 0) } catch {
+                throw Error(message: "configuration: [component] \(error)")
             }
-            return n
         }
         func seconds(_ key: String) throws(Error) -> Duration? {
-            guard let v = c[key] else { return nil }
-            guard let d = Double(v), d > 0, d < 1e7 else {
-                throw Error(message: "configuration: [component] \(key) = \(v) is not a positive number of seconds")
-            }
-            return .milliseconds(Int64(d * 1000))
+            do { return try settings.seconds(key) } catch { throw Error(message: "configuration: [component] \(error)") }
         }
         if let w = c["workflow"] {
             guard let wf = Workflow(rawValue: w) else {
@@ -215,13 +214,24 @@ public struct ComponentConfiguration: Sendable {
 }
 
 extension ComponentConfiguration {
-    /// What in `[component]` only a restart can change (addresses, ports, workflow, paths),
-    /// as text to compare.
-    var restartSettings: String {
-        "\(workflow.rawValue) \(listenAddress):\(listenPort) \(capabilityLink ?? "") \(clientHost ?? ""):\(clientPort) "
-            + "\(registrationPath) \(specificationPath) \(resultPath) \(maxBodyBytes) \(idleTimeout) \(replyWait) "
-            + "\(pollInterval) \(backoffMax) \(resultQueueLimit) \(resultQueueDirectory ?? "") \(scheduler.retention) "
-            + "\(scheduler.maxRepeatedResults) \(http) \(scheduler) \(minPollInterval) \(resultLinkAllow) \(resultQueueBytes)"
+    /// What in `[component]` only a restart can change: every key but the registries (the
+    /// modules are reloaded). One value, compared whole, so a new key cannot be forgotten here.
+    struct RestartSettings: Equatable {
+        var workflow: Workflow
+        var listen: String, listenPort: Int, capabilityLink: String?
+        var client: String?, clientPort: Int, paths: [String]
+        var http: HTTPServerLimits, scheduler: SchedulerConfiguration
+        var replyWait: Duration, pollInterval: Duration, minPollInterval: Duration, backoffMax: Duration
+        var resultLinkAllow: [String], resultQueueLimit: Int, resultQueueBytes: Int, resultQueueDirectory: String?
+    }
+
+    var restartSettings: RestartSettings {
+        RestartSettings(workflow: workflow, listen: listenAddress, listenPort: listenPort, capabilityLink: capabilityLink,
+                        client: clientHost, clientPort: clientPort, paths: [registrationPath, specificationPath, resultPath],
+                        http: http, scheduler: scheduler, replyWait: replyWait, pollInterval: pollInterval,
+                        minPollInterval: minPollInterval, backoffMax: backoffMax, resultLinkAllow: resultLinkAllow,
+                        resultQueueLimit: resultQueueLimit, resultQueueBytes: resultQueueBytes,
+                        resultQueueDirectory: resultQueueDirectory)
     }
 }
 

@@ -57,29 +57,29 @@ public struct ComponentRouter: Sendable {
         case ("GET", _) where path.hasPrefix("/capability/"):
             let key = String(path.dropFirst("/capability/".count))
             guard let cap = capabilities.first(where: { $0.token == key || $0.statement.label == key }) else {
-                return failure(MPlaneException(token: Self.echo(key), message: "Unknown capability", status: 404))
+                return failure(MPlaneException(.unknown, token: Self.echo(key), message: "Unknown capability"))
             }
             return mplane(.capability(cap))
         case ("POST", "/"), ("POST", "/capability"):
             // The RI's client posts to the URL it retrieved capabilities from.
             return await post(request)
         case (_, "/"), (_, "/capability"):
-            return failure(MPlaneException(token: nil, message: "Method \(Self.echo(request.method)) not allowed here", status: 405))
+            return failure(MPlaneException(.methodNotAllowed, message: "Method \(Self.echo(request.method)) not allowed here"))
         default:
-            return failure(MPlaneException(token: nil, message: "Not found: \(Self.echo(path))", status: 404))
+            return failure(MPlaneException(.unknown, message: "Not found: \(Self.echo(path))"))
         }
     }
 
     func post(_ request: HTTPRequestData) async -> HTTPReply {
         let type = request.header("content-type")?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
         guard type == Self.mplaneType else {
-            return failure(MPlaneException(token: nil, message: "Content-Type must be \(Self.mplaneType), not \(type.map { Self.echo($0) } ?? "none")", status: 415))
+            return failure(MPlaneException(.unsupportedMediaType, message: "Content-Type must be \(Self.mplaneType), not \(type.map { Self.echo($0) } ?? "none")"))
         }
         let message: Message
         do {
             message = try decoder.decode(request.body)
         } catch {
-            return failure(MPlaneException(token: nil, message: "Invalid message: \(Self.echo("\(error)", limit: 1000))", status: 400))
+            return failure(MPlaneException(.invalidMessage, message: "Invalid message: \(Self.echo("\(error)", limit: 1000))"))
         }
         switch message {
         case .specification(let spec):
@@ -89,7 +89,7 @@ public struct ComponentRouter: Sendable {
         case .redemption, .interrupt, .envelope:
             return reply(await scheduler.process(message, peer: request.peer))
         default:
-            return failure(MPlaneException(token: message.token, message: "A component does not accept a \(message.kind.rawValue)", status: 400))
+            return failure(MPlaneException(.invalidMessage, token: message.token, message: "A component does not accept a \(message.kind.rawValue)"))
         }
     }
 
@@ -114,7 +114,7 @@ public struct ComponentRouter: Sendable {
     }
 
     func failure(_ e: MPlaneException) -> HTTPReply {
-        mplane(.exception(e), status: e.status ?? 400)
+        mplane(.exception(e), status: e.status ?? Refusal.invalidMessage.status)
     }
 
     func html(_ text: String) -> HTTPReply {

@@ -65,8 +65,8 @@ public struct AdmissionRefusal: Error, Sendable, Equatable {
     /// The configuration key of the limit reached (or of the rule that refused).
     public let limit: String
     public let message: String
-    /// 429 when a limit is reached (try again later), 403 when the destination policy refuses.
-    public let status: Int
+    /// ``Refusal/limitReached`` (try again later), or ``Refusal/refused`` by the destination policy.
+    public let kind: Refusal
 }
 
 /// The resources admitted jobs hold, against the limits: jobs in all and per peer, jobs on
@@ -95,13 +95,13 @@ final class Admission: Sendable {
         let c = configuration
         for d in demand.destinations {
             if let why = c.destinations.refusal(for: d) {
-                return AdmissionRefusal(limit: "destinations", message: why, status: 403)
+                return AdmissionRefusal(limit: "destinations", message: why, kind: .refused)
             }
         }
         let perDestination = demand.destinations.isEmpty ? 0 : demand.packetsPerSecond / Double(demand.destinations.count)
         return state.withLock { s -> AdmissionRefusal? in
             func over(_ key: String, _ what: String) -> AdmissionRefusal {
-                AdmissionRefusal(limit: key, message: "limit reached: \(key) (\(what))", status: 429)
+                AdmissionRefusal(limit: key, message: "limit reached: \(key) (\(what))", kind: .limitReached)
             }
             let mine = peer.map { s.perPeer[$0] ?? Peer() }
             if s.jobs >= c.maxJobs { return over("max-jobs", "\(c.maxJobs) jobs scheduled or running") }

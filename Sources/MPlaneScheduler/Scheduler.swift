@@ -4,7 +4,7 @@ import MPlaneIO
 import Synchronization
 
 /// Settings of a ``Scheduler``, with the defaults an operator gets.
-public struct SchedulerConfiguration: Sendable {
+public struct SchedulerConfiguration: Sendable, Equatable {
     /// How long a finished result is kept for redemption, in seconds (default one hour).
     public var retention: Int64 = 3600
     /// How many finished results are kept at most (the oldest go first).
@@ -169,7 +169,7 @@ public final class Scheduler: Sendable {
             for m in env.contents { replies.append(await process(m, peer: peer)) }
             return .envelope(Envelope(contents: replies, token: env.token, label: env.label))
         default:
-            return .exception(MPlaneException(token: message.token, message: "Cannot process a \(message.kind.rawValue) here", status: 400))
+            return .exception(MPlaneException(.invalidMessage, token: message.token, message: "Cannot process a \(message.kind.rawValue) here"))
         }
     }
 
@@ -187,7 +187,7 @@ public final class Scheduler: Sendable {
             let candidate = completed(spec, for: s)
             guard let why = candidate.mismatch(with: s.capability, now: now) else {
                 if let refusal = s.refusal(for: candidate) {
-                    return .failure(MPlaneException(token: spec.token, message: "Specification refused: \(refusal)", status: 400))
+                    return .failure(MPlaneException(.invalidValue, token: spec.token, message: "Specification refused: \(refusal)"))
                 }
                 return .success((s, candidate))
             }
@@ -197,9 +197,9 @@ public final class Scheduler: Sendable {
             }
         }
         if let reason {
-            return .failure(MPlaneException(token: spec.token, message: "Specification refused: \(reason)", status: 403))
+            return .failure(MPlaneException(.refused, token: spec.token, message: "Specification refused: \(reason)"))
         }
-        return .failure(MPlaneException(token: spec.token, message: "No service registered for specification", status: 404))
+        return .failure(MPlaneException(.noService, token: spec.token, message: "No service registered for specification"))
     }
 
     /// `spec` with the parameters it leaves out that `service` has defaults for.
@@ -236,7 +236,7 @@ public final class Scheduler: Sendable {
         spec.statement.token = token
         if let refusal = await service.slowRefusal(for: spec) {
             refusals.log("specification refused", kind: "refused", level: .info, metadata: ["mplane.token": "\(token)", "mplane.reason": "\(refusal)"])
-            return .exception(MPlaneException(token: token, message: "Specification refused: \(refusal)", status: 400))
+            return .exception(MPlaneException(.invalidValue, token: token, message: "Specification refused: \(refusal)"))
         }
         // The same specification again while it runs: the running job's receipt.
         if let running = jobs.withLock({ $0[token] }), !running.isFinished {
@@ -245,7 +245,7 @@ public final class Scheduler: Sendable {
         let demand = service.demand(for: spec)
         if let refusal = admission.admit(demand, peer: peer) {
             refusals.log("specification refused", kind: "limit", level: .info, metadata: ["mplane.token": "\(token)", "mplane.reason": "\(refusal.message)"])
-            return .exception(MPlaneException(token: token, message: "Specification refused: \(refusal.message)", status: refusal.status))
+            return .exception(MPlaneException(refusal.kind, token: token, message: "Specification refused: \(refusal.message)"))
         }
         purge()
         let job = Job(token: token, specification: spec, service: service, submitted: clock.now(), demand: demand, peer: peer)
@@ -295,7 +295,7 @@ public final class Scheduler: Sendable {
     }
 
     private func unknown(_ token: String) -> Message {
-        .exception(MPlaneException(token: token, message: "Unknown job", status: 404))
+        .exception(MPlaneException(.unknown, token: token, message: "Unknown job"))
     }
 
     // MARK: Observers
@@ -353,7 +353,7 @@ public final class Scheduler: Sendable {
             let result = await runOnce(job, spec, start: start ?? job.submitted, end: end)
             if let failure = job.state.withLock({ $0.failure }), result.values.rowCount == 0 {
                 // Nothing measured: say why rather than hand back an empty result.
-                final = .exception(MPlaneException(token: job.token, message: "Measurement failed: \(failure)", status: 500))
+                final = .exception(MPlaneException(.measurementFailed, token: job.token, message: "Measurement failed: \(failure)"))
             } else {
                 final = .result(result)
             }
