@@ -58,7 +58,7 @@ var targets: [Target] = [
     // Active measurement: ICMP echo over datagram or raw sockets with kernel timestamps.
     .target(
         name: "MPlanePing",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "CSupport", logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlaneIO", "CSupport", logging]
     ),
     // Passive measurement: packet and octet counts per period with libpcap.
     .target(

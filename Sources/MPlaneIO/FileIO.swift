@@ -31,7 +31,7 @@ public func readAll(_ path: String, limit: Int = 256 << 20) throws(FileError) ->
 public struct FileError: Error, CustomStringConvertible {
     public let path: String
     public let errno: Int32
-    public var description: String { "\(path): \(String(cString: strerror(errno)))" }
+    public var description: String { "\(path): \(errnoText(errno))" }
 }
 
 /// Writes text to file descriptor 2.
@@ -73,3 +73,6 @@ public func listDirectory(_ path: String) -> [String] {
     }
     return out.sorted()
 }
+
+/// The system's words for an errno value (`strerror`): the one place errno becomes text.
+public func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }

@@ -1,3 +1,4 @@
+import MPlaneIO
 import MPlane
 import CSupport
 #if canImport(Glibc)
@@ -108,7 +109,7 @@ final class ICMPSocket {
     }
 }
 
-/// Words for an errno value.
+/// Words for an errno value of a socket call (what it usually means for a ping).
 func errorText(_ e: Int32) -> String {
     switch e {
     case ENETUNREACH: return "network unreachable"
@@ -117,7 +118,7 @@ func errorText(_ e: Int32) -> String {
     case EMSGSIZE: return "message too long for the path"
     case ENOBUFS, EAGAIN: return "send buffer full"
     case EINVAL: return "invalid argument"
-    default: return String(cString: strerror(e))
+    default: return errnoText(e)
     }
 }
 

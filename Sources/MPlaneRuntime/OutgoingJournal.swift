@@ -41,7 +41,7 @@ public final class DirectoryJournal: OutgoingJournal {
         self.directory = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         self.logger = logger
         func failure(_ what: String) -> Failure {
-            Failure(message: "result-queue-dir \(directory): \(what): \(String(cString: strerror(errno)))")
+            Failure(message: "result-queue-dir \(directory): \(what): \(errnoText(errno))")
         }
         if mkdir(self.directory, 0o700) != 0 && errno != EEXIST { throw failure("cannot create it") }
         descriptor = open(self.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -121,8 +121,8 @@ public final class DirectoryJournal: OutgoingJournal {
         bytes += MessageEncoder().encode(item.message)
         do {
             try writeAll(temporary, bytes, mode: 0o600, sync: true)
-            guard rename(temporary, file) == 0 else { throw Failure(message: "rename: \(String(cString: strerror(errno)))") }
-            guard fsync(descriptor) == 0 else { throw Failure(message: "fsync of the directory: \(String(cString: strerror(errno)))") }
+            guard rename(temporary, file) == 0 else { throw Failure(message: "rename: \(errnoText(errno))") }
+            guard fsync(descriptor) == 0 else { throw Failure(message: "fsync of the directory: \(errnoText(errno))") }
             return id
         } catch {
             unlink(temporary)  // what a full disk left of it
@@ -134,7 +134,7 @@ public final class DirectoryJournal: OutgoingJournal {
 
     public func remove(_ id: UInt64) {
         if unlink(path(id)) != 0 && errno != ENOENT {
-            logger.error("could not remove a delivered message's file", metadata: ["file": "\(path(id))", "error": "\(String(cString: strerror(errno)))"])
+            logger.error("could not remove a delivered message's file", metadata: ["file": "\(path(id))", "error": "\(errnoText(errno))"])
         }
     }
 }
