@@ -22,9 +22,10 @@ For the given duration, concurrently:
   as 408, a close, a reset) and after how long is counted; one still open after
   --slow-max-hold is closed by the client and counted as held.
 
-All load comes from one client address: a server that limits connections per client may answer
-some requests 503 (an answer, counted per status); --pool and --rate change how many
-connections are open at once.
+Load comes from --clients source addresses (127.0.0.2, 127.0.0.3, ...; IPv4 targets only),
+each connection from the next, so that the per-client limits of the server see several
+clients; with --clients 1 all of it comes from one address, and a server that limits
+connections per client answers some requests 503 (counted per status).
 
 Every --sample-every seconds the server's VmRSS, VmHWM, threads and open descriptors are read
 from /proc/PID. At the end a JSON summary and a table are printed (the JSON also to --out),
@@ -251,6 +252,7 @@ class Soak:
     def __init__(self, args, host, port):
         self.args = args
         self.host, self.port = host, port
+        self.clients = args.clients
         self.host_header = ("[%s]:%d" % (host, port)) if ":" in host else ("%s:%d" % (host, port))
         self.pool = Pool(host, port, size=args.pool)
         self.stats = {}
@@ -277,6 +279,13 @@ class Soak:
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    def source(self):
+        """The next source address (127.0.0.2 ... for --clients > 1 on IPv4), or None."""
+        if self.clients <= 1 or ":" in self.host:
+            return None
+        self.next_client = (getattr(self, "next_client", 0) + 1) % self.clients
+        return ("127.0.0.%d" % (2 + self.next_client), 0)
+
     async def exchange(self, raw, timeout, pooled=False, stream_body=None):
         """Send raw bytes, read one response. Returns (status, headers, body, seconds).
         Raises asyncio.TimeoutError, Closed or OSError."""
@@ -289,7 +298,7 @@ class Soak:
             if conn is not None:
                 r, w = conn
             else:
-                r, w = await asyncio.open_connection(self.host, self.port)
+                r, w = await asyncio.open_connection(self.host, self.port, local_addr=self.source())
             w.write(raw)
             await w.drain()
             return await read_response(r, head=raw.startswith(b"HEAD "))
@@ -583,7 +592,7 @@ class Soak:
     async def slow_connection(self, i, variant):
         t = time.monotonic()
         try:
-            r, w = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 5)
+            r, w = await asyncio.wait_for(asyncio.open_connection(self.host, self.port, local_addr=self.source()), 5)
         except (OSError, asyncio.TimeoutError) as e:
             self.slow.record(variant, "connect failed " + type(e).__name__, 0.0)
             return
@@ -888,6 +897,8 @@ def main():
     p.add_argument("--out", help="also write the JSON summary here")
     p.add_argument("--rate", type=float, default=200.0, help="requests started per second, all kinds (default 200, max 2000)")
     p.add_argument("--max-inflight", type=int, default=256, help="requests in flight at most (default 256)")
+    p.add_argument("--clients", type=int, default=16,
+                   help="source addresses 127.0.0.2 ... the load comes from, in turn (default 16; 1: one address)")
     p.add_argument("--garbage-weight", type=float, default=1.0,
                    help="scale of the garbage share (default 1: about a third of requests; 0: none)")
     p.add_argument("--keepalive-share", type=float, default=0.5,

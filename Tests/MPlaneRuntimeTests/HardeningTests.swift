@@ -62,22 +62,6 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     }
 }
 
-/// A minimal thread launcher for the tests (Foundation's Thread is not linked here).
-final class Thread: @unchecked Sendable {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-    func start() {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        pthread_create(&tid, nil, { arg in
-            let t = Unmanaged<Thread>.fromOpaque(arg!).takeRetainedValue()
-            t.body()
-            return nil
-        }, box.toOpaque())
-        pthread_detach(tid)
-    }
-}
-
 // The deadlines are seconds, and the suite runs beside others that may keep the cooperative
 // pool busy: the waits for the server's answers are generous (bounded at 20 s).
 @Suite("HTTP server limits (hardening row 5)", .timeLimit(.minutes(1)))

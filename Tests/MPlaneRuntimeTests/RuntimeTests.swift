@@ -379,51 +379,44 @@ func agentConfiguration(port: Int, pollInterval: Duration) throws -> ComponentCo
 
 @Suite("Component-initiated mode", .timeLimit(.minutes(2)), .serialized)
 struct ComponentInitiatedTests {
-    @Test("the reference implementation's supervisor registers us, queues work and gets receipts and results")
-    func referenceSupervisor() async throws {
+    /// Runs one of the RI's supervisor scripts against our agent (loopback and counter
+    /// services) on a free port; returns its output and the JSON document it printed last.
+    func againstScript(_ script: String) async throws -> (output: String, doc: JSON) {
         let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
         let port = freePort()
         let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
         let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .milliseconds(300)))
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await scheduler.run() }
             group.addTask { try await agent.run() }
-            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_supervisor.py", String(port)])
+            let result = try await runProcess([py, repoRoot + "/Tests/Interop/" + script, String(port)])
             group.cancelAll()
             scheduler.shutdown()
-            #expect(result.status == 0, "\(result.output)")
-            let doc = try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
-            #expect(doc["registered"] == .bool(true), "\(result.output)")
-            #expect(doc["callback_known"] == .bool(true), "our callback capability has the verb callback")
-            #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]), "the RI keeps the callback capability apart")
-            #expect(doc["loopback_output"] == .string("pushed"))
-            #expect(doc["counter_rows"] == .number(3))
-            #expect(doc["long_receipt"] == .bool(true))
-            if case .number(let rows)? = doc["long_rows"] { #expect(rows >= 1 && rows <= 6) } else { Issue.record("no partial result: \(result.output)") }
             try? await group.waitForAll()
+            #expect(result.status == 0, "\(result.output)")
+            return (result.output, try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? ""))
         }
+    }
+
+    @Test("the reference implementation's supervisor registers us, queues work and gets receipts and results")
+    func referenceSupervisor() async throws {
+        let (output, doc) = try await againstScript("ri_supervisor.py")
+        #expect(doc["registered"] == .bool(true), "\(output)")
+        #expect(doc["callback_known"] == .bool(true), "our callback capability has the verb callback")
+        #expect(doc["labels"] == .array([.string("test-counter"), .string("test-loopback")]), "the RI keeps the callback capability apart")
+        #expect(doc["loopback_output"] == .string("pushed"))
+        #expect(doc["counter_rows"] == .number(3))
+        #expect(doc["long_receipt"] == .bool(true))
+        if case .number(let rows)? = doc["long_rows"] { #expect(rows >= 1 && rows <= 6) } else { Issue.record("no partial result: \(output)") }
     }
 
     @Test("the RI's listener with its usual link, the base URL: receipts and results reach its result path (hardening row 13)")
     func referenceListenerBaseLink() async throws {
-        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
-        let port = freePort()
-        let scheduler = Scheduler(services: [LoopbackService(), CounterService()])
-        let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: try agentConfiguration(port: port, pollInterval: .milliseconds(300)))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await scheduler.run() }
-            group.addTask { try await agent.run() }
-            let result = try await runProcess([py, repoRoot + "/Tests/Interop/ri_listener_default_link.py", String(port)])
-            group.cancelAll()
-            scheduler.shutdown()
-            #expect(result.status == 0, "\(result.output)")
-            let doc = try JSON(parsing: result.output.split(separator: "\n").last.map(String.init) ?? "")
-            #expect(doc["registered"] == .bool(true), "\(result.output)")
-            #expect(doc["loopback_output"] == .string("default-link"), "\(result.output)")
-            #expect(doc["counter_rows"] == .number(3), "\(result.output)")
-            #expect(doc["stray_requests"] == .array([]), "nothing posted to the link itself: \(result.output)")
-            try? await group.waitForAll()
-        }
+        let (output, doc) = try await againstScript("ri_listener_default_link.py")
+        #expect(doc["registered"] == .bool(true), "\(output)")
+        #expect(doc["loopback_output"] == .string("default-link"), "\(output)")
+        #expect(doc["counter_rows"] == .number(3), "\(output)")
+        #expect(doc["stray_requests"] == .array([]), "nothing posted to the link itself: \(output)")
     }
 
     @Test("the RI's own supervisor program: its client runs test-loopback through mpsup on our mpcom (hardening row 13)")
