@@ -102,9 +102,12 @@ public enum SimpleHTTPClient {
             if let accept { headers.add(name: "Accept", value: accept) }
             if method != "GET" || !body.isEmpty { headers.add(name: "Content-Length", value: String(body.count)) }
             let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.path, headers: headers)
-            try await outbound.write(.head(head))
-            if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
+            // One write for the whole request: a server may answer (and close) as soon as it
+            // has the head of a request without a body, before a separate `.end` was written.
+            var parts: [HTTPClientRequestPart] = [.head(head)]
+            if !body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+            parts.append(.end(nil))
+            try await outbound.write(contentsOf: parts)
             var reply = HTTPClientReply(status: 0, contentType: nil, body: [])
             for try await part in inbound {
                 switch part {
