@@ -48,7 +48,11 @@ public final class HTTPComponentServer: Sendable {
     /// What the initializer decided for each accepted connection, until the accept loop takes
     /// it: the peer it was counted for (released under exactly that key: a closed channel no
     /// longer knows its remote address), or nil for a connection refused.
-    private let accepted = Mutex<[ObjectIdentifier: String?]>([:])
+    /// The connection is kept here too: one the accept loop never takes (the server stopping
+    /// while it was being accepted) is finished at the end, not dropped (NIO's writer traps on
+    /// a drop).
+    private let accepted = Mutex<[ObjectIdentifier: (peer: String?, connection: Connection)]>([:])
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
     /// Request bodies being read, per client.
     private let bufferedPerPeer = Mutex<[String: Int]>([:])
 
@@ -95,17 +99,19 @@ public final class HTTPComponentServer: Sendable {
                     let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                     if let refusal = self.admit(peer) {
                         self.refusals.log("connection refused", kind: "connections", metadata: ["http.peer": "\(peer)", "reason": "\(refusal)"])
-                        self.accepted.withLock { $0[ObjectIdentifier(channel)] = .some(nil) }
                         try channel.pipeline.syncOperations.addHandler(RefuseConnection(message: refusal))
-                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                        let connection = try Connection(wrappingChannelSynchronously: channel)
+                        self.accepted.withLock { $0[ObjectIdentifier(channel)] = (nil, connection) }
+                        return connection
                     }
-                    self.accepted.withLock { $0[ObjectIdentifier(channel)] = .some(peer) }
                     let timer = RequestDeadline(timeout: deadline)
                     try channel.pipeline.syncOperations.addHandler(timer)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(CloseWhenIdle(deadline: timer))
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    let connection = try Connection(wrappingChannelSynchronously: channel)
+                    self.accepted.withLock { $0[ObjectIdentifier(channel)] = (peer, connection) }
+                    return connection
                 }
             }
         let actual = server.channel.localAddress?.port ?? port
@@ -121,21 +127,34 @@ public final class HTTPComponentServer: Sendable {
         logger.info("listening", metadata: ["http.address": "\(host)", "http.port": "\(actual)"])
         try await withTaskCancellationHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { connections in
-                    for try await connection in connections {
-                        let decided = accepted.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
-                        guard case .some(.some(let peer)) = decided else {
-                            // Refused: its handler writes the 503 and closes; wait for that, then
-                            // let the async channel go (it must be finished, not dropped).
-                            group.addTask { try? await connection.executeThenClose { inbound, _ in for try await _ in inbound {} } }
-                            continue
-                        }
-                        group.addTask {
-                            await self.serve(connection, peer: peer)
-                            self.release(peer)
+                var stopped: (any Error)? = nil
+                do {
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            let decided = accepted.withLock { $0.removeValue(forKey: ObjectIdentifier(connection.channel)) }
+                            guard let peer = decided?.peer else {
+                                // Refused: its handler writes the 503 and closes; wait for that, then
+                                // let the async channel go (it must be finished, not dropped).
+                                group.addTask { try? await connection.executeThenClose { inbound, _ in for try await _ in inbound {} } }
+                                continue
+                            }
+                            group.addTask {
+                                await self.serve(connection, peer: peer)
+                                self.release(peer)
+                            }
                         }
                     }
+                } catch { stopped = error }
+                // Accepted while the server stopped, never taken by the loop: closed properly.
+                let left = accepted.withLock { a -> [(peer: String?, connection: Connection)] in
+                    defer { a = [:] }
+                    return Array(a.values)
                 }
+                for (peer, connection) in left {
+                    try? await connection.executeThenClose { _, _ in }
+                    if let peer { release(peer) }
+                }
+                if let stopped { throw stopped }
             }
         } onCancel: {
             server.channel.close(promise: nil)
