@@ -227,6 +227,15 @@ struct FilterBoundTests {
         #expect(CaptureService.checkFilter(f) == nil)
     }
 
+    @Test("a filter that compiles past the kernel's 4,096 BPF instructions is refused with the count")
+    func instructionLimit() {
+        // 150 `protochain` terms compile in milliseconds to about 5,000 instructions (the
+        // operator limit would refuse them first; checked here on the compiler's own bound).
+        let f = (1...150).map { "ip6 protochain \($0)" }.joined(separator: " or ")
+        let why = CaptureService.checkFilter(f)
+        #expect(why?.contains("BPF instructions") == true, "\(why ?? "accepted")")
+    }
+
     @Test("operators are counted as words and symbols, not inside names")
     func counting() {
         #expect(FilterLimits.operatorCount("tcp") == 0)

@@ -5,17 +5,19 @@ import Logging
 @testable import MPlaneScheduler
 @testable import MPlaneIO
 
+/// A periodic capability of the loopback registry: `test.input` in, `test.counter` out.
+func counterCapability(_ label: String) -> Capability {
+    let registry = try! RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
+    var cap = Capability(label: label, when: When(start: .now, end: .future, period: 1), registry: registry)
+    try! cap.statement.addParameter("test.input", constraint: .all)
+    try! cap.statement.addResultColumn("test.counter")
+    return cap
+}
+
 /// A counter-like service that declares a demand: a thread, and one probe per second to each
 /// destination named in `test.input` (comma-separated addresses).
 struct DemandingService: MeasurementService {
-    let capability: Capability
-    init() {
-        let registry = try! RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
-        var cap = Capability(label: "demanding", when: When(start: .now, end: .future, period: 1), registry: registry)
-        try! cap.statement.addParameter("test.input", constraint: .all)
-        try! cap.statement.addResultColumn("test.counter")
-        capability = cap
-    }
+    let capability = counterCapability("demanding")
     var sendsPackets: Bool { true }
     func demand(for spec: Specification) -> JobDemand {
         guard case .string(let s)? = spec.statement.parameterValue("test.input") else { return .none }
@@ -36,16 +38,9 @@ struct DemandingService: MeasurementService {
     }
 }
 
-/// A service whose every run appends `rows` rows in one go per second until interrupted.
+/// A service that appends ten rows in one go each second until interrupted.
 struct GreedyService: MeasurementService {
-    let capability: Capability
-    init() {
-        let registry = try! RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
-        var cap = Capability(label: "greedy", when: When(start: .now, end: .future, period: 1), registry: registry)
-        try! cap.statement.addParameter("test.input", constraint: .all)
-        try! cap.statement.addResultColumn("test.counter")
-        capability = cap
-    }
+    let capability = counterCapability("greedy")
     func run(_ job: JobContext) async throws {
         var t = job.start
         var n: UInt64 = 0
