@@ -63,7 +63,7 @@ var targets: [Target] = [
     // Passive measurement: packet and octet counts per period with libpcap.
     .target(
         name: "MPlaneCapture",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "CSupport", logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneProbe", "MPlaneIO", "CSupport", logging]
     ),
     // `mpcom`: the component an operator runs on a probe.
     .executableTarget(

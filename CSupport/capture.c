@@ -6,6 +6,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/if_packet.h>
+
+// TrafficCounts (Swift) copies the counters field by field: eight 64-bit counters, no padding.
+_Static_assert(sizeof(struct csupport_counts) == 8 * sizeof(uint64_t), "csupport_counts is eight uint64_t");
 #include <net/if.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -22,6 +22,19 @@
 #include <sys/prctl.h>
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
+#include <stddef.h>
+
+// Layouts the Swift side relies on (SocketAddress reads `from` and `offender` as the family's
+// sockaddr; the receive path reads every control message of one datagram into `control`).
+_Static_assert(sizeof(struct sockaddr_storage) >= sizeof(struct sockaddr_in6),
+               "sockaddr_storage holds an IPv6 address");
+_Static_assert(offsetof(struct sockaddr_in, sin_family) == offsetof(struct sockaddr_storage, ss_family) &&
+               offsetof(struct sockaddr_in6, sin6_family) == offsetof(struct sockaddr_storage, ss_family),
+               "the family is read at the same offset for every address");
+_Static_assert(sizeof(((struct csupport_icmp_rx *)0)->control) >=
+               CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6)) +
+               CMSG_SPACE(sizeof(struct scm_timestamping)) + CMSG_SPACE(sizeof(int)) * 4,
+               "control space for an extended error with its offender, the timestamps and four small messages");
 
 #ifndef ICMP_FILTER
 #define ICMP_FILTER 1

@@ -2,6 +2,7 @@ import MPlane
 import MPlaneScheduler
 import Logging
 import MPlaneProbe
+import MPlaneIO
 import CSupport
 import Synchronization
 #if canImport(Glibc)
@@ -57,7 +58,7 @@ final class Capture {
                 csupport_capture_close(h)
                 handle = nil
                 let why = text(buffer)
-                throw CaptureError("capture.filter '\(filter)': \(why)")
+                throw CaptureError(.filter, "capture.filter '\(filter)': \(why)")
             }
         }
     }
@@ -65,13 +66,13 @@ final class Capture {
     static func openError(interface: String, status: Int32, detail: String) -> CaptureError {
         switch status {
         case -8 /* PCAP_ERROR_PERM_DENIED */:
-            return CaptureError("cannot capture on \(interface): permission denied; capture needs CAP_NET_RAW (run as root, `setcap cap_net_raw,cap_net_admin+ep mpcom`, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)")
+            return CaptureError(.permission, "cannot capture on \(interface): permission denied; capture needs CAP_NET_RAW (run as root, `setcap cap_net_raw,cap_net_admin+ep mpcom`, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)")
         case -5 /* PCAP_ERROR_NO_SUCH_DEVICE */:
-            return CaptureError("cannot capture on \(interface): no such interface")
+            return CaptureError(.noSuchInterface, "cannot capture on \(interface): no such interface")
         case -9 /* PCAP_ERROR_IFACE_NOT_UP */:
-            return CaptureError("cannot capture on \(interface): the interface is down")
+            return CaptureError(.interfaceDown, "cannot capture on \(interface): the interface is down")
         default:
-            return CaptureError("cannot capture on \(interface): \(detail)")
+            return CaptureError(.capture, "cannot capture on \(interface): \(detail)")
         }
     }
 
@@ -81,7 +82,7 @@ final class Capture {
         let n = errors.withUnsafeMutableBufferPointer { csupport_capture_dispatch(handle, &counts, $0.baseAddress!) }
         if n < 0 {
             let why = text(errors)
-            throw CaptureError("capture failed: \(why)")
+            throw CaptureError(.capture, "capture failed: \(why)")
         }
     }
 
@@ -152,7 +153,7 @@ enum CaptureLoop {
                     break
                 }
                 let r = csupport_poll_in(capture.fd, Swift.min(periodEnd, now + stopCheck) - now)
-                if r < 0 && -r != EINTR { throw CaptureError("the capture descriptor failed (errno \(-r))") }
+                if r < 0 && -r != EINTR { throw CaptureError(.capture, "the capture descriptor failed: \(errnoText(-r))", errno: -r) }
                 if r > 0 { try capture.dispatch(into: &counts) }
             }
         } catch {

@@ -41,8 +41,8 @@ public struct CaptureService: MeasurementService {
         public init() {}
     }
 
-    public static let columns = ["time", "packets.ip", "octets.ip", "packets.tcp", "octets.tcp", "packets.udp",
-                                 "octets.udp", "packets.unobserved"]
+    public static let columns = [ElementName.time, ElementName.packetsIP, ElementName.octetsIP, ElementName.packetsTCP, ElementName.octetsTCP, ElementName.packetsUDP,
+                                 ElementName.octetsUDP, ElementName.packetsUnobserved]
 
     public init(interface: String, settings: Settings = Settings()) {
         self.interface = interface
@@ -51,28 +51,28 @@ public struct CaptureService: MeasurementService {
         var cap = Capability(label: "capture-\(interface)",
                              when: When(start: .now, end: .future, period: Swift.max(1, settings.minimumPeriod)),
                              registry: registry)
-        try! cap.statement.addParameter("source.interface", constraint: .set([.string(interface)]))
-        try! cap.statement.addParameter("capture.filter", constraint: .all)
+        try! cap.statement.addParameter(ElementName.sourceInterface, constraint: .set([.string(interface)]))
+        try! cap.statement.addParameter(ElementName.captureFilter, constraint: .all)
         for c in Self.columns { try! cap.statement.addResultColumn(c) }
-        try! cap.statement.addMetadata("capture.filter.octets.max", .natural(UInt64(settings.maxFilterBytes)))
+        try! cap.statement.addMetadata(ElementName.captureFilterOctetsMax, .natural(UInt64(settings.maxFilterBytes)))
         capability = cap
     }
 
-    public var parameterDefaults: [String: Value] { ["capture.filter": .string("")] }
+    public var parameterDefaults: [String: Value] { [ElementName.captureFilter: .string("")] }
 
     /// A thread of its own.
     public func demand(for spec: Specification) -> JobDemand { JobDemand(dedicatedThread: true) }
 
     /// Refuses a filter over the size limits at once, on the request path (cheap).
     public func refusal(for spec: Specification) -> String? {
-        guard case .string(let filter)? = spec.statement.parameterValue("capture.filter"), !filter.isEmpty else { return nil }
+        guard case .string(let filter)? = spec.statement.parameterValue(ElementName.captureFilter), !filter.isEmpty else { return nil }
         return FilterLimits.refusal(filter, maxBytes: settings.maxFilterBytes, maxOperators: settings.maxFilterOperators)
     }
 
     /// Compiles the filter on a thread of its own (libpcap's compiler cannot be cancelled and
     /// must not hold a pool thread), at most ``FilterLimits/concurrentCompiles`` at once.
     public func slowRefusal(for spec: Specification) async -> String? {
-        guard case .string(let filter)? = spec.statement.parameterValue("capture.filter"), !filter.isEmpty else { return nil }
+        guard case .string(let filter)? = spec.statement.parameterValue(ElementName.captureFilter), !filter.isEmpty else { return nil }
         guard FilterLimits.compiling.add(1, ordering: .acquiringAndReleasing).newValue <= FilterLimits.concurrentCompiles else {
             FilterLimits.compiling.subtract(1, ordering: .releasing)
             return "capture.filter: too many filters being compiled at once (\(FilterLimits.concurrentCompiles)); try again"
@@ -102,7 +102,7 @@ public struct CaptureService: MeasurementService {
 
     public func run(_ job: JobContext) async throws {
         var filter = ""
-        if case .string(let f)? = job.parameter("capture.filter") { filter = f }
+        if case .string(let f)? = job.parameter(ElementName.captureFilter) { filter = f }
         let period = Swift.max(1, job.period ?? 1)
         var periods: Int? = nil
         if let end = job.end {
@@ -128,7 +128,7 @@ public struct CaptureService: MeasurementService {
                 return .failure(error)
             }
         }
-        guard let outcome else { throw CaptureError("cannot start a thread for the capture") }
+        guard let outcome else { throw CaptureError(.resources, "cannot start a thread for the capture") }
         let summary = try outcome.get()
         job.logger.info("capture finished", metadata: [
             "mplane.token": "\(job.specification.token)", "capture.interface": "\(interface)",

@@ -12,8 +12,28 @@ import Musl
 
 /// A capture failure an operator can act on.
 public struct CaptureError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, for code to act on (tests and callers compare codes, not words).
+    public enum Code: String, Sendable {
+        /// Capture needs CAP_NET_RAW (and CAP_NET_ADMIN) this process lacks.
+        case permission
+        case noSuchInterface
+        case interfaceDown
+        /// The capture filter does not compile, or is past a limit.
+        case filter
+        /// libpcap or the capture descriptor failed while capturing, or could not open.
+        case capture
+        /// No thread for the capture.
+        case resources
+    }
+    public let code: Code
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The errno behind it, 0 if none.
+    public let errno: Int32
+    public init(_ code: Code, _ message: String, errno: Int32 = 0) {
+        self.code = code
+        self.message = message
+        self.errno = errno
+    }
     public var description: String { message }
 }
 

@@ -53,6 +53,11 @@ public struct HTTPClientReply: Sendable {
     public var status: Int
     public var contentType: String?
     public var body: [UInt8]
+    public init(status: Int, contentType: String?, body: [UInt8]) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
 }
 
 public struct HTTPClientError: Error, CustomStringConvertible {

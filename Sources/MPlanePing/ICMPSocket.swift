@@ -23,9 +23,31 @@ public enum SocketKind: String, Sendable, CaseIterable {
 /// A ping failure an operator can act on: the message says what went wrong and, for
 /// permissions, exactly what would fix it.
 public struct PingError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, for code to act on (tests and callers compare codes, not words).
+    public enum Code: String, Sendable {
+        /// The socket needs a privilege or a sysctl this process lacks.
+        case permission
+        /// The family or the socket kind is not available on this host.
+        case unsupported
+        /// A socket call failed (open, options, bind, filter, wait).
+        case socket
+        /// The source address is not configured here.
+        case source
+        /// A destination is missing, malformed, of the wrong family, or not to be probed.
+        case destination
+        /// The plan itself is invalid (interval, payload).
+        case plan
+        /// The network namespace cannot be entered.
+        case namespace
+        /// No thread or memory for the measurement.
+        case resources
+    }
+    public let code: Code
     public let message: String
+    /// The errno behind it, 0 if none.
     public let errno: Int32
-    public init(_ message: String, errno: Int32 = 0) {
+    public init(_ code: Code, _ message: String, errno: Int32 = 0) {
+        self.code = code
         self.message = message
         self.errno = errno
     }
@@ -56,7 +78,7 @@ final class ICMPSocket {
         defer { if !ok { close(fd) } }
         let r = csupport_icmp_configure(fd, af, used, Int32(ttl ?? -1), Int32(tos ?? -1))
         guard r == 0 else {
-            throw PingError("cannot set TTL/TOS or error reporting on the ICMP socket: \(errorText(-r))", errno: -r)
+            throw PingError(.socket, "cannot set TTL/TOS or error reporting on the ICMP socket: \(errorText(-r))", errno: -r)
         }
         if used == Int32(CSUPPORT_ICMP_RAW) {
             // A raw socket sees every ICMP packet of the host: a kernel filter keeps only the
@@ -65,7 +87,7 @@ final class ICMPSocket {
             // kernel already.
             let f = csupport_icmp_attach_identifier_filter(fd, family == .v4 ? 4 : 6, wanted)
             guard f == 0 else {
-                throw PingError("cannot attach the identifier filter to the ICMP socket: \(errorText(-f))", errno: -f)
+                throw PingError(.socket, "cannot attach the identifier filter to the ICMP socket: \(errorText(-f))", errno: -f)
             }
         }
         let ts = csupport_icmp_timestamps(fd, wantTX ? 1 : 0)
@@ -79,9 +101,9 @@ final class ICMPSocket {
         }
         guard b == 0 else {
             if -b == EADDRNOTAVAIL {
-                throw PingError("source address \(source.map { "\($0)" } ?? "(any)") is not configured on this host", errno: -b)
+                throw PingError(.source, "source address \(source.map { "\($0)" } ?? "(any)") is not configured on this host", errno: -b)
             }
-            throw PingError("cannot bind the ICMP socket to \(source.map { "\($0)" } ?? "(any)"): \(errorText(-b))", errno: -b)
+            throw PingError(.socket, "cannot bind the ICMP socket to \(source.map { "\($0)" } ?? "(any)"): \(errorText(-b))", errno: -b)
         }
         // A raw socket carries the identifier we choose; a datagram socket's is its port.
         identifier = self.kind == .raw ? wanted : ident
@@ -97,14 +119,14 @@ final class ICMPSocket {
             let raw = "raw \(proto) sockets need CAP_NET_RAW (run as root, `setcap cap_net_raw+ep mpcom`, or AmbientCapabilities=CAP_NET_RAW in the systemd unit)"
             let dgram = "unprivileged ICMP sockets need the process's group in net.ipv4.ping_group_range (for example `sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"`)"
             switch kind {
-            case .raw: return PingError("cannot open a raw \(proto) socket: permission denied; \(raw)", errno: e)
-            case .datagram: return PingError("cannot open a datagram \(proto) socket: permission denied; \(dgram)", errno: e)
-            case .auto: return PingError("cannot open an \(proto) socket: permission denied; \(dgram), or \(raw)", errno: e)
+            case .raw: return PingError(.permission, "cannot open a raw \(proto) socket: permission denied; \(raw)", errno: e)
+            case .datagram: return PingError(.permission, "cannot open a datagram \(proto) socket: permission denied; \(dgram)", errno: e)
+            case .auto: return PingError(.permission, "cannot open an \(proto) socket: permission denied; \(dgram), or \(raw)", errno: e)
             }
         case EAFNOSUPPORT, EPROTONOSUPPORT:
-            return PingError("cannot open an \(proto) socket: \(family == .v6 ? "IPv6 is disabled on this host" : "not supported") (\(errorText(e)))", errno: e)
+            return PingError(.unsupported, "cannot open an \(proto) socket: \(family == .v6 ? "IPv6 is disabled on this host" : "not supported") (\(errorText(e)))", errno: e)
         default:
-            return PingError("cannot open an \(proto) socket: \(errorText(e))", errno: e)
+            return PingError(.socket, "cannot open an \(proto) socket: \(errorText(e))", errno: e)
         }
     }
 }

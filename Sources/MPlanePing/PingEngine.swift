@@ -82,18 +82,18 @@ public enum PingEngine {
     /// returns true. Blocks: call it from a thread of its own (see ``run(_:sink:logger:shouldStop:)``).
     public static func runBlocking<S: PingSink>(_ plan: PingPlan, sink: inout S, logger: Logger? = nil,
                                                 shouldStop: () -> Bool) throws(PingError) -> PingReport {
-        guard !plan.targets.isEmpty else { throw PingError("no destination to probe") }
-        guard plan.interval > 0 else { throw PingError("the interval between probes must be positive") }
+        guard !plan.targets.isEmpty else { throw PingError(.destination, "no destination to probe") }
+        guard plan.interval > 0 else { throw PingError(.plan, "the interval between probes must be positive") }
         guard plan.payload >= 0, plan.payload <= PingPlan.maximumPayload else {
-            throw PingError("payload of \(plan.payload) bytes is outside 0...\(PingPlan.maximumPayload)")
+            throw PingError(.plan, "payload of \(plan.payload) bytes is outside 0...\(PingPlan.maximumPayload)")
         }
         for t in plan.targets where t.family != plan.family {
-            throw PingError("destination \(t) is not an \(plan.family == .v4 ? "IPv4" : "IPv6") address")
+            throw PingError(.destination, "destination \(t) is not an \(plan.family == .v4 ? "IPv4" : "IPv6") address")
         }
         _ = csupport_set_timerslack_ns(1_000)
         if let ns = plan.networkNamespace {
             let r = csupport_enter_netns("/var/run/netns/\(ns)")
-            guard r == 0 else { throw PingError("cannot enter network namespace \(ns): \(errorText(-r))", errno: -r) }
+            guard r == 0 else { throw PingError(.namespace, "cannot enter network namespace \(ns): \(errorText(-r))", errno: -r) }
         }
         let wanted = UInt16.random(in: 1...UInt16.max)
         let socket = try ICMPSocket(family: plan.family, kind: plan.socket, source: plan.source, ttl: plan.ttl,
@@ -119,7 +119,7 @@ public enum PingEngine {
         let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: packetLength, alignment: 8)
         defer { packet.deallocate() }
         ICMP.fillPattern(packet)
-        guard let rx = csupport_icmp_rx_create(2048) else { throw PingError("out of memory for the receive buffer") }
+        guard let rx = csupport_icmp_rx_create(2048) else { throw PingError(.resources, "out of memory for the receive buffer") }
         defer { csupport_icmp_rx_destroy(rx) }
         let receiveBuffer = rx.pointee.buf
         var scheduleErrors: [Int64] = []
@@ -224,7 +224,7 @@ public enum PingEngine {
             if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
             let ready = csupport_poll_in(fd, wake &- now)
             if ready < 0 && -ready != EINTR {
-                throw PingError("the ICMP socket failed: \(errorText(-ready))", errno: -ready)
+                throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
             }
             if ready > 0 {
                 // A pending socket error also raises POLLERR with an empty error queue: the
@@ -252,7 +252,7 @@ public enum PingEngine {
                 return .failure(error)
             }
         }
-        guard let outcome else { throw PingError("cannot start a thread for the measurement") }
+        guard let outcome else { throw PingError(.resources, "cannot start a thread for the measurement") }
         return try outcome.get()
     }
 }

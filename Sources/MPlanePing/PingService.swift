@@ -74,41 +74,41 @@ public struct PingService: MeasurementService {
         }
         if !form.isReference {
             let maxPayload = UInt64(source.family == .v4 ? 65_507 : 65_487)
-            try! cap.statement.addParameter("icmp.payload.octets", constraint: .makeRange(.natural(0), .natural(maxPayload)))
+            try! cap.statement.addParameter(ElementName.icmpPayloadOctets, constraint: .makeRange(.natural(0), .natural(maxPayload)))
             // At most the scheduler's end grace (5 s), so the last probes are waited for.
-            try! cap.statement.addParameter("icmp.timeout.ms", constraint: .makeRange(.natural(1), .natural(5_000)))
-            try! cap.statement.addParameter("ip.ttl", constraint: .makeRange(.natural(1), .natural(255)))
-            try! cap.statement.addParameter("ip.tos", constraint: .makeRange(.natural(0), .natural(255)))
+            try! cap.statement.addParameter(ElementName.icmpTimeoutMS, constraint: .makeRange(.natural(1), .natural(5_000)))
+            try! cap.statement.addParameter(ElementName.ipTTL, constraint: .makeRange(.natural(1), .natural(255)))
+            try! cap.statement.addParameter(ElementName.ipTOS, constraint: .makeRange(.natural(0), .natural(255)))
         }
         let columns: [String]
         switch form {
         case .average:
-            columns = ["delay.twoway.icmp.us.min", "delay.twoway.icmp.us.mean", "delay.twoway.icmp.us.max",
-                       "delay.twoway.icmp.count"]
+            columns = [ElementName.delayTwowayICMPMin, ElementName.delayTwowayICMPMean, ElementName.delayTwowayICMPMax,
+                       ElementName.delayTwowayICMPCount]
         case .detail:
-            columns = ["time", "delay.twoway.icmp.us"]
+            columns = [ElementName.time, ElementName.delayTwowayICMP]
         case .statistics:
-            columns = ["delay.twoway.icmp.us.min", "delay.twoway.icmp.us.mean", "delay.twoway.icmp.us.50pct",
-                       "delay.twoway.icmp.us.max", "delay.twoway.icmp.count", "packets.lost", "packets.duplicate",
-                       "icmp.packets.late"]
+            columns = [ElementName.delayTwowayICMPMin, ElementName.delayTwowayICMPMean, ElementName.delayTwowayICMPMedian,
+                       ElementName.delayTwowayICMPMax, ElementName.delayTwowayICMPCount, ElementName.packetsLost, ElementName.packetsDuplicate,
+                       ElementName.icmpPacketsLate]
         case .loss:
-            columns = ["time", "delay.twoway.icmp.us", "icmp.timestamp.source"]
+            columns = [ElementName.time, ElementName.delayTwowayICMP, ElementName.icmpTimestampSource]
         case .multi:
-            columns = ["destination.\(f)", "delay.twoway.icmp.us.min", "delay.twoway.icmp.us.mean",
-                       "delay.twoway.icmp.us.50pct", "delay.twoway.icmp.us.max", "delay.twoway.icmp.count",
-                       "packets.lost", "packets.duplicate", "icmp.packets.late"]
+            columns = ["destination.\(f)", ElementName.delayTwowayICMPMin, ElementName.delayTwowayICMPMean,
+                       ElementName.delayTwowayICMPMedian, ElementName.delayTwowayICMPMax, ElementName.delayTwowayICMPCount,
+                       ElementName.packetsLost, ElementName.packetsDuplicate, ElementName.icmpPacketsLate]
         }
         for c in columns { try! cap.statement.addResultColumn(c) }
         if form == .multi {
-            try! cap.statement.addMetadata("icmp.targets.max", .natural(UInt64(settings.maximumTargets)))
+            try! cap.statement.addMetadata(ElementName.icmpTargetsMax, .natural(UInt64(settings.maximumTargets)))
         }
         capability = cap
     }
 
     public var parameterDefaults: [String: Value] {
         guard !form.isReference else { return [:] }
-        return ["icmp.payload.octets": .natural(Self.defaultPayload), "icmp.timeout.ms": .natural(Self.defaultTimeoutMS),
-                "ip.ttl": .natural(Self.defaultTTL), "ip.tos": .natural(Self.defaultTOS)]
+        return [ElementName.icmpPayloadOctets: .natural(Self.defaultPayload), ElementName.icmpTimeoutMS: .natural(Self.defaultTimeoutMS),
+                ElementName.ipTTL: .natural(Self.defaultTTL), ElementName.ipTOS: .natural(Self.defaultTOS)]
     }
 
     private var familyTag: String { family == .v4 ? "ip4" : "ip6" }
@@ -137,14 +137,14 @@ public struct PingService: MeasurementService {
     func destinations(of spec: Specification) -> Swift.Result<[IPAddress], PingError> {
         if form == .multi {
             guard case .string(let text)? = spec.statement.parameterValue("destination.\(familyTag).set") else {
-                return .failure(PingError("destination.\(familyTag).set has no value"))
+                return .failure(PingError(.destination, "destination.\(familyTag).set has no value"))
             }
             return Self.parseTargets(text, family: family, limit: settings.maximumTargets)
         }
         guard case .address(let a)? = spec.statement.parameterValue("destination.\(familyTag)") else {
-            return .failure(PingError("destination.\(familyTag) has no value"))
+            return .failure(PingError(.destination, "destination.\(familyTag) has no value"))
         }
-        if let why = Self.unusable(a) { return .failure(PingError("destination \(a): \(why)")) }
+        if let why = Self.unusable(a) { return .failure(PingError(.destination, "destination \(a): \(why)")) }
         return .success([a])
     }
 
@@ -158,14 +158,14 @@ public struct PingService: MeasurementService {
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let item = part.trimmingSpaces()
             guard let a = IPAddress(item) else {
-                return .failure(PingError("'\(item)' is not an address or CIDR prefix"))
+                return .failure(PingError(.destination, "'\(item)' is not an address or CIDR prefix"))
             }
             guard a.family == family else {
-                return .failure(PingError("'\(item)' is not an \(family == .v4 ? "IPv4" : "IPv6") address"))
+                return .failure(PingError(.destination, "'\(item)' is not an \(family == .v4 ? "IPv4" : "IPv6") address"))
             }
             let count = a.addressCount
             guard count <= UInt64(limit), out.count + Int(count) <= limit else {
-                return .failure(PingError("more than \(limit) destinations (the most this probe takes per specification)"))
+                return .failure(PingError(.destination, "more than \(limit) destinations (the most this probe takes per specification)"))
             }
             // As fping: an IPv4 prefix up to /30 gives its hosts, without the network and
             // broadcast addresses.
@@ -175,12 +175,12 @@ public struct PingService: MeasurementService {
                 let host = a.address(at: i)!
                 if let why = unusable(host) {
                     if a.isNetwork { continue }  // unusable addresses inside a prefix are skipped
-                    return .failure(PingError("destination \(host): \(why)"))
+                    return .failure(PingError(.destination, "destination \(host): \(why)"))
                 }
                 if seen.insert(host).inserted { out.append(host) }
             }
         }
-        guard !out.isEmpty else { return .failure(PingError("no destination in '\(text)'")) }
+        guard !out.isEmpty else { return .failure(PingError(.destination, "no destination in '\(text)'")) }
         return .success(out)
     }
 
@@ -212,10 +212,10 @@ public struct PingService: MeasurementService {
         var plan = PingPlan(family: family, source: spec.statement.parameterValue("source.\(familyTag)")?.address,
                             targets: targets, interval: period * 1_000_000_000, rounds: rounds)
         plan.socket = settings.socket
-        if case .natural(let v)? = spec.statement.parameterValue("icmp.payload.octets") { plan.payload = Int(v) }
-        if case .natural(let v)? = spec.statement.parameterValue("icmp.timeout.ms") { plan.timeout = Int64(v) * 1_000_000 }
-        if case .natural(let v)? = spec.statement.parameterValue("ip.ttl") { plan.ttl = Int(v) }
-        if case .natural(let v)? = spec.statement.parameterValue("ip.tos") { plan.tos = Int(v) }
+        if case .natural(let v)? = spec.statement.parameterValue(ElementName.icmpPayloadOctets) { plan.payload = Int(v) }
+        if case .natural(let v)? = spec.statement.parameterValue(ElementName.icmpTimeoutMS) { plan.timeout = Int64(v) * 1_000_000 }
+        if case .natural(let v)? = spec.statement.parameterValue(ElementName.ipTTL) { plan.ttl = Int(v) }
+        if case .natural(let v)? = spec.statement.parameterValue(ElementName.ipTOS) { plan.tos = Int(v) }
 
         let sink = RowSink(job: job, form: form)
         let (report, _) = try await PingEngine.run(plan, sink: sink, logger: job.logger) { job.isInterrupted }
@@ -223,8 +223,8 @@ public struct PingService: MeasurementService {
             try job.append { table in try Self.writeStatistics(report, targets: targets, into: &table) }
         }
         if !form.isReference {
-            job.setMetadata("icmp.socket", .string(report.socket.name))
-            job.setMetadata("icmp.timestamp.source", .string(report.dominantSource.name))
+            job.setMetadata(ElementName.icmpSocket, .string(report.socket.name))
+            job.setMetadata(ElementName.icmpTimestampSource, .string(report.dominantSource.name))
         }
         job.logger.info("ping finished", metadata: [
             "mplane.token": "\(spec.token)", "ping.sent": "\(report.sent)",
@@ -240,15 +240,15 @@ public struct PingService: MeasurementService {
             var row: [Value?] = []
             for name in columns {
                 switch name {
-                case "destination.ip4", "destination.ip6": row.append(.address(targets[i]))
-                case "delay.twoway.icmp.us.min": row.append(s.received == 0 ? nil : .natural(microseconds(s.minimum)))
-                case "delay.twoway.icmp.us.mean": row.append(s.mean.map { .natural(microseconds($0)) })
-                case "delay.twoway.icmp.us.50pct": row.append(s.median.map { .natural(microseconds($0)) })
-                case "delay.twoway.icmp.us.max": row.append(s.received == 0 ? nil : .natural(microseconds(s.maximum)))
-                case "delay.twoway.icmp.count": row.append(.natural(UInt64(s.received)))
-                case "packets.lost": row.append(.natural(UInt64(s.lost)))
-                case "packets.duplicate": row.append(.natural(UInt64(s.duplicates)))
-                case "icmp.packets.late": row.append(.natural(UInt64(s.late)))
+                case ElementName.destinationIP4, ElementName.destinationIP6: row.append(.address(targets[i]))
+                case ElementName.delayTwowayICMPMin: row.append(s.received == 0 ? nil : .natural(microseconds(s.minimum)))
+                case ElementName.delayTwowayICMPMean: row.append(s.mean.map { .natural(microseconds($0)) })
+                case ElementName.delayTwowayICMPMedian: row.append(s.median.map { .natural(microseconds($0)) })
+                case ElementName.delayTwowayICMPMax: row.append(s.received == 0 ? nil : .natural(microseconds(s.maximum)))
+                case ElementName.delayTwowayICMPCount: row.append(.natural(UInt64(s.received)))
+                case ElementName.packetsLost: row.append(.natural(UInt64(s.lost)))
+                case ElementName.packetsDuplicate: row.append(.natural(UInt64(s.duplicates)))
+                case ElementName.icmpPacketsLate: row.append(.natural(UInt64(s.late)))
                 default: row.append(nil)
                 }
             }
@@ -271,9 +271,9 @@ struct RowSink: PingSink, Sendable {
         self.job = job
         self.form = form
         let names = job.specification.statement.resultColumns.map(\.name)
-        time = names.firstIndex(of: "time")
-        delay = names.firstIndex(of: "delay.twoway.icmp.us")
-        source = names.firstIndex(of: "icmp.timestamp.source")
+        time = names.firstIndex(of: ElementName.time)
+        delay = names.firstIndex(of: ElementName.delayTwowayICMP)
+        source = names.firstIndex(of: ElementName.icmpTimestampSource)
     }
 
     mutating func retired(_ p: RetiredProbe) {

@@ -4,6 +4,7 @@ import MPlaneIO
 public import MPlane
 public import MPlaneScheduler
 import Synchronization
+import Dispatch
 
 /// A message waiting to be posted to the supervisor.
 public struct Outgoing: Sendable {
@@ -22,6 +23,7 @@ public struct Outgoing: Sendable {
 /// Where outgoing results wait until the supervisor accepts them. Behind a protocol so a
 /// disk-backed queue can replace the in-memory one.
 public protocol OutgoingQueue: Sendable {
+    /// Queues `item`. Quick: it never waits for a disk.
     func push(_ item: Outgoing)
     /// The oldest item `matching` accepts, waiting until there is one; nil when the waiting
     /// task is cancelled.
@@ -29,20 +31,61 @@ public protocol OutgoingQueue: Sendable {
     /// Removes `item`, one `first()` returned, if it is still queued (after it was delivered).
     func remove(_ item: Outgoing)
     var count: Int { get }
+    /// Returns once what was pushed and removed so far is on disk (for a queue that keeps it there).
+    func flush() async
 }
 
 extension OutgoingQueue {
     /// The oldest item, waiting until there is one; nil when the waiting task is cancelled.
     public func first() async -> Outgoing? { await first(where: { _ in true }) }
+    public func flush() async {}
+}
+
+/// The one writer of a journal: appends and removals run on its own serial queue, in the
+/// order they were asked for, off the cooperative pool and outside any lock that a task
+/// waits on. A removal asked for before its append was written cancels both.
+final class JournalWriter: Sendable {
+    let journal: any OutgoingJournal
+    private let queue = DispatchQueue(label: "mplane.journal")
+    private struct State {
+        /// Queue sequence → journal id, for what is on disk.
+        var written: [UInt64: UInt64] = [:]
+        /// Appends asked for and not yet written.
+        var pending: Set<UInt64> = []
+    }
+    private let state = Mutex(State())
+
+    init(_ journal: any OutgoingJournal) { self.journal = journal }
+
+    /// An item that is on disk already (loaded at start).
+    func adopt(sequence: UInt64, id: UInt64) { state.withLock { _ = $0.written.updateValue(id, forKey: sequence) } }
+
+    func append(_ item: Outgoing) {
+        state.withLock { _ = $0.pending.insert(item.sequence) }
+        queue.async { [self] in
+            guard state.withLock({ $0.pending.remove(item.sequence) != nil }) else { return }  // removed meanwhile
+            if let id = journal.append(item) { state.withLock { _ = $0.written.updateValue(id, forKey: item.sequence) } }
+        }
+    }
+
+    func remove(sequence: UInt64) {
+        if state.withLock({ $0.pending.remove(sequence) != nil }) { return }  // never written
+        queue.async { [self] in
+            if let id = state.withLock({ $0.written.removeValue(forKey: sequence) }) { journal.remove(id) }
+        }
+    }
+
+    func flush() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in queue.async { c.resume() } }
+    }
 }
 
 /// A queue in memory bounded by count and by bytes, optionally journaled
-/// (`DirectoryJournal`) so that what waits survives a restart. When full, the oldest item is
-/// dropped (logged, rate-limited, and counted).
+/// (`DirectoryJournal`, written by a ``JournalWriter``) so that what waits survives a
+/// restart. When full, the oldest item is dropped (logged, rate-limited, and counted).
 public final class MemoryOutgoingQueue: OutgoingQueue {
     private struct Entry {
         var item: Outgoing
-        var journalID: UInt64?
         var bytes: Int
     }
     private struct Waiter {
@@ -57,26 +100,27 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
         var nextSequence: UInt64 = 1
         var dropped = 0
 
-        mutating func append(_ item: Outgoing, journalID: UInt64?) {
+        mutating func append(_ item: Outgoing) -> Outgoing {
             var item = item
             item.sequence = nextSequence
             nextSequence += 1
             let size = item.message.storageBytes
-            items.append(Entry(item: item, journalID: journalID, bytes: size))
+            items.append(Entry(item: item, bytes: size))
             bytes += size
+            return item
         }
 
-        mutating func dropFirst() -> UInt64? {
+        mutating func dropFirst() -> UInt64 {
             let e = items.removeFirst()
             bytes -= e.bytes
             dropped += 1
-            return e.journalID
+            return e.item.sequence
         }
     }
     private let state = Mutex(State())
     public let limit: Int
     public let byteLimit: Int
-    let journal: (any OutgoingJournal)?
+    let writer: JournalWriter?
     let logger: Logger
     let drops: RateLimitedLog
 
@@ -85,10 +129,10 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
                 logger: Logger = Logger(label: "mplane.queue")) {
         self.limit = limit
         self.byteLimit = byteLimit
-        self.journal = journal
+        writer = journal.map(JournalWriter.init)
         self.logger = logger
         drops = RateLimitedLog(logger: logger)
-        if let journal {
+        if let journal, let writer {
             var kept = journal.load()
             if kept.count > limit {
                 // Restarted with a lower limit: the oldest go, as they would have.
@@ -98,23 +142,24 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
                 kept.removeFirst(kept.count - limit)
             }
             let over = state.withLock { s -> [UInt64] in
-                for k in kept { s.append(k.item, journalID: k.id) }
+                for k in kept { writer.adopt(sequence: s.append(k.item).sequence, id: k.id) }
                 var over: [UInt64] = []
-                while s.bytes > byteLimit && s.items.count > 1 { if let id = s.dropFirst() { over.append(id) } }
+                while s.bytes > byteLimit && s.items.count > 1 { over.append(s.dropFirst()) }
                 return over
             }
-            for id in over { journal.remove(id) }
+            for sequence in over { writer.remove(sequence: sequence) }
         }
     }
 
     public func push(_ item: Outgoing) {
-        let id = journal?.append(item)
-        let (resumed, droppedIDs, dropped) = state.withLock {
-            s -> ([(CheckedContinuation<Outgoing?, Never>, Outgoing)], [UInt64?], Int) in
-            s.append(item, journalID: id)
-            var droppedIDs: [UInt64?] = []
+        let (resumed, droppedSequences, dropped) = state.withLock {
+            s -> ([(CheckedContinuation<Outgoing?, Never>, Outgoing)], [UInt64], Int) in
+            let item = s.append(item)
+            // Asked of the writer under the lock, so that its order is the queue's.
+            writer?.append(item)
+            var droppedSequences: [UInt64] = []
             while s.items.count > limit || (s.bytes > byteLimit && s.items.count > 1) {
-                droppedIDs.append(s.dropFirst())
+                droppedSequences.append(s.dropFirst())
             }
             // Wake the waiters that now have an item (the oldest each accepts).
             var resumed: [(CheckedContinuation<Outgoing?, Never>, Outgoing)] = []
@@ -124,10 +169,10 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
                     s.waiters[key] = nil
                 }
             }
-            return (resumed, droppedIDs, s.dropped)
+            return (resumed, droppedSequences, s.dropped)
         }
-        if !droppedIDs.isEmpty {
-            for id in droppedIDs { if let id { journal?.remove(id) } }
+        if !droppedSequences.isEmpty {
+            for sequence in droppedSequences { writer?.remove(sequence: sequence) }
             drops.log("outgoing queue full (result-queue-limit or result-queue-bytes): dropped the oldest message",
                       kind: "queue-full", level: .error, metadata: ["mplane.dropped": "\(dropped)"])
         }
@@ -156,89 +201,83 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
     }
 
     public func remove(_ item: Outgoing) {
-        let removed = state.withLock { s -> Entry? in
-            guard let i = s.items.firstIndex(where: { $0.item.sequence == item.sequence }) else { return nil }
-            let e = s.items.remove(at: i)
-            s.bytes -= e.bytes
-            return e
+        state.withLock { s in
+            guard let i = s.items.firstIndex(where: { $0.item.sequence == item.sequence }) else { return }
+            s.bytes -= s.items.remove(at: i).bytes
+            writer?.remove(sequence: item.sequence)
         }
-        if let id = removed?.journalID { journal?.remove(id) }
     }
+
+    public func flush() async { await writer?.flush() }
     public var count: Int { state.withLock { $0.items.count } }
     public var bytes: Int { state.withLock { $0.bytes } }
     public var dropped: Int { state.withLock { $0.dropped } }
 }
 
+/// How the agent reaches the supervisor: one HTTP request, one answer. Behind a protocol so
+/// tests drive the agent with scripted answers and no sockets.
+public protocol AgentTransport: Sendable {
+    func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply
+}
+
+/// The transport over HTTP.
+public struct HTTPAgentTransport: AgentTransport {
+    public init() {}
+    public func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply {
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body)
+    }
+}
+
 /// The component-initiated workflow, for probes the supervisor cannot reach: registers the
 /// capabilities (and a `callback` capability) with the supervisor, polls it for
-/// specifications and interrupts, runs them, and posts receipts and results back. Polling
-/// follows callback specifications when the supervisor sends them; failures back off
-/// exponentially with jitter; results wait in a queue until accepted.
+/// specifications and interrupts, runs them, and posts receipts and results back. What to do
+/// and when is decided by an ``AgentMachine``; this type carries it out: it sends through its
+/// ``AgentTransport``, sleeps on its clock, submits to the scheduler, and queues messages.
 public final class ComponentInitiatedAgent: Sendable {
     let scheduler: Scheduler
     let registrationURL: HTTPURL
     let specificationURL: HTTPURL
     let resultURL: HTTPURL
-    let pollInterval: Duration
-    /// The shortest time between two polls or registrations, whatever the supervisor asks.
-    let minPollInterval: Duration
-    /// Origins a specification's `link` may send results to besides the supervisor's.
-    let foreignOrigins: Set<String>
-    let backoffMax: Duration
     let warnings: RateLimitedLog
     let clock: any ProbeClock
+    let transport: any AgentTransport
     let logger: Logger
     public let queue: any OutgoingQueue
-    /// Where each running job's messages go, and whether its receipt is queued yet: a job
-    /// can end before `handle` has queued its receipt, and its result must not overtake it.
-    private let deliveries = Mutex<[String: Delivery]>([:])
-    private struct Delivery {
-        var url: HTTPURL
-        var receiptQueued = false
-        var heldResult: Message?
-    }
-    private let nextPoll = Mutex<Timestamp?>(nil)
+    private let machine: Mutex<AgentMachine>
+    /// Receipts before results. Pushing to the queue is quick (memory only; the journal is
+    /// written by its own thread), so it is done under this lock to keep the order.
+    private let order: Mutex<DeliveryOrder>
     private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
     /// Set when the capabilities changed: register them again before the next poll.
     private let capabilitiesChanged = Atomic<Bool>(false)
 
     public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
-                queue: (any OutgoingQueue)? = nil, logger: Logger = Logger(label: "mplane.agent")) {
+                queue: (any OutgoingQueue)? = nil, transport: any AgentTransport = HTTPAgentTransport(),
+                seed: UInt64 = UInt64.random(in: 0...UInt64.max), logger: Logger = Logger(label: "mplane.agent")) {
         self.scheduler = scheduler
         let host = configuration.clientHost ?? "127.0.0.1"
         let port = configuration.clientPort
         registrationURL = HTTPURL(host: host, port: port, path: configuration.registrationPath)
         specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath)
         resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath)
-        pollInterval = configuration.pollInterval
-        minPollInterval = configuration.minPollInterval
-        let supervisor = resultURL.origin
-        foreignOrigins = Set(configuration.resultLinkAllow.filter { $0 != supervisor })
-        backoffMax = configuration.backoffMax
+        machine = Mutex(AgentMachine(timing: .init(pollInterval: configuration.pollInterval,
+                                                   minPollInterval: configuration.minPollInterval,
+                                                   backoffMax: configuration.backoffMax),
+                                     resultURL: resultURL, resultLinkAllow: configuration.resultLinkAllow, seed: seed))
+        order = Mutex(DeliveryOrder(resultURL: resultURL))
         self.clock = clock
+        self.transport = transport
         self.logger = logger
         warnings = RateLimitedLog(logger: logger)
         self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,
                                                   logger: logger)
     }
 
-    /// Where the result of a specification with `link` goes. As the RI's component does: to
-    /// the supervisor's result path when the link names the supervisor (its scheme, host and
-    /// port), whatever the link's path; to the link itself only when its origin is in
-    /// `result-link-allow`; to the supervisor's result path otherwise (a supervisor cannot
-    /// make the probe post to a third party).
+    /// Where the result of a specification with `link` goes (see ``AgentMachine/resultTarget(link:)``).
     func resultTarget(link: String?) -> HTTPURL {
-        guard let link else { return resultURL }
-        guard let url = HTTPURL(link) else {
-            warnings.log("a specification's link is not an http:// URL; its result goes to the supervisor",
-                         kind: "link", level: .warning, metadata: ["mplane.link": "\(link.prefix(200))"])
-            return resultURL
-        }
-        if url.origin == resultURL.origin { return resultURL }
-        if foreignOrigins.contains(url.origin) { return url }
-        warnings.log("a specification's link names an origin not in result-link-allow; its result goes to the supervisor",
-                     kind: "link", level: .warning, metadata: ["mplane.link": "\(url)"])
-        return resultURL
+        let (url, notes) = machine.withLock { m in (m.resultTarget(link: link), m.takeNotes()) }
+        log(notes)
+        return url
     }
 
     /// Polls made and registrations accepted so far.
@@ -255,23 +294,12 @@ public final class ComponentInitiatedAgent: Sendable {
         return Envelope(contents: caps)
     }
 
+    /// Runs until cancelled; then waits for the queue's journal to have written what it holds.
     public func run() async throws {
         let observer = scheduler.addObserver { [self] event in
             switch event {
             case .finished(let token, let message):
-                deliveries.withLock { d in
-                    guard var entry = d[token] else {
-                        queue.push(Outgoing(message: message, url: resultURL))
-                        return
-                    }
-                    if entry.receiptQueued {
-                        d[token] = nil
-                        queue.push(Outgoing(message: message, url: entry.url))
-                    } else {
-                        entry.heldResult = message
-                        d[token] = entry
-                    }
-                }
+                order.withLock { o in for item in o.finished(token: token, message: message) { queue.push(item) } }
             case .servicesChanged:
                 // Registered again before the next poll.
                 capabilitiesChanged.store(true, ordering: .releasing)
@@ -280,142 +308,89 @@ public final class ComponentInitiatedAgent: Sendable {
             }
         }
         defer { scheduler.removeObserver(observer) }
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await self.sendLoop() }
-            try await self.pollLoop()
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.sendLoop() }
+                try await self.pollLoop()
+            }
+        } catch {
+            await queue.flush()
+            throw error
         }
+        await queue.flush()
     }
 
     // MARK: Polling
 
     func pollLoop() async throws {
-        var registered = false
-        var failures = 0
-        var pollStart = clock.now()
+        var action = machine.withLock { $0.start() }
         while !Task.isCancelled {
-            do {
-                if capabilitiesChanged.exchange(false, ordering: .acquiringAndReleasing) {
-                    logger.info("capabilities changed: registering them again")
-                    registered = false
-                }
-                if !registered {
-                    try await register()
-                    registered = true
-                    failures = 0
-                }
-                pollStart = clock.now()
-                let reply = try await SimpleHTTPClient.request("GET", specificationURL)
-                stats.withLock { $0.polls += 1 }
-                switch reply.status {
-                case 200:
-                    failures = 0
-                    await handle(reply.body)
-                case 404, 204:
-                    failures = 0
-                case 428:
-                    // Registered again, but not faster than min-poll-interval.
-                    warnings.log("supervisor asks to register again", kind: "428", metadata: [:])
-                    registered = false
-                    try await sleep(minPollInterval)
-                    continue
-                default:
-                    throw HTTPClientError(message: "GET \(specificationURL): status \(reply.status)")
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                failures += 1
-                let delay = backoff(failures)
-                warnings.log("supervisor unreachable, backing off", kind: "poll", level: .warning, metadata: [
-                    "error": "\(error)", "mplane.backoff_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
-                ])
-                try await sleep(delay)
-                continue
+            if capabilitiesChanged.exchange(false, ordering: .acquiringAndReleasing), action != .register {
+                logger.info("capabilities changed: registering them again")
+                machine.withLock { $0.capabilitiesChanged() }
+                if action == .poll { action = .register }
             }
-            try await waitForNextPoll(after: pollStart)
-        }
-    }
-
-    func register() async throws {
-        let body = MessageEncoder().encode(.envelope(registration))
-        let reply = try await SimpleHTTPClient.request("POST", registrationURL, contentType: ComponentRouter.mplaneType, body: body)
-        guard reply.status == 200 else {
-            throw HTTPClientError(message: "registration at \(registrationURL) refused with status \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
-        }
-        stats.withLock { $0.registrations += 1 }
-        logger.info("registered with the supervisor", metadata: ["mplane.url": "\(registrationURL)"])
-    }
-
-    /// Handles what a poll returned: an envelope (or a single message) of specifications
-    /// and interrupts.
-    func handle(_ body: [UInt8]) async {
-        let message: Message
-        do { message = try MessageDecoder().decode(body) } catch {
-            logger.warning("supervisor sent an invalid message", metadata: ["error": "\(error)"])
-            return
-        }
-        // The RI's listener nests envelopes (a callback specification and a specification
-        // queued together arrive as an envelope inside the poll's envelope).
-        var messages: [Message] = []
-        func flatten(_ m: Message) {
-            if case .envelope(let env) = m { env.contents.forEach(flatten) } else { messages.append(m) }
-        }
-        flatten(message)
-        for m in messages {
-            switch m {
-            case .specification(let spec) where spec.statement.verb == .callback:
-                // Callback control: poll again when the callback's scope starts (never sooner
-                // than min-poll-interval after this poll: see waitForNextPoll).
-                let at = spec.statement.when.datetimes(now: clock.now()).start ?? clock.now()
-                nextPoll.withLock { $0 = at }
-                logger.debug("callback control", metadata: ["mplane.next_poll": "\(at)"])
-            case .specification(let spec):
-                let url = resultTarget(link: spec.statement.link)
-                let token = spec.token
-                deliveries.withLock { $0[token] = Delivery(url: url) }
-                let reply = await scheduler.submit(spec, peer: "supervisor")
-                // The receipt (or the refusal) first, to the supervisor's result path as the
-                // RI's component sends it; then a result that came before it.
-                deliveries.withLock { d in
-                    queue.push(Outgoing(message: reply, url: resultURL))
-                    guard case .receipt = reply, var entry = d[token] else {
-                        d[token] = nil
-                        return
-                    }
-                    if let held = entry.heldResult {
-                        d[token] = nil
-                        queue.push(Outgoing(message: held, url: url))
-                    } else {
-                        entry.receiptQueued = true
-                        d[token] = entry
-                    }
+            switch action {
+            case .register:
+                let body = MessageEncoder().encode(.envelope(registration))
+                let (outcome, reply) = await exchange("POST", registrationURL, contentType: mplaneContentType, body: body)
+                if case .status(200) = outcome {
+                    stats.withLock { $0.registrations += 1 }
+                    logger.info("registered with the supervisor", metadata: ["mplane.url": "\(registrationURL)"])
+                } else if case .status(let s) = outcome {
+                    warnings.log("registration refused", kind: "register", level: .warning, metadata: [
+                        "http.status": "\(s)", "mplane.reply": "\(String(decoding: (reply?.body ?? []).prefix(200), as: UTF8.self))",
+                    ])
                 }
-            case .interrupt(let i):
-                let reply = await scheduler.interrupt(token: i.token)
-                if case .receipt = reply { queue.push(Outgoing(message: reply, url: resultURL)) }
-                // A result is pushed by the scheduler's finished event.
-            case .redemption(let r):
-                queue.push(Outgoing(message: scheduler.redeem(token: r.token), url: resultURL))
-            default:
-                logger.notice("ignoring a \(m.kind.rawValue) from the supervisor")
+                action = step { $0.registration(outcome, now: clock.now()) }
+            case .poll:
+                let (outcome, reply) = await exchange("GET", specificationURL, contentType: nil, body: [])
+                if case .status = outcome { stats.withLock { $0.polls += 1 } }
+                let (work, next) = step { $0.polled(outcome, body: reply?.body ?? [], now: clock.now()) }
+                for w in work { await perform(w) }
+                action = next
+            case .sleep(let until):
+                do { try await clock.sleep(until: until) } catch { return }
+                action = step { $0.woke(now: clock.now()) }
             }
         }
     }
 
-    func waitForNextPoll(after pollStart: Timestamp) async throws {
-        let scheduled = nextPoll.withLock { p -> Timestamp? in
-            defer { p = nil }
-            return p
+    /// One request, its outcome as the machine reads it.
+    func exchange(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async -> (AgentMachine.Outcome, HTTPClientReply?) {
+        do {
+            let reply = try await transport.send(method, url, contentType: contentType, body: body)
+            return (.status(reply.status), reply)
+        } catch {
+            return (.unreachable("\(error)"), nil)
         }
-        if let scheduled {
-            // A callback never makes the probe poll faster than min-poll-interval.
-            let floor = pollStart.adding(microseconds: Self.microseconds(minPollInterval))
-            try await clock.sleep(until: Swift.max(scheduled, floor))
-        } else {
-            // The configured interval with up to 10% jitter.
-            let base = pollInterval.components.seconds * 1_000_000 + pollInterval.components.attoseconds / 1_000_000_000_000
-            let jitter = Int64.random(in: 0...Swift.max(1, base / 10))
-            try await clock.sleep(until: clock.now().adding(microseconds: base + jitter))
+    }
+
+    /// Runs `body` on the machine and logs its notes.
+    func step<T>(_ body: (inout AgentMachine) -> T) -> T {
+        let (value, notes) = machine.withLock { m in (body(&m), m.takeNotes()) }
+        log(notes)
+        return value
+    }
+
+    func log(_ notes: [AgentMachine.Note]) {
+        for n in notes { warnings.log("\(n.text)", kind: n.kind, level: .warning, metadata: [:]) }
+    }
+
+    /// Carries out what a poll asked for.
+    func perform(_ work: AgentMachine.Work) async {
+        switch work {
+        case .submit(let spec, let url):
+            let token = spec.token
+            order.withLock { $0.expect(token: token, url: url) }
+            let reply = await scheduler.submit(spec, peer: "supervisor")
+            order.withLock { o in for item in o.submitted(token: token, reply: reply) { queue.push(item) } }
+        case .interrupt(let token):
+            let reply = await scheduler.interrupt(token: token)
+            if case .receipt = reply { queue.push(Outgoing(message: reply, url: resultURL)) }
+            // A result is pushed by the scheduler's finished event.
+        case .redeem(let token):
+            queue.push(Outgoing(message: scheduler.redeem(token: token), url: resultURL))
         }
     }
 
@@ -426,7 +401,7 @@ public final class ComponentInitiatedAgent: Sendable {
     /// allowed foreign ones (an origin a journal kept from an earlier configuration goes to
     /// the supervisor's result path).
     func sendLoop() async throws {
-        let foreign = foreignOrigins
+        let foreign = machine.withLock { $0.foreignOrigins }
         try await withThrowingDiscardingTaskGroup { group in
             for origin in foreign {
                 group.addTask { try await self.deliver(matching: { $0.url.origin == origin }, retarget: nil) }
@@ -443,47 +418,23 @@ public final class ComponentInitiatedAgent: Sendable {
             guard let item = await queue.first(where: matching) else { return }
             var url = item.url
             if let retarget, url.origin != retarget.origin { url = retarget }
-            do {
-                let reply = try await SimpleHTTPClient.request("POST", url, contentType: ComponentRouter.mplaneType,
-                                                               body: MessageEncoder().encode(item.message))
-                if (200..<300).contains(reply.status) {
-                    queue.remove(item)
-                    failures = 0
-                    continue
-                }
-                if (400..<500).contains(reply.status) && reply.status != 408 && reply.status != 429 {
-                    // The supervisor will never take it: keep nothing that blocks the rest.
-                    warnings.log("supervisor refused a message", kind: "refused", level: .error,
-                                 metadata: ["http.status": "\(reply.status)", "mplane.url": "\(url)"])
-                    queue.remove(item)
-                    continue
-                }
-                throw HTTPClientError(message: "POST \(url): status \(reply.status)")
-            } catch is CancellationError {
-                return
-            } catch {
+            let (outcome, _) = await exchange("POST", url, contentType: mplaneContentType, body: MessageEncoder().encode(item.message))
+            switch DeliveryVerdict(outcome) {
+            case .delivered:
+                queue.remove(item)
+                failures = 0
+            case .refused:
+                // The supervisor will never take it: keep nothing that blocks the rest.
+                warnings.log("supervisor refused a message", kind: "refused", level: .error,
+                             metadata: ["mplane.outcome": "\(outcome)", "mplane.url": "\(url)"])
+                queue.remove(item)
+            case .retry:
                 failures += 1
                 warnings.log("could not deliver, will retry", kind: "deliver \(url.origin)", level: .warning,
-                             metadata: ["error": "\(error)", "mplane.queued": "\(queue.count)"])
-                try await sleep(backoff(failures))
+                             metadata: ["mplane.outcome": "\(outcome)", "mplane.queued": "\(queue.count)"])
+                let delay = machine.withLock { $0.backoff(failures) }
+                do { try await clock.sleep(until: clock.now().adding(microseconds: delay)) } catch { return }
             }
         }
-    }
-
-    // MARK: Time
-
-    /// Exponential backoff from 1 s, capped, with up to 25% jitter.
-    func backoff(_ failures: Int) -> Duration {
-        let capMs = backoffMax.components.seconds * 1000 + backoffMax.components.attoseconds / 1_000_000_000_000_000
-        let baseMs = Swift.min(capMs, Int64(1000) << Int64(Swift.min(failures - 1, 20)))
-        return .milliseconds(baseMs + Int64.random(in: 0...Swift.max(1, baseMs / 4)))
-    }
-
-    func sleep(_ d: Duration) async throws {
-        try await clock.sleep(until: clock.now().adding(microseconds: Self.microseconds(d)))
-    }
-
-    static func microseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
     }
 }

@@ -17,8 +17,10 @@ public protocol OutgoingJournal: Sendable {
     func remove(_ id: UInt64)
 }
 
-/// One file per queued message in a directory (`[component] result-queue-dir`): the target
-/// URL on the first line, the message's JSON after it. Written to a temporary name, synced,
+/// One file per queued message in a directory (`[component] result-queue-dir`): the format's
+/// version on the first line (`mplane-queue 1`), the target URL on the second, the message's
+/// JSON after it (files of the first release, without the version line, are read as well; a
+/// file of a later version is left in place for the mpcom that wrote it). Written to a temporary name, synced,
 /// renamed, and the directory synced, so a crash or a power cut leaves the whole file or
 /// none. A file that does not parse is renamed `*.bad` and reported, never deleted. On a full
 /// disk the message stays queued in memory and the error is logged. Delivery is at least
@@ -64,6 +66,9 @@ public final class DirectoryJournal: OutgoingJournal {
     deinit { close(descriptor) }
 
     static let suffix = ".mplane"
+    /// The file format's version, on each file's first line.
+    static let version = 1
+    static let versionPrefix = Array("mplane-queue ".utf8)
 
     /// The largest id this journal writes or reads: ids count up from 1, so a larger one was
     /// not written here, and counting on from it could overflow.
@@ -94,10 +99,21 @@ public final class DirectoryJournal: OutgoingJournal {
                 continue
             }
             do {
-                guard let newline = bytes.firstIndex(of: 10), let url = HTTPURL(String(decoding: bytes[..<newline], as: UTF8.self)) else {
-                    throw Failure(message: "no target URL on the first line")
+                var rest = bytes[...]
+                if rest.starts(with: Self.versionPrefix) {
+                    guard let newline = rest.firstIndex(of: 10) else { throw Failure(message: "no line after the version") }
+                    let version = String(decoding: rest[rest.startIndex..<newline].dropFirst(Self.versionPrefix.count), as: UTF8.self)
+                    guard version == String(Self.version) else {
+                        logger.error("a queued message was written by a later version of mpcom; left in place",
+                                     metadata: ["file": "\(file)", "mplane.queue_version": "\(version.prefix(20))"])
+                        continue
+                    }
+                    rest = rest[(newline + 1)...]
                 }
-                let message = try MessageDecoder().decode(Array(bytes[(newline + 1)...]))
+                guard let newline = rest.firstIndex(of: 10), let url = HTTPURL(String(decoding: rest[rest.startIndex..<newline], as: UTF8.self)) else {
+                    throw Failure(message: "no target URL on its line")
+                }
+                let message = try MessageDecoder().decode(Array(rest[(newline + 1)...]))
                 out.append((id, Outgoing(message: message, url: url)))
             } catch {
                 let aside = file + ".bad"
@@ -117,7 +133,7 @@ public final class DirectoryJournal: OutgoingJournal {
         // Past maximumID (a billion messages a second for 30 years) ids start again at 1.
         let id = next.withLock { n -> UInt64 in defer { n = n >= Self.maximumID ? 1 : n + 1 }; return n }
         let file = path(id), temporary = directory + "/.tmp-" + String(id)
-        var bytes = Array((item.url.description + "\n").utf8)
+        var bytes = Self.versionPrefix + Array("\(Self.version)\n\(item.url)\n".utf8)
         bytes += MessageEncoder().encode(item.message)
         do {
             try writeAll(temporary, bytes, mode: 0o600, sync: true)

@@ -9,13 +9,13 @@ public struct LoopbackService: MeasurementService {
     public init() {
         let registry = try! RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
         var cap = Capability(label: "test-loopback", when: .nowToFuture, registry: registry)
-        try! cap.statement.addParameter("test.input", constraint: .all)
-        try! cap.statement.addResultColumn("test.output")
+        try! cap.statement.addParameter(ElementName.testInput, constraint: .all)
+        try! cap.statement.addResultColumn(ElementName.testOutput)
         self.capability = cap
     }
 
     public func run(_ job: JobContext) async throws {
-        let input = job.parameter("test.input")
+        let input = job.parameter(ElementName.testInput)
         try job.append { table in try table.columns[0].append(input) }
     }
 }
@@ -31,14 +31,14 @@ public struct CounterService: MeasurementService {
         let registry = try! RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
         var cap = Capability(label: "test-counter", when: When(start: .now, end: .future, period: minimumPeriod),
                              registry: registry)
-        try! cap.statement.addParameter("test.input", constraint: .all)
-        for column in ["time", "test.output", "test.counter"] { try! cap.statement.addResultColumn(column) }
+        try! cap.statement.addParameter(ElementName.testInput, constraint: .all)
+        for column in [ElementName.time, ElementName.testOutput, ElementName.testCounter] { try! cap.statement.addResultColumn(column) }
         self.capability = cap
     }
 
     public func run(_ job: JobContext) async throws {
         let input: String
-        if case .string(let s)? = job.parameter("test.input") { input = s } else { input = "" }
+        if case .string(let s)? = job.parameter(ElementName.testInput) { input = s } else { input = "" }
         let period = Swift.max(1, job.period ?? 1)
         var n: UInt64 = 0
         var t = job.start

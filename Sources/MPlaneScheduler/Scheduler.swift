@@ -106,11 +106,11 @@ public final class Scheduler: Sendable {
         let c = configuration
         return services.map { service in
             var cap = service.capability
-            var limits: [(String, Int)] = [("probe.jobs.max", c.maxJobsPerPeer), ("result.octets.max", c.maxRetainedBytes),
-                                           ("result.rows.max", c.maxResultRows)]
+            var limits: [(String, Int)] = [(ElementName.probeJobsMax, c.maxJobsPerPeer), (ElementName.resultOctetsMax, c.maxRetainedBytes),
+                                           (ElementName.resultRowsMax, c.maxResultRows)]
             if service.sendsPackets {
-                limits += [("icmp.rate.max", c.maxPacketsPerSecond),
-                           ("icmp.rate.destination.max", c.maxPacketsPerSecondPerDestination)]
+                limits += [(ElementName.icmpRateMax, c.maxPacketsPerSecond),
+                           (ElementName.icmpRateDestinationMax, c.maxPacketsPerSecondPerDestination)]
             }
             for (name, value) in limits where cap.statement.registry[name] != nil {
                 try? cap.statement.addMetadata(name, .natural(UInt64(Swift.max(0, value))))

@@ -95,7 +95,7 @@ struct CountingTests {
             return (predicted, opened)
         }
         let (predicted, opened) = try #require(outcome ?? nil, "could not enter the namespace")
-        #expect(predicted?.message.contains("down") == true, "\(predicted?.message ?? "ok")")
+        #expect(predicted?.code == .interfaceDown, "\(predicted?.message ?? "ok")")
         #expect(opened != nil, "pcap opened a down interface")
     }
 
@@ -103,7 +103,7 @@ struct CountingTests {
         let problem = CaptureService.availability(interface: "nonesuch0")
         #expect(problem != nil)
         if let problem, CaptureService.availability(interface: "lo") == nil {
-            #expect(problem.message.contains("nonesuch0") && problem.message.contains("no such interface"), "\(problem)")
+            #expect(problem.code == .noSuchInterface && problem.message.contains("nonesuch0"), "\(problem)")
         }
     }
 }
@@ -145,7 +145,7 @@ struct LiveCaptureTests {
         defer { scheduler.shutdown(); runner.cancel() }
         var spec = Specification(capability: service.capability, when: try When(parsing: when))
         try spec.statement.setParameterValue("capture.filter", .string(filter))
-        guard case .receipt = await scheduler.submit(spec) else { throw CaptureError("refused") }
+        guard case .receipt = await scheduler.submit(spec) else { throw CaptureError(.capture, "refused") }
         // Send only once the capture counts (a loaded machine may take a while to open it).
         for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
         let isOpen = open.load(ordering: .acquiring)
@@ -156,7 +156,7 @@ struct LiveCaptureTests {
             _ = await scheduler.interrupt(token: spec.token)
         }
         guard case .result(let r) = await scheduler.waitForResult(token: spec.token, timeout: .seconds(15)) else {
-            throw CaptureError("no result")
+            throw CaptureError(.capture, "no result")
         }
         return r
     }

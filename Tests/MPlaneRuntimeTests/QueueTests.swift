@@ -27,6 +27,7 @@ func receiptMessage(_ input: String) throws -> Message { .receipt(Receipt(specif
 func deliverFirst(_ queue: MemoryOutgoingQueue) async -> Outgoing? {
     let head = await queue.first()
     if let head { queue.remove(head) }
+    await queue.flush()
     return head
 }
 
@@ -73,6 +74,7 @@ struct QueueTests {
             #expect(first.map { $0.message } == (try receiptMessage("two")))
             await deliverFirst(again)
             again.push(Outgoing(message: try receiptMessage("four"), url: target))
+            await again.flush()
             #expect(files(in: dir, ending: ".mplane").count == 2)
             let third = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
             #expect(await third.first().map { $0.message } == (try receiptMessage("three")), "ids keep growing after a restart")
@@ -85,6 +87,7 @@ struct QueueTests {
             let queue = MemoryOutgoingQueue(limit: 2, journal: try DirectoryJournal(directory: dir))
             for input in ["a", "b", "c"] { queue.push(Outgoing(message: try receiptMessage(input), url: target)) }
             #expect(queue.count == 2 && queue.dropped == 1)
+            await queue.flush()
             let again = MemoryOutgoingQueue(limit: 2, journal: try DirectoryJournal(directory: dir))
             #expect(await deliverFirst(again).map { $0.message } == (try receiptMessage("b")))
             #expect(await deliverFirst(again).map { $0.message } == (try receiptMessage("c")))
@@ -97,6 +100,7 @@ struct QueueTests {
         try await withTemporaryDirectory { dir in
             let queue = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
             queue.push(Outgoing(message: try receiptMessage("good"), url: target))
+            await queue.flush()
             #expect(writeFile(dir + "/00000000000000000099.mplane", Array("http://127.0.0.1:9/x\n{\"receipt\": ".utf8)))
             let again = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
             #expect(again.count == 1)
@@ -105,6 +109,7 @@ struct QueueTests {
             #expect(!files(in: dir, ending: ".mplane").contains("00000000000000000099.mplane"))
             // New ids go past the one set aside, so no later file can replace it.
             again.push(Outgoing(message: try receiptMessage("later"), url: target))
+            await again.flush()
             #expect(files(in: dir, ending: ".mplane").last == "00000000000000000100.mplane")
         }
     }
@@ -139,6 +144,7 @@ struct QueueTests {
             queue.remove(sending)
             #expect(queue.count == 1)
             #expect(await queue.first().map { $0.message } == (try receiptMessage("b")))
+            await queue.flush()
             #expect(files(in: dir, ending: ".mplane").count == 1)
         }
     }
@@ -148,6 +154,7 @@ struct QueueTests {
         try await withTemporaryDirectory { dir in
             let queue = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
             for input in ["1", "2", "3", "4"] { queue.push(Outgoing(message: try receiptMessage(input), url: target)) }
+            await queue.flush()
             #expect(writeFile(dir + "/.tmp-77", Array("http://127.0.0.1:9/x\n{\"rec".utf8)))
             let smaller = MemoryOutgoingQueue(limit: 2, journal: try DirectoryJournal(directory: dir))
             #expect(smaller.count == 2)
@@ -183,6 +190,7 @@ struct QueueTests {
             let big = String(repeating: "x", count: 6000)
             for i in 0..<6 { queue.push(Outgoing(message: try receiptMessage("\(i)\(big)"), url: target)) }
             #expect(queue.count == 6, "every message is queued")
+            await queue.flush()
             let onDisk = files(in: dir + "/q", ending: ".mplane").count
             #expect(onDisk >= 1 && onDisk < 6, "\(onDisk) of 6 fit on 16 KiB")
             #expect(files(in: dir + "/q", ending: "").allSatisfy { !$0.hasPrefix(".tmp") }, "no partial files left")
@@ -204,6 +212,7 @@ struct QueueTests {
                 // What a run that could not reach its supervisor left behind.
                 let earlier = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
                 earlier.push(Outgoing(message: try receiptMessage("left behind"), url: HTTPURL(host: "127.0.0.1", port: port, path: "/register/result")))
+                await earlier.flush()
 
                 let scheduler = Scheduler(services: [LoopbackService()])
                 let queue = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))

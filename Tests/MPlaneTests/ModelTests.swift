@@ -150,3 +150,17 @@ struct RegistryTests {
         #expect(throws: MPlaneError(.invalidRegistry, field: "", "")) { try store.register(json: Array(badPrim.utf8)) }
     }
 }
+
+@Suite("Element names in code")
+struct ElementNameTests {
+    @Test("every name the code uses is defined by an embedded registry")
+    func namesAreDefined() throws {
+        let registries = try [RegistryStore.coreURI, RegistryStore.loopbackURI, RegistryStore.probeURI].map {
+            try RegistryStore.shared.registry(for: $0)
+        }
+        for name in ElementName.all {
+            #expect(registries.contains { $0[name] != nil }, "\(name) is in no embedded registry")
+        }
+        #expect(Set(ElementName.all).count == ElementName.all.count)
+    }
+}
