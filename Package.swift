@@ -8,6 +8,8 @@ let argumentParser: Package.Dependency = .package(url: "https://github.com/apple
 let swiftNIO: Package.Dependency = .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3")
 let serviceLifecycle: Package.Dependency = .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0")
 let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+// The supervisor's embedded store: SQLite (Debian's libsqlite3) through GRDB. Only mpsup links it.
+let grdb: Package.Dependency = .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0")
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -17,6 +19,7 @@ let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let grdbProduct: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 
 // MARK: - Targets
 
@@ -90,6 +93,17 @@ var targets: [Target] = [
         name: "mpcli",
         dependencies: ["MPlane", "MPlaneIO", "MPlaneClient", "MPlaneHTTP", argumentParserProduct]
     ),
+    // The supervisor: the side probes push to and the side clients use, over a durable
+    // store. Knows nothing of measurement services, the scheduler's jobs or C.
+    .target(
+        name: "MPlaneSupervisor",
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneScheduler", grdbProduct, logging]
+    ),
+    // `mpsup`: the supervisor an operator runs.
+    .executableTarget(
+        name: "mpsup",
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneSupervisor", argumentParserProduct, lifecycle, logging]
+    ),
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
         name: "mplane-bench",
@@ -140,6 +154,11 @@ targets += [
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlaneClient", "MPlanePing", "MPlaneCapture",
                        "MPlaneIO", "MPlaneTestSupport", "mpcom"]
     ),
+    .testTarget(
+        name: "MPlaneSupervisorTests",
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneScheduler", "MPlaneSupervisor", "MPlaneClient",
+                       "MPlaneTestSupport", "mpsup", "mpcom"]
+    ),
 ]
 
 // MARK: - Settings shared by every target
@@ -163,8 +182,9 @@ let package = Package(
         .library(name: "MPlaneScheduler", targets: ["MPlaneScheduler"]),
         .executable(name: "mpcli", targets: ["mpcli"]),
         .executable(name: "mpcom", targets: ["mpcom"]),
+        .executable(name: "mpsup", targets: ["mpsup"]),
         .executable(name: "mplane-bench", targets: ["mplane-bench"]),
     ],
-    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle],
+    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle, grdb],
     targets: targets
 )

@@ -16,3 +16,7 @@ enum Identity {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// Lower-case hex MD5 of the UTF-8 text: how mPlane derives tokens and schema hashes, for
+/// code that derives tokens of its own the same way.
+public func md5Hex(_ text: String) -> String { Identity.md5Hex(text) }

@@ -1,3 +1,4 @@
+import MPlaneIO
 public import MPlane
 public import MPlaneScheduler
 import Logging

@@ -69,11 +69,11 @@ public struct HTTPClientError: Error, CustomStringConvertible {
 /// One request per connection (`Connection: close`), with an overall timeout.
 public enum SimpleHTTPClient {
     public static func request(_ method: String, _ url: HTTPURL, contentType: String? = nil, body: [UInt8] = [],
-                               accept: String? = nil, timeout: Duration = .seconds(10),
+                               accept: String? = nil, headers extra: [(String, String)] = [], timeout: Duration = .seconds(10),
                                maxResponseBytes: Int = 64 << 20) async throws -> HTTPClientReply {
         try await withThrowingTaskGroup(of: HTTPClientReply?.self) { group in
             group.addTask {
-                try await perform(method, url, contentType: contentType, body: body, accept: accept,
+                try await perform(method, url, contentType: contentType, body: body, accept: accept, headers: extra,
                                   maxResponseBytes: maxResponseBytes)
             }
             group.addTask {
@@ -88,7 +88,7 @@ public enum SimpleHTTPClient {
         }
     }
 
-    static func perform(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8], accept: String?,
+    static func perform(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8], accept: String?, headers extra: [(String, String)],
                         maxResponseBytes: Int) async throws -> HTTPClientReply {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
@@ -105,6 +105,7 @@ public enum SimpleHTTPClient {
             headers.add(name: "Connection", value: "close")
             if let contentType { headers.add(name: "Content-Type", value: contentType) }
             if let accept { headers.add(name: "Accept", value: accept) }
+            for (name, value) in extra { headers.add(name: name, value: value) }
             if method != "GET" || !body.isEmpty { headers.add(name: "Content-Length", value: String(body.count)) }
             let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.path, headers: headers)
             // One write for the whole request: a server may answer (and close) as soon as it

@@ -1,5 +1,6 @@
 public import Logging
 public import MPlaneScheduler
+import MPlaneIO
 
 /// Builds services from configuration: a factory per service kind name, taking the
 /// settings of one configuration section.
@@ -37,8 +38,3 @@ public struct ServiceFactoryRegistry: Sendable {
     }
 }
 
-public struct ServiceConfigurationError: Error, CustomStringConvertible {
-    public let message: String
-    public init(message: String) { self.message = message }
-    public var description: String { message }
-}

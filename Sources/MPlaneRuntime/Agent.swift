@@ -220,11 +220,16 @@ public protocol AgentTransport: Sendable {
     func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply
 }
 
-/// The transport over HTTP.
+/// The transport over HTTP. Every request names the component (`X-MPlane-Component`), so
+/// that a supervisor tells components apart without TLS (ours does; the RI's ignores it).
 public struct HTTPAgentTransport: AgentTransport {
-    public init() {}
+    public static let componentHeader = "X-MPlane-Component"
+    let headers: [(String, String)]
+    public init(componentName: String? = nil) {
+        headers = componentName.map { [(Self.componentHeader, $0)] } ?? []
+    }
     public func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply {
-        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body)
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body, headers: headers)
     }
 }
 
@@ -252,7 +257,7 @@ public final class ComponentInitiatedAgent: Sendable {
     private let capabilitiesChanged = Atomic<Bool>(false)
 
     public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
-                queue: (any OutgoingQueue)? = nil, transport: any AgentTransport = HTTPAgentTransport(),
+                queue: (any OutgoingQueue)? = nil, transport: (any AgentTransport)? = nil,
                 seed: UInt64 = UInt64.random(in: 0...UInt64.max), logger: Logger = Logger(label: "mplane.agent")) {
         self.scheduler = scheduler
         let host = configuration.clientHost ?? "127.0.0.1"
@@ -266,7 +271,7 @@ public final class ComponentInitiatedAgent: Sendable {
                                      resultURL: resultURL, resultLinkAllow: configuration.resultLinkAllow, seed: seed))
         order = Mutex(DeliveryOrder(resultURL: resultURL))
         self.clock = clock
-        self.transport = transport
+        self.transport = transport ?? HTTPAgentTransport(componentName: configuration.componentName)
         self.logger = logger
         warnings = RateLimitedLog(logger: logger)
         self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,

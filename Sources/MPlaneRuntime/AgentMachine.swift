@@ -119,8 +119,10 @@ public struct AgentMachine: Sendable {
             for m in messages {
                 switch m {
                 case .specification(let spec) where spec.statement.verb == .callback:
-                    // Callback control: poll again when the callback's scope starts.
-                    callback = spec.statement.when.datetimes(now: now).start ?? now
+                    // Callback control: poll again when the callback's scope starts; a scope
+                    // that starts now (`now + 5s`) means its end, as the RI's component reads it.
+                    let (start, end) = spec.statement.when.datetimes(now: now)
+                    if let start, start > now { callback = start } else { callback = end ?? start ?? now }
                 case .specification(let spec):
                     work.append(.submit(spec, resultURL: resultTarget(link: spec.statement.link)))
                 case .interrupt(let i):

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import MPlaneProbe
 import MPlane
 public import MPlaneScheduler
@@ -62,6 +65,10 @@ public struct ComponentConfiguration: Sendable {
     /// Where queued receipts and results are kept across restarts (`result-queue-dir`; ours).
     /// Unset: in memory only.
     public var resultQueueDirectory: String?
+    /// The name this component gives a supervisor in each request (`component-name`; the
+    /// `X-MPlane-Component` header), by default the host's name. Our supervisor tells plain
+    /// HTTP components apart by it.
+    public var componentName: String = hostName()
     public var scheduler = SchedulerConfiguration()
 
     public init() {}
@@ -157,6 +164,12 @@ public struct ComponentConfiguration: Sendable {
         if let n = try int("max-result-bytes", 4096...(1 << 40)) { scheduler.maxResultBytes = n }
         if let d = try seconds("poll-interval") { pollInterval = d }
         if let d = try seconds("min-poll-interval") { minPollInterval = d }
+        if let n = c["component-name"] {
+            guard !n.isEmpty, n.utf8.count <= 255, n.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+                throw Error(message: "configuration: [component] component-name = \(n): use 1 to 255 printable ASCII characters without spaces")
+            }
+            componentName = n
+        }
         if let v = c["result-link-allow"] {
             resultLinkAllow = []
             for item in v.split(whereSeparator: { $0 == "," || $0 == " " }) where !item.isEmpty {
@@ -223,6 +236,7 @@ extension ComponentConfiguration {
         var http: HTTPServerLimits, scheduler: SchedulerConfiguration
         var replyWait: Duration, pollInterval: Duration, minPollInterval: Duration, backoffMax: Duration
         var resultLinkAllow: [String], resultQueueLimit: Int, resultQueueBytes: Int, resultQueueDirectory: String?
+        var componentName: String
     }
 
     var restartSettings: RestartSettings {
@@ -231,7 +245,7 @@ extension ComponentConfiguration {
                         http: http, scheduler: scheduler, replyWait: replyWait, pollInterval: pollInterval,
                         minPollInterval: minPollInterval, backoffMax: backoffMax, resultLinkAllow: resultLinkAllow,
                         resultQueueLimit: resultQueueLimit, resultQueueBytes: resultQueueBytes,
-                        resultQueueDirectory: resultQueueDirectory)
+                        resultQueueDirectory: resultQueueDirectory, componentName: componentName)
     }
 }
 
@@ -285,4 +299,12 @@ public struct ConfigurationReloader: Sendable {
         scheduler.replaceServices(services)
         return Outcome(labels: services.compactMap(\.capability.statement.label), restartNeeded: restart)
     }
+}
+
+/// The host's name (`gethostname`), "localhost" if it has none.
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+    let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return name.isEmpty ? "localhost" : name
 }

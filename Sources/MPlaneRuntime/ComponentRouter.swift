@@ -41,113 +41,60 @@ public struct ComponentRouter: Sendable {
     }
 
     public func handle(_ request: HTTPRequestData) async -> HTTPReply {
-        let path = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+        let path = request.route
         // Content negotiation for the capability listings: an envelope for clients that ask
         // for mPlane JSON or send no Accept at all (the RI's client sends none, and its HTML
         // crawler no longer works on Python 3); the RI's HTML pages for browsers and curl.
-        let accept = request.header("accept")
-        let wantsMessage = accept == nil || accept?.contains(Self.mplaneType) == true
+        let wantsMessage = request.wantsMessage
         switch (request.method, path) {
         case ("GET", "/"), ("HEAD", "/"):
-            if wantsMessage { return mplane(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
-            return html(indexPage())
+            if wantsMessage { return .message(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
+            return .html(indexPage())
         case ("GET", "/capability"), ("GET", "/capability/"):
-            if wantsMessage { return mplane(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
-            return html(capabilityList())
+            if wantsMessage { return .message(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
+            return .html(capabilityList(capabilities))
         case ("GET", _) where path.hasPrefix("/capability/"):
             let key = String(path.dropFirst("/capability/".count))
             guard let cap = capabilities.first(where: { $0.token == key || $0.statement.label == key }) else {
-                return failure(MPlaneException(.unknown, token: Self.echo(key), message: "Unknown capability"))
+                return .failure(MPlaneException(.unknown, token: quoting(key), message: "Unknown capability"))
             }
-            return mplane(.capability(cap))
+            return .message(.capability(cap))
         case ("POST", "/"), ("POST", "/capability"):
             // The RI's client posts to the URL it retrieved capabilities from.
             return await post(request)
         case (_, "/"), (_, "/capability"):
-            return failure(MPlaneException(.methodNotAllowed, message: "Method \(Self.echo(request.method)) not allowed here"))
+            return .failure(MPlaneException(.methodNotAllowed, message: "Method \(quoting(request.method)) not allowed here"))
         default:
-            return failure(MPlaneException(.unknown, message: "Not found: \(Self.echo(path))"))
+            return .failure(MPlaneException(.unknown, message: "Not found: \(quoting(path))"))
         }
     }
 
     func post(_ request: HTTPRequestData) async -> HTTPReply {
-        let type = request.header("content-type")?.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() }
-        guard type == Self.mplaneType else {
-            return failure(MPlaneException(.unsupportedMediaType, message: "Content-Type must be \(Self.mplaneType), not \(type.map { Self.echo($0) } ?? "none")"))
-        }
         let message: Message
-        do {
-            message = try decoder.decode(request.body)
-        } catch {
-            return failure(MPlaneException(.invalidMessage, message: "Invalid message: \(Self.echo("\(error)", limit: 1000))"))
+        switch request.message(decoder: decoder) {
+        case .success(let m): message = m
+        case .failure(let e): return .failure(e)
         }
         switch message {
         case .specification(let spec):
             let answer = await scheduler.submit(spec, peer: request.peer)
-            guard case .receipt = answer else { return reply(answer) }
-            return reply(await scheduler.waitForResult(token: spec.token, timeout: replyWait))
+            guard case .receipt = answer else { return .message(answer) }
+            return .message(await scheduler.waitForResult(token: spec.token, timeout: replyWait))
         case .redemption, .interrupt, .envelope:
-            return reply(await scheduler.process(message, peer: request.peer))
+            return .message(await scheduler.process(message, peer: request.peer))
         default:
-            return failure(MPlaneException(.invalidMessage, token: message.token, message: "A component does not accept a \(message.kind.rawValue)"))
+            return .failure(MPlaneException(.invalidMessage, token: message.token, message: "A component does not accept a \(message.kind.rawValue)"))
         }
-    }
-
-    /// A peer's text as an error message may quote it: at most `limit` characters, control
-    /// characters (NUL among them, which no mPlane string may hold) as `?`.
-    static func echo(_ text: String, limit: Int = 200) -> String {
-        var out = ""
-        for (i, u) in text.unicodeScalars.enumerated() {
-            if i == limit { out += "…"; break }
-            out.unicodeScalars.append(u.value < 0x20 || u.value == 0x7f ? "?" : u)
-        }
-        return out
-    }
-
-    func reply(_ m: Message) -> HTTPReply {
-        if case .exception(let e) = m { return failure(e) }
-        return mplane(m)
-    }
-
-    func mplane(_ m: Message, status: Int = 200) -> HTTPReply {
-        HTTPReply(status: status, contentType: Self.mplaneType, body: encoder.encode(m))
-    }
-
-    func failure(_ e: MPlaneException) -> HTTPReply {
-        mplane(.exception(e), status: e.status ?? Refusal.invalidMessage.status)
-    }
-
-    func html(_ text: String) -> HTTPReply {
-        // Exactly `text/html`: the reference client compares the header byte for byte.
-        HTTPReply(status: 200, contentType: "text/html", body: Array(text.utf8))
-    }
-
-    func capabilityList() -> String {
-        var s = "<html><head><title>Capabilities</title></head><body>"
-        for c in capabilities { s += "<a href='/capability/\(c.token)'>\(c.token)</a><br/>" }
-        return s + "</body></html>"
     }
 
     func indexPage() -> String {
         var s = "<html><head><title>mpcom</title></head><body>This is an mPlane component (mpcom). "
         s += "POST mPlane messages to this URL to use.<br/><a href='/capability'>Capabilities</a> provided by this server:<br/><br/>"
-        s += capabilities.map { "<pre>" + escapeHTML(encoder.encodeString(.capability($0))) + "</pre>" }.joined(separator: "<br/>")
+        s += capabilities.map { "<pre>" + escapingHTML(encoder.encodeString(.capability($0))) + "</pre>" }.joined(separator: "<br/>")
         return s + "</body></html>"
     }
-
-    func escapeHTML(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
 }
+
 
 final class LinkBox: Sendable {
     private let state: Mutex<String?>

@@ -110,8 +110,13 @@ struct AgentMachineTests {
         #expect(work.count == 1)
         #expect(next == .sleep(until: t0.adding(microseconds: 3_000_000)))
 
+        // A callback of "now + 2s" (the form the RI's component reads, by its end) comes back then.
+        #expect(m.woke(now: t0.adding(microseconds: 3_000_000)) == .poll)
+        (work, next) = m.polled(.status(200), body: envelopeBody([try callback("now + 2s")]), now: t0.adding(microseconds: 3_000_000))
+        #expect(next == .sleep(until: t0.adding(microseconds: 5_000_000)))
+
         // A callback of "now" on every poll: ten polls take at least ten min-poll-intervals.
-        var now = t0.adding(microseconds: 3_000_000)
+        var now = t0.adding(microseconds: 5_000_000)
         let start = now
         for _ in 0..<10 {
             #expect(m.woke(now: now) == .poll)

@@ -41,3 +41,10 @@ public struct SectionSettings: Sendable {
     }
 }
 
+
+/// A setting that cannot be used, with the key and the reason.
+public struct ServiceConfigurationError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,4 +1,3 @@
-import MPlaneIO
 /// A configuration file in the INI format Python's configparser reads (the reference
 /// implementation's format): `[section]` headers, `key = value` or `key: value` lines,
 /// `#` and `;` comment lines, keys case-insensitive, values trimmed, indented lines

@@ -1,0 +1,436 @@
+import GRDB
+public import MPlane
+import MPlaneIO
+import Synchronization
+
+/// The embedded store: one SQLite file in WAL mode (GRDB's `DatabasePool`: one writer,
+/// readers in parallel, all on GRDB's own threads, never the cooperative pool), synced on
+/// every commit (`synchronous = FULL`), so a result acknowledged is on disk. Writes that
+/// arrive together are committed together (one transaction, one sync), so many posting
+/// components share the cost of a sync.
+///
+/// Layout. `component` and `capability` hold the registrations; `job` each specification a
+/// client sent, `work` what waits for a component's poll (claimed in the same transaction that
+/// hands it out); `result` one row per result message, its whole JSON in `body`, indexed by
+/// component, label and start time, so that the rows of one label from one component over a
+/// time range are the bodies of the few results overlapping it, read in order.
+public final class SQLiteStore: SupervisorStore {
+    let pool: DatabasePool
+    public let path: String
+    private let batcher: WriteBatcher
+
+    /// Opens (creating if needed) the store at `path` and applies the migrations it lacks.
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        batcher = WriteBatcher(pool: pool)
+    }
+
+    /// The schema, as numbered migrations applied in order at start, each in a transaction and
+    /// recorded (GRDB's `grdb_migrations` table).
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("1-initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE component (
+                    name TEXT PRIMARY KEY, address TEXT, callback TEXT,
+                    registered_us INTEGER NOT NULL, seen_us INTEGER NOT NULL);
+                CREATE TABLE capability (
+                    public_token TEXT PRIMARY KEY,
+                    component TEXT NOT NULL REFERENCES component(name) ON DELETE CASCADE,
+                    token TEXT NOT NULL, label TEXT, position INTEGER NOT NULL, body TEXT NOT NULL);
+                CREATE INDEX capability_component ON capability(component);
+                CREATE TABLE job (
+                    token TEXT PRIMARY KEY, component TEXT NOT NULL, capability TEXT, label TEXT,
+                    state TEXT NOT NULL, specification TEXT NOT NULL, receipt TEXT, answer TEXT,
+                    created_us INTEGER NOT NULL, updated_us INTEGER NOT NULL);
+                CREATE INDEX job_age ON job(updated_us);
+                CREATE TABLE work (
+                    id INTEGER PRIMARY KEY, component TEXT NOT NULL, token TEXT NOT NULL, kind TEXT NOT NULL,
+                    body TEXT NOT NULL, start_us INTEGER NOT NULL, state TEXT NOT NULL DEFAULT 'queued',
+                    claimed_us INTEGER, created_us INTEGER NOT NULL);
+                CREATE INDEX work_due ON work(component, state, start_us);
+                CREATE INDEX work_token ON work(token);
+                CREATE TABLE result (
+                    id INTEGER PRIMARY KEY, component TEXT NOT NULL, token TEXT NOT NULL, label TEXT,
+                    start_us INTEGER, end_us INTEGER, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                    received_us INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE(component, token));
+                CREATE INDEX result_series ON result(component, label, start_us);
+                CREATE INDEX result_age ON result(received_us);
+                """)
+        }
+        return m
+    }
+
+    /// An online copy of the store to `path` (SQLite's backup API), consistent while the
+    /// supervisor runs.
+    public func backup(to path: String) throws {
+        let target = try DatabaseQueue(path: path)
+        try pool.backup(to: target)
+    }
+
+    // MARK: Probe-facing
+
+    public func register(component: String, address: String?, capabilities: [Capability], callback: CallbackStyle?,
+                         now: Timestamp) async throws -> RegistrationOutcome {
+        let encoder = MessageEncoder()
+        let rows = capabilities.enumerated().map { (i, c) -> [any DatabaseValueConvertible & Sendable] in
+            var c = c
+            c.statement.token = c.token
+            return [publicToken(component: component, token: c.token), component, c.token, c.statement.label, i,
+                    encoder.encodeString(.capability(c))]
+        }
+        let labels = capabilities.map { $0.statement.label ?? $0.token }
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO component(name, address, callback, registered_us, seen_us) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET address = excluded.address, callback = excluded.callback,
+                    registered_us = excluded.registered_us, seen_us = excluded.seen_us
+                """, arguments: [component, address, callback?.rawValue, now.microseconds, now.microseconds])
+            try db.execute(sql: "DELETE FROM capability WHERE component = ?", arguments: [component])
+            for row in rows {
+                // Two capabilities with one token in one registration: the last one counts.
+                try db.execute(sql: """
+                    INSERT INTO capability(public_token, component, token, label, position, body) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(public_token) DO UPDATE SET label = excluded.label, position = excluded.position, body = excluded.body
+                    """, arguments: StatementArguments(row.map { $0 as (any DatabaseValueConvertible)? }))
+            }
+        }
+        return RegistrationOutcome(registered: labels)
+    }
+
+    public func withdraw(component: String, tokens: [String], now: Timestamp) async throws {
+        try await pool.write { db in
+            for t in tokens {
+                try db.execute(sql: "DELETE FROM capability WHERE component = ? AND token = ?", arguments: [component, t])
+            }
+        }
+    }
+
+    public func componentInfo(_ component: String) async throws -> (registered: Bool, callback: CallbackStyle?) {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT callback FROM component WHERE name = ?", arguments: [component]) else {
+                return (false, nil)
+            }
+            let style: String? = row["callback"]
+            return (true, style.flatMap(CallbackStyle.init(rawValue:)))
+        }
+    }
+
+    public func claim(component: String, address: String?, now: Timestamp, redeliverAfter: Int64) async throws
+        -> (items: [WorkItem], next: Timestamp?) {
+        let t = now.microseconds
+        return try await pool.write { db in
+            try db.execute(sql: "UPDATE component SET seen_us = ?, address = coalesce(?, address) WHERE name = ?",
+                           arguments: [t, address, component])
+            // Claimed in the transaction that reads them: handed out once, whoever polls.
+            let rows = try Row.fetchAll(db, sql: """
+                UPDATE work SET state = 'claimed', claimed_us = ?1
+                WHERE id IN (SELECT id FROM work WHERE component = ?2 AND
+                    ((state = 'queued' AND start_us <= ?1) OR (state = 'claimed' AND claimed_us < ?1 - ?3))
+                    ORDER BY id LIMIT 256)
+                RETURNING id, token, kind, body
+                """, arguments: [t, component, redeliverAfter])
+            var items = rows.map { r in
+                WorkItem(id: r["id"], token: r["token"], kind: WorkItem.Kind(rawValue: r["kind"]) ?? .specification, body: r["body"])
+            }
+            items.sort { $0.id < $1.id }
+            if !items.isEmpty {
+                let tokens = items.filter { $0.kind == .specification }.map(\.token)
+                for token in tokens {
+                    try db.execute(sql: "UPDATE job SET state = 'claimed', updated_us = ? WHERE token = ? AND state = 'queued'",
+                                   arguments: [t, token])
+                }
+            }
+            let next: Int64? = try Int64.fetchOne(db, sql: """
+                SELECT min(start_us) FROM work WHERE component = ? AND state = 'queued'
+                """, arguments: [component])
+            return (items, next.map(Timestamp.init(microsecondsSince1970:)))
+        }
+    }
+
+    public func store(component: String, messages: [Message], now: Timestamp) async throws {
+        let encoder = MessageEncoder()
+        var writes: [StoredMessage] = []
+        for m in messages { StoredMessage.collect(m, encoder: encoder, into: &writes) }
+        guard !writes.isEmpty else { return }
+        try await batcher.commit(component: component, writes, now: now.microseconds)
+    }
+
+    // MARK: Client-facing
+
+    public func capabilities(presentSince: Timestamp) async throws -> [OfferedCapability] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT c.public_token, c.component, c.token, c.label, c.body FROM capability c
+                JOIN component k ON k.name = c.component WHERE k.seen_us >= ?
+                ORDER BY c.component, c.position
+                """, arguments: [presentSince.microseconds]).map(Self.offered)
+        }
+    }
+
+    public func capability(publicToken: String) async throws -> OfferedCapability? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT public_token, component, token, label, body FROM capability WHERE public_token = ?",
+                             arguments: [publicToken]).map(Self.offered)
+        }
+    }
+
+    public func components() async throws -> [ComponentSummary] {
+        try await pool.read { db in
+            let caps = try Row.fetchAll(db, sql: "SELECT component, public_token, label FROM capability ORDER BY component, position")
+            var byComponent: [String: [(token: String, label: String?)]] = [:]
+            for r in caps { byComponent[r["component"], default: []].append((r["public_token"], r["label"])) }
+            return try Row.fetchAll(db, sql: "SELECT name, address, registered_us, seen_us FROM component ORDER BY name").map { r in
+                ComponentSummary(name: r["name"], address: r["address"],
+                                 registered: Timestamp(microsecondsSince1970: r["registered_us"]),
+                                 seen: Timestamp(microsecondsSince1970: r["seen_us"]),
+                                 capabilities: byComponent[r["name"]] ?? [])
+            }
+        }
+    }
+
+    static func offered(_ r: Row) -> OfferedCapability {
+        OfferedCapability(publicToken: r["public_token"], component: r["component"], token: r["token"], label: r["label"], body: r["body"])
+    }
+
+    public func enqueue(token: String, component: String, capability: String?, label: String?, specification: Message,
+                        start: Timestamp, now: Timestamp) async throws -> Bool {
+        let body = MessageEncoder().encodeString(specification)
+        return try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
+                VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                """, arguments: [token, component, capability, label, body, now.microseconds, now.microseconds])
+            guard db.changesCount == 1 else { return false }
+            try db.execute(sql: """
+                INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (?, ?, 'specification', ?, ?, ?)
+                """, arguments: [component, token, body, start.microseconds, now.microseconds])
+            return true
+        }
+    }
+
+    public func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT component, specification, state FROM job WHERE token = ?",
+                                             arguments: [token]) else { return false }
+            let state: String = row["state"]
+            if state == JobRecord.State.done.rawValue || state == JobRecord.State.failed.rawValue { return true }
+            if state == JobRecord.State.queued.rawValue {
+                // Never handed out: it need not reach the component at all.
+                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND state = 'queued'", arguments: [token])
+                let e = MPlaneException(.refused, token: token, message: "interrupted before it reached the component")
+                try db.execute(sql: "UPDATE job SET state = 'failed', answer = ?, updated_us = ? WHERE token = ?",
+                               arguments: [MessageEncoder().encodeString(.exception(e)), now.microseconds, token])
+                return true
+            }
+            // The whole interrupt, as the RI's component needs it (cmp-06).
+            guard case .specification(let spec) = try MessageDecoder().decode(Array((row["specification"] as String).utf8)) else {
+                return false
+            }
+            var i = Interrupt(specification: spec)
+            i.statement.token = token
+            let interrupt = MessageEncoder().encodeString(.interrupt(i))
+            try db.execute(sql: """
+                INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (?, ?, 'interrupt', ?, ?, ?)
+                """, arguments: [row["component"] as String, token, interrupt, now.microseconds, now.microseconds])
+            return true
+        }
+    }
+
+    public func job(token: String) async throws -> JobRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT token, component, state, specification, receipt, answer FROM job WHERE token = ?",
+                             arguments: [token]).map { r in
+                JobRecord(token: r["token"], component: r["component"], state: JobRecord.State(rawValue: r["state"]) ?? .queued,
+                          specification: r["specification"], receipt: r["receipt"], answer: r["answer"])
+            }
+        }
+    }
+
+    // MARK: Results and retention
+
+    public func results(component: String?, label: String?, from: Timestamp?, to: Timestamp?, limit: Int) async throws -> [ResultSummary] {
+        try await pool.read { db in
+            var sql = "SELECT id, component, token, label, start_us, end_us, rows, bytes, received_us FROM result WHERE 1 = 1"
+            var args: [(any DatabaseValueConvertible)?] = []
+            if let component { sql += " AND component = ?"; args.append(component) }
+            if let label { sql += " AND label = ?"; args.append(label) }
+            if let to { sql += " AND coalesce(start_us, received_us) <= ?"; args.append(to.microseconds) }
+            if let from { sql += " AND coalesce(end_us, start_us, received_us) >= ?"; args.append(from.microseconds) }
+            sql += " ORDER BY coalesce(start_us, received_us), id LIMIT ?"
+            args.append(limit)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { r in
+                ResultSummary(id: r["id"], component: r["component"], token: r["token"], label: r["label"],
+                              start: (r["start_us"] as Int64?).map(Timestamp.init(microsecondsSince1970:)),
+                              end: (r["end_us"] as Int64?).map(Timestamp.init(microsecondsSince1970:)),
+                              rows: r["rows"], bytes: r["bytes"], received: Timestamp(microsecondsSince1970: r["received_us"]))
+            }
+        }
+    }
+
+    public func resultBody(id: Int64) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT body FROM result WHERE id = ?", arguments: [id]) }
+    }
+
+    public func series(component: String, label: String, from: Timestamp, to: Timestamp) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT body FROM result WHERE component = ? AND label = ? AND start_us <= ? AND coalesce(end_us, start_us) >= ?
+                ORDER BY start_us, id
+                """, arguments: [component, label, to.microseconds, from.microseconds])
+        }
+    }
+
+    public func prune(olderThan: Timestamp, maxBytes: Int) async throws -> Int {
+        try await pool.write { db in
+            let t = olderThan.microseconds
+            try db.execute(sql: "DELETE FROM result WHERE received_us < ?", arguments: [t])
+            var deleted = db.changesCount
+            var total = try Int.fetchOne(db, sql: "SELECT coalesce(sum(bytes), 0) FROM result") ?? 0
+            while total > maxBytes {
+                // The oldest first, a batch at a time.
+                let rows = try Row.fetchAll(db, sql: "SELECT id, bytes FROM result ORDER BY received_us, id LIMIT 256")
+                if rows.isEmpty { break }
+                var ids: [Int64] = []
+                for r in rows where total > maxBytes {
+                    ids.append(r["id"])
+                    total -= r["bytes"] as Int
+                }
+                try db.execute(sql: "DELETE FROM result WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                               arguments: StatementArguments(ids))
+                deleted += ids.count
+            }
+            try db.execute(sql: "DELETE FROM job WHERE state IN ('done', 'failed') AND updated_us < ?", arguments: [t])
+            try db.execute(sql: "DELETE FROM work WHERE state = 'done' AND created_us < ?", arguments: [t])
+            return deleted
+        }
+    }
+
+    public func resultBytes() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT coalesce(sum(bytes), 0) FROM result") ?? 0 }
+    }
+}
+
+/// A message from a component as the store writes it.
+struct StoredMessage: Sendable {
+    enum Kind { case receipt, result, exception }
+    var kind: Kind
+    var token: String
+    var label: String?
+    var start: Int64?
+    var end: Int64?
+    var rows: Int
+    var body: String
+
+    static func collect(_ m: Message, encoder: MessageEncoder, into out: inout [StoredMessage]) {
+        switch m {
+        case .receipt(let r):
+            out.append(StoredMessage(kind: .receipt, token: r.token, label: r.statement.label, rows: 0, body: encoder.encodeString(m)))
+        case .result(let r):
+            let (start, end) = r.statement.when.datetimes(now: Timestamp(microsecondsSince1970: 0))
+            out.append(StoredMessage(kind: .result, token: r.token, label: r.statement.label, start: start?.microseconds,
+                                     end: end?.microseconds, rows: r.values.rowCount, body: encoder.encodeString(m)))
+        case .exception(let e):
+            if let token = e.token {
+                out.append(StoredMessage(kind: .exception, token: token, rows: 0, body: encoder.encodeString(m)))
+            }
+        case .envelope(let env):
+            // An envelope of results (a repeated specification's) is kept as one result.
+            if env.contents.contains(where: { if case .result = $0 { true } else { false } }), let token = env.token ?? env.contents.first?.token {
+                let label = env.contents.lazy.compactMap { if case .result(let r) = $0 { r.statement.label } else { nil } }.first
+                out.append(StoredMessage(kind: .result, token: token, label: label, rows: 0, body: encoder.encodeString(m)))
+            } else {
+                for inner in env.contents { collect(inner, encoder: encoder, into: &out) }
+            }
+        default:
+            break
+        }
+    }
+}
+
+/// Commits what several tasks want written in one transaction (one sync): a task's write
+/// waits for the transaction in progress, then goes with everything that queued meanwhile.
+final class WriteBatcher: Sendable {
+    struct Pending {
+        var component: String
+        var writes: [StoredMessage]
+        var now: Int64
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+    private struct State {
+        var pending: [Pending] = []
+        var writing = false
+    }
+    private let state = Mutex(State())
+    let pool: DatabasePool
+
+    init(pool: DatabasePool) { self.pool = pool }
+
+    func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let start = state.withLock { s -> Bool in
+                s.pending.append(Pending(component: component, writes: writes, now: now, continuation: c))
+                if s.writing { return false }
+                s.writing = true
+                return true
+            }
+            if start { Task { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { s -> [Pending] in
+                let b = s.pending
+                s.pending = []
+                if b.isEmpty { s.writing = false }
+                return b
+            }
+            if batch.isEmpty { return }
+            let work = batch.map { ($0.component, $0.writes, $0.now) }
+            do {
+                try await pool.write { db in
+                    for (component, writes, now) in work { try Self.apply(db, component: component, writes, now: now) }
+                }
+                for p in batch { p.continuation.resume() }
+            } catch {
+                for p in batch { p.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    static func apply(_ db: Database, component: String, _ writes: [StoredMessage], now: Int64) throws {
+        for w in writes {
+            switch w.kind {
+            case .receipt:
+                try db.execute(sql: """
+                    UPDATE job SET receipt = ?, state = CASE WHEN state IN ('queued', 'claimed') THEN 'running' ELSE state END,
+                        updated_us = ? WHERE token = ? AND component = ?
+                    """, arguments: [w.body, now, w.token, component])
+                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ? AND kind = 'specification'",
+                               arguments: [w.token, component])
+            case .result:
+                // A component's retry of a result it sent is kept once.
+                try db.execute(sql: """
+                    INSERT INTO result(component, token, label, start_us, end_us, rows, bytes, received_us, body)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(component, token) DO NOTHING
+                    """, arguments: [component, w.token, w.label, w.start, w.end, w.rows, w.body.utf8.count, now, w.body])
+                try db.execute(sql: "UPDATE job SET answer = ?, state = 'done', updated_us = ? WHERE token = ? AND component = ?",
+                               arguments: [w.body, now, w.token, component])
+                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
+            case .exception:
+                try db.execute(sql: "UPDATE job SET answer = ?, state = 'failed', updated_us = ? WHERE token = ? AND component = ?",
+                               arguments: [w.body, now, w.token, component])
+                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
+            }
+        }
+    }
+}

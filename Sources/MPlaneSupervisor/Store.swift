@@ -1,0 +1,145 @@
+public import MPlane
+
+/// A capability a component registered, as the store keeps it.
+public struct OfferedCapability: Sendable, Equatable {
+    /// The token clients use for it: unique across components (see ``publicToken(component:token:)``).
+    public var publicToken: String
+    /// The component that offers it.
+    public var component: String
+    /// The component's own token for it.
+    public var token: String
+    public var label: String?
+    /// The capability as the component sent it (mPlane JSON).
+    public var body: String
+
+    public init(publicToken: String, component: String, token: String, label: String?, body: String) {
+        self.publicToken = publicToken
+        self.component = component
+        self.token = token
+        self.label = label
+        self.body = body
+    }
+}
+
+/// One message waiting for a component's poll: a specification or an interrupt.
+public struct WorkItem: Sendable, Equatable {
+    public enum Kind: String, Sendable { case specification, interrupt }
+    public var id: Int64
+    public var token: String
+    public var kind: Kind
+    /// The message (mPlane JSON) to hand out.
+    public var body: String
+}
+
+/// A job: a specification a client sent through the supervisor to one component.
+public struct JobRecord: Sendable, Equatable {
+    public enum State: String, Sendable { case queued, claimed, running, done, failed }
+    public var token: String
+    public var component: String
+    public var state: State
+    public var specification: String
+    public var receipt: String?
+    /// The result, or the exception, once it came.
+    public var answer: String?
+}
+
+/// A result kept in the store, without its body (for listings).
+public struct ResultSummary: Sendable, Equatable {
+    public var id: Int64
+    public var component: String
+    public var token: String
+    public var label: String?
+    public var start: Timestamp?
+    public var end: Timestamp?
+    public var rows: Int
+    public var bytes: Int
+    public var received: Timestamp
+}
+
+/// A registered component, for the listing of components.
+public struct ComponentSummary: Sendable, Equatable {
+    public var name: String
+    public var address: String?
+    public var registered: Timestamp
+    public var seen: Timestamp
+    /// The public tokens and labels of its capabilities.
+    public var capabilities: [(token: String, label: String?)]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.name == b.name && a.address == b.address && a.registered == b.registered && a.seen == b.seen
+            && a.capabilities.map(\.token) == b.capabilities.map(\.token)
+    }
+}
+
+/// What the supervisor's registration of a component changed.
+public struct RegistrationOutcome: Sendable, Equatable {
+    /// The labels (or tokens, for capabilities without a label) registered.
+    public var registered: [String]
+}
+
+/// How a component asks to be called back (callback control), from its registration.
+public enum CallbackStyle: String, Sendable {
+    /// Ours: a capability with verb `callback`.
+    case verb
+    /// The RI's: a `measure` capability labelled `callback`.
+    case label
+}
+
+/// The supervisor's durable state. Every method that changes something returns once the
+/// change is committed (and synced): what a peer was told is stored is stored. One protocol,
+/// so that the embedded store (SQLite) and the shared one (PostgreSQL, to come) are driven by
+/// one supervisor and one test suite.
+public protocol SupervisorStore: Sendable {
+    // MARK: The probe-facing side
+
+    /// Replaces what `component` offers with `capabilities` (its registration), and records
+    /// it as seen from `address` now.
+    func register(component: String, address: String?, capabilities: [Capability], callback: CallbackStyle?,
+                  now: Timestamp) async throws -> RegistrationOutcome
+    /// Removes the capabilities `tokens` (component tokens) of `component`.
+    func withdraw(component: String, tokens: [String], now: Timestamp) async throws
+    /// Whether `component` is registered, and how it takes callbacks.
+    func componentInfo(_ component: String) async throws -> (registered: Bool, callback: CallbackStyle?)
+    /// Hands out, once, what is due for `component` at `now`: queued items whose start is not
+    /// after `now`, and items handed out before `redeliverAfter` µs ago that got no answer.
+    /// Marks the component seen. Returns the items and the start of the next queued one.
+    func claim(component: String, address: String?, now: Timestamp, redeliverAfter: Int64) async throws
+        -> (items: [WorkItem], next: Timestamp?)
+    /// Keeps what a component sent back (receipts, results, exceptions), each result once;
+    /// returns once committed.
+    func store(component: String, messages: [Message], now: Timestamp) async throws
+
+    // MARK: The client-facing side
+
+    /// The capabilities of the components seen since `presentSince`.
+    func capabilities(presentSince: Timestamp) async throws -> [OfferedCapability]
+    func capability(publicToken: String) async throws -> OfferedCapability?
+    /// Every registered component, present or not.
+    func components() async throws -> [ComponentSummary]
+    /// Queues `specification` (with `token`) for `component`. False if a job with that token exists.
+    func enqueue(token: String, component: String, capability: String?, label: String?, specification: Message,
+                 start: Timestamp, now: Timestamp) async throws -> Bool
+    /// Queues an interrupt of job `token` for its component.
+    func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool
+    func job(token: String) async throws -> JobRecord?
+
+    // MARK: Results for people, and retention
+
+    func results(component: String?, label: String?, from: Timestamp?, to: Timestamp?, limit: Int) async throws -> [ResultSummary]
+    func resultBody(id: Int64) async throws -> String?
+    /// The bodies of the results of `label` from `component` overlapping [from, to], oldest first.
+    func series(component: String, label: String, from: Timestamp, to: Timestamp) async throws -> [String]
+    /// Deletes results received before `olderThan`, then the oldest until the results take
+    /// at most `maxBytes`; finished jobs and spent work older than `olderThan` go too.
+    /// Returns the number of results deleted.
+    func prune(olderThan: Timestamp, maxBytes: Int) async throws -> Int
+    /// The bytes the kept results take.
+    func resultBytes() async throws -> Int
+}
+
+/// The token a supervisor shows clients for the capability `token` of `component`: the first
+/// 32 hex digits of the MD5 of both, so that components offering the same capability (the
+/// same token) are told apart, and the same pair always gives the same token.
+public func publicToken(component: String, token: String) -> String {
+    md5Hex(component + "\u{0}" + token)
+}

@@ -1,0 +1,385 @@
+public import Logging
+import MPlane
+public import MPlaneHTTP
+import MPlaneIO
+public import MPlaneScheduler
+
+/// The supervisor: the side probes push to (they register, poll for work, post receipts and
+/// results) and the side clients use (capabilities of every present component, specifications
+/// queued for the right one, redemptions, interrupts). Both sides are routers without sockets
+/// over one ``SupervisorStore``; ``SupervisorService`` puts them on HTTP.
+public final class Supervisor: Sendable {
+    public let store: any SupervisorStore
+    public let configuration: SupervisorConfiguration
+    let clock: any ProbeClock
+    let logger: Logger
+    let refusals: RateLimitedLog
+    /// The base of the links of the capabilities shown to clients (no trailing slash).
+    let capabilityBase: String
+    /// The link specifications carry to components (where results go).
+    let specificationLink: String
+
+    /// The header our `mpcom` names itself with.
+    public static let componentHeader = "X-MPlane-Component"
+
+    public init(store: any SupervisorStore, configuration: SupervisorConfiguration, clock: any ProbeClock = SystemClock(),
+                clientPort: Int? = nil, probePort: Int? = nil, logger: Logger = Logger(label: "mplane.supervisor")) {
+        self.store = store
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        refusals = RateLimitedLog(logger: logger)
+        func trimmed(_ s: String) -> String { s.hasSuffix("/") ? String(s.dropLast()) : s }
+        let clientHost = configuration.clientAddress == "0.0.0.0" || configuration.clientAddress == "::" ? "127.0.0.1" : configuration.clientAddress
+        let probeHost = configuration.probeAddress == "0.0.0.0" || configuration.probeAddress == "::" ? "127.0.0.1" : configuration.probeAddress
+        capabilityBase = trimmed(configuration.capabilityLink
+            ?? "http://\(bracketed(clientHost)):\(clientPort ?? configuration.clientPort)")
+        specificationLink = configuration.specificationLink
+            ?? "http://\(bracketed(probeHost)):\(probePort ?? configuration.probePort)/"
+    }
+
+    var now: Timestamp { clock.now() }
+
+    // MARK: The probe-facing side
+
+    /// Who a probe-side request comes from: the name our `mpcom` sends, else the source
+    /// address (the RI's component sends no name; components behind one NAT address then
+    /// look like one: use TLS).
+    public static func identity(of request: HTTPRequestData) -> String {
+        if let name = request.header(componentHeader), !name.isEmpty, name.utf8.count <= 255,
+           name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+            return name
+        }
+        return "address:" + (request.peer ?? "unknown")
+    }
+
+    public func probeSide(_ request: HTTPRequestData) async -> HTTPReply {
+        var path = request.route
+        if path.hasSuffix("/") && path.count > 1 { path.removeLast() }
+        let identity = Self.identity(of: request)
+        switch (request.method, path) {
+        case ("POST", "/" + configuration.registrationPath):
+            return await register(request, identity: identity)
+        case ("GET", "/" + configuration.specificationPath):
+            return await poll(identity: identity, named: request.header(Self.componentHeader) != nil, peer: request.peer)
+        case ("POST", "/" + configuration.resultPath):
+            return await results(request, identity: identity)
+        case (_, "/" + configuration.registrationPath), (_, "/" + configuration.specificationPath), (_, "/" + configuration.resultPath):
+            return .failure(MPlaneException(.methodNotAllowed, message: "Method \(quoting(request.method)) not allowed here"))
+        default:
+            return .failure(MPlaneException(.unknown, message: "Not found: \(quoting(path))"))
+        }
+    }
+
+    func register(_ request: HTTPRequestData, identity: String) async -> HTTPReply {
+        let message: Message
+        switch request.message() {
+        case .success(let m): message = m
+        case .failure(let e): return .failure(e)
+        }
+        var capabilities: [Capability] = []
+        var withdrawn: [String] = []
+        var callback: CallbackStyle? = nil
+        var other: [MessageKind] = []
+        let contents: [Message]
+        if case .envelope(let env) = message { contents = env.contents } else { contents = [message] }
+        for m in contents {
+            switch m {
+            case .capability(let c) where c.statement.verb == .callback: callback = .verb
+            case .capability(let c) where c.statement.label == "callback": callback = .label
+            case .capability(let c): capabilities.append(c)
+            case .withdrawal(let w): withdrawn.append(w.token)
+            default: other.append(m.kind)
+            }
+        }
+        if !other.isEmpty {
+            return .failure(MPlaneException(.invalidMessage, message: "A registration holds capabilities and withdrawals, not a \(other[0].rawValue)"))
+        }
+        do {
+            var registered: [String] = []
+            if !capabilities.isEmpty || withdrawn.isEmpty {
+                registered = try await store.register(component: identity, address: request.peer, capabilities: capabilities,
+                                                      callback: callback, now: now).registered
+                logger.info("component registered", metadata: ["mplane.component": "\(identity)", "mplane.capabilities": "\(capabilities.count)"])
+            }
+            if !withdrawn.isEmpty { try await store.withdraw(component: identity, tokens: withdrawn, now: now) }
+            if callback != nil { registered.append("callback") }
+            // The RI's answer: {"<label>": {"registered": "ok"}, ...}.
+            let body = "{" + registered.map { "\"\(jsonEscaped($0))\": {\"registered\": \"ok\"}" }.joined(separator: ", ") + "}"
+            return HTTPReply(status: 200, contentType: "application/json", body: Array(body.utf8))
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    func poll(identity: String, named: Bool, peer: String?) async -> HTTPReply {
+        do {
+            let info = try await store.componentInfo(identity)
+            guard info.registered else {
+                // Ours re-registers on 428; the RI's component would stop polling on it (it calls
+                // a method it does not have), so an unnamed component gets an empty envelope.
+                if named { return .failure(MPlaneException(token: nil, message: "Register first", status: 428)) }
+                return .message(.envelope(Envelope(contents: [])))
+            }
+            let t = now
+            let (items, next) = try await store.claim(component: identity, address: peer, now: t,
+                                                      redeliverAfter: Self.microseconds(configuration.redeliverAfter))
+            var parts = items.map(\.body)
+            if let style = info.callback {
+                // Back when the next queued item is due, at most callback-interval from now, at
+                // least a second. Last: the RI's component reads no further than the callback.
+                let cap = Self.microseconds(configuration.callbackInterval)
+                var wait = cap
+                if let next { wait = Swift.min(cap, Swift.max(1_000_000, next.microseconds - t.microseconds)) }
+                if items.count >= 256 { wait = 1_000_000 }  // more is queued than one answer takes
+                parts.append(callbackSpecification(style: style, seconds: Swift.max(1, (wait + 999_999) / 1_000_000)))
+            }
+            if !items.isEmpty {
+                logger.debug("work handed out", metadata: ["mplane.component": "\(identity)", "mplane.items": "\(items.count)"])
+            }
+            let body = "{\"contents\": [" + parts.joined(separator: ", ") + "], \"envelope\": \"message\", \"version\": 1}"
+            return HTTPReply(status: 200, contentType: mplaneContentType, body: Array(body.utf8))
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    func callbackSpecification(style: CallbackStyle, seconds: Int64) -> String {
+        let cap: Capability
+        switch style {
+        case .verb: cap = Capability(verb: .callback, label: "callback", when: .nowToFuture)
+        case .label: cap = Capability(verb: .measure, label: "callback", when: .nowToFuture)
+        }
+        let when = (try? When(parsing: "now + \(seconds)s")) ?? .nowToFuture
+        return MessageEncoder().encodeString(.specification(Specification(capability: cap, when: when)))
+    }
+
+    func results(_ request: HTTPRequestData, identity: String) async -> HTTPReply {
+        let message: Message
+        switch request.message() {
+        case .success(let m): message = m
+        case .failure(let e): return .failure(e)
+        }
+        do {
+            // Acknowledged once committed.
+            try await store.store(component: identity, messages: [message], now: now)
+            return HTTPReply(status: 200, contentType: "text/plain", body: [])
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    func storeFailure(_ error: any Error) -> HTTPReply {
+        refusals.log("the store failed; the request is refused and may be retried", kind: "store", level: .error,
+                     metadata: ["error": "\(error)"])
+        return .failure(MPlaneException(.busy, message: "The supervisor's store is not available; retry later"))
+    }
+
+    // MARK: The client-facing side
+
+    public func clientSide(_ request: HTTPRequestData) async -> HTTPReply {
+        let path = request.route
+        do {
+            switch (request.method, path) {
+            case ("GET", "/"), ("GET", "/capability"), ("GET", "/capability/"):
+                let caps = try await offered()
+                if request.wantsMessage { return .message(.envelope(Envelope(contents: caps.map { .capability($0) }))) }
+                return .html(capabilityList(caps))
+            case ("GET", _) where path.hasPrefix("/capability/"):
+                let key = String(path.dropFirst("/capability/".count))
+                guard let c = try await store.capability(publicToken: key), let cap = shown(c) else {
+                    return .failure(MPlaneException(.unknown, token: quoting(key), message: "Unknown capability"))
+                }
+                return .message(.capability(cap))
+            case ("GET", "/component"):
+                return try await componentList()
+            case ("POST", "/"), ("POST", "/capability"), ("POST", "/fanout"):
+                return try await post(request, target: nil, fanOut: path == "/fanout")
+            case ("POST", _) where path.hasPrefix("/capability/"):
+                return try await post(request, target: String(path.dropFirst("/capability/".count)), fanOut: false)
+            case (_, "/"), (_, "/capability"), (_, "/fanout"):
+                return .failure(MPlaneException(.methodNotAllowed, message: "Method \(quoting(request.method)) not allowed here"))
+            default:
+                return .failure(MPlaneException(.unknown, message: "Not found: \(quoting(path))"))
+            }
+        } catch {
+            return storeFailure(error)
+        }
+    }
+
+    /// Every registered component (JSON, ours): its name, its address, when it registered and
+    /// was last seen, whether it is present, and the tokens of its capabilities as clients see
+    /// them, so that an operator or a script knows which capability reaches which probe.
+    func componentList() async throws -> HTTPReply {
+        let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
+        let items = try await store.components().map { c in
+            let caps = c.capabilities.map { "{\"token\": \"\(jsonEscaped($0.token))\", \"label\": \($0.label.map { "\"\(jsonEscaped($0))\"" } ?? "null")}" }
+            return "{\"name\": \"\(jsonEscaped(c.name))\", \"address\": \(c.address.map { "\"\(jsonEscaped($0))\"" } ?? "null"), "
+                + "\"registered\": \"\(c.registered)\", \"seen\": \"\(c.seen)\", \"present\": \(c.seen >= since), "
+                + "\"capabilities\": [\(caps.joined(separator: ", "))]}"
+        }
+        return HTTPReply(status: 200, contentType: "application/json", body: Array(("{\"components\": [" + items.joined(separator: ", ") + "]}\n").utf8))
+    }
+
+    /// The capabilities of the present components, as clients see them: each with its own
+    /// token and a link that reaches its component.
+    func offered() async throws -> [Capability] {
+        let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
+        return try await store.capabilities(presentSince: since).compactMap(shown)
+    }
+
+    func shown(_ c: OfferedCapability) -> Capability? {
+        guard case .capability(var cap) = try? MessageDecoder().decode(Array(c.body.utf8)) else { return nil }
+        cap.statement.token = c.publicToken
+        cap.statement.link = capabilityBase + "/capability/" + c.publicToken
+        return cap
+    }
+
+    func post(_ request: HTTPRequestData, target: String?, fanOut: Bool) async throws -> HTTPReply {
+        let message: Message
+        switch request.message() {
+        case .success(let m): message = m
+        case .failure(let e): return .failure(e)
+        }
+        switch message {
+        case .specification(let spec):
+            if let target {
+                guard let c = try await store.capability(publicToken: target) else {
+                    return .failure(MPlaneException(.unknown, token: quoting(target), message: "Unknown capability"))
+                }
+                return try await submit(spec, to: c).reply
+            }
+            let matching = try await matches(spec)
+            if matching.isEmpty {
+                return .failure(MPlaneException(.noService, token: spec.token, message: "No present component offers a capability this specification fits"))
+            }
+            if fanOut {
+                var receipts: [Message] = []
+                for c in matching {
+                    var s = spec
+                    s.statement.token = md5Hex(spec.token + "\u{0}" + c.component)
+                    receipts.append(try await submit(s, to: c, wait: false).message)
+                }
+                return .message(.envelope(Envelope(contents: receipts)))
+            }
+            guard matching.count == 1 else {
+                return .failure(MPlaneException(.refused, token: spec.token, message: "\(matching.count) components offer a capability this specification fits: post it to one capability's link, or to /fanout for all"))
+            }
+            return try await submit(spec, to: matching[0]).reply
+        case .redemption(let r):
+            return try await answer(token: r.token, waiting: false)
+        case .interrupt(let i):
+            guard try await store.enqueueInterrupt(token: i.token, now: now) else {
+                return .failure(MPlaneException(.unknown, token: i.token, message: "Unknown job"))
+            }
+            return try await answer(token: i.token, waiting: false)
+        default:
+            return .failure(MPlaneException(.invalidMessage, token: message.token, message: "The supervisor's client side does not accept a \(message.kind.rawValue)"))
+        }
+    }
+
+    /// The present components' capabilities `spec` fits: same verb and schema (the seed's
+    /// `capabilities_matching_schema`), its parameters within their constraints.
+    func matches(_ spec: Specification) async throws -> [OfferedCapability] {
+        let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
+        let t = now
+        return try await store.capabilities(presentSince: since).filter { c in
+            guard case .capability(let cap)? = try? MessageDecoder().decode(Array(c.body.utf8)) else { return false }
+            return spec.statement.verb == cap.statement.verb && spec.mismatch(with: cap, now: t) == nil
+        }
+    }
+
+    /// Queues `spec` for the component offering `c`; answers with the result if it comes
+    /// within reply-wait, else a receipt.
+    func submit(_ spec: Specification, to c: OfferedCapability, wait: Bool = true) async throws -> (message: Message, reply: HTTPReply) {
+        guard case .capability(let cap)? = try? MessageDecoder().decode(Array(c.body.utf8)) else {
+            let e = MPlaneException(.unknown, token: spec.token, message: "Unknown capability")
+            return (.exception(e), .failure(e))
+        }
+        if spec.statement.verb != cap.statement.verb {
+            let e = MPlaneException(.refused, token: spec.token, message: "verb '\(spec.statement.verb)' does not match the capability's '\(cap.statement.verb)'")
+            return (.exception(e), .failure(e))
+        }
+        for p in spec.statement.parameters where cap.statement.parameters.first(where: { $0.name == p.name }) == nil {
+            let e = MPlaneException(.refused, token: spec.token, message: "parameter '\(quoting(p.name))' is not one of the capability's")
+            return (.exception(e), .failure(e))
+        }
+        var forwarded = spec
+        var token = spec.token
+        if let existing = try await store.job(token: token), existing.component != c.component {
+            // The same specification for another component: a token of its own.
+            token = md5Hex(token + "\u{0}" + c.component)
+        }
+        forwarded.statement.token = token
+        forwarded.statement.link = specificationLink
+        let t = now
+        let inserted = try await store.enqueue(token: token, component: c.component, capability: c.publicToken,
+                                               label: spec.statement.label, specification: .specification(forwarded), start: t, now: t)
+        if inserted {
+            logger.info("specification queued", metadata: ["mplane.component": "\(c.component)", "mplane.token": "\(token)"])
+        }
+        let receipt = Message.receipt(Receipt(specification: forwarded))
+        guard wait else { return (receipt, .message(receipt)) }
+        let reply = try await answer(token: token, waiting: true)
+        return (receipt, reply)
+    }
+
+    /// What a client gets for job `token`: its result or exception once it came; else (after
+    /// waiting up to reply-wait when `waiting`) its receipt.
+    func answer(token: String, waiting: Bool) async throws -> HTTPReply {
+        let deadline = now.adding(microseconds: waiting ? Self.microseconds(configuration.replyWait) : 0)
+        while true {
+            guard let job = try await store.job(token: token) else {
+                return .failure(MPlaneException(.unknown, token: token, message: "Unknown job"))
+            }
+            if let answer = job.answer {
+                return HTTPReply(status: job.state == .failed ? exceptionStatus(answer) : 200, contentType: mplaneContentType,
+                                 body: Array(answer.utf8))
+            }
+            if !waiting || now >= deadline {
+                if let receipt = job.receipt { return HTTPReply(status: 200, contentType: mplaneContentType, body: Array(receipt.utf8)) }
+                guard case .specification(let s) = try MessageDecoder().decode(Array(job.specification.utf8)) else {
+                    return .failure(MPlaneException(.unknown, token: token, message: "Unknown job"))
+                }
+                return .message(.receipt(Receipt(specification: s)))
+            }
+            try await clock.sleep(until: Swift.min(deadline, now.adding(microseconds: 100_000)))
+        }
+    }
+
+    func exceptionStatus(_ body: String) -> Int {
+        if case .exception(let e)? = try? MessageDecoder().decode(Array(body.utf8)) { return e.status ?? 400 }
+        return 200
+    }
+
+    // MARK: Retention
+
+    /// Deletes what is past the retention bounds; runs every minute from ``SupervisorService``.
+    public func prune() async throws -> Int {
+        try await store.prune(olderThan: now.adding(microseconds: -Self.microseconds(configuration.retentionAge)),
+                              maxBytes: configuration.retentionBytes)
+    }
+
+    static func microseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1_000_000 + d.components.attoseconds / 1_000_000_000_000
+    }
+}
+
+/// A host as a URL names it: an IPv6 address in brackets.
+func bracketed(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+/// `s` as the inside of a JSON string.
+func jsonEscaped(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where u.value < 0x20:
+            let hex = String(u.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out
+}

@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import MPlaneHTTP
+import MPlaneIO
+
+/// `mpsup`'s configuration: the RI's supervisor file as it is (`[client]` for the side probes
+/// push to, `[component]` for the side clients use), with our keys in `[supervisor]`.
+public struct SupervisorConfiguration: Sendable, Equatable {
+    // [client]: the probe-facing side (component-initiated workflow).
+    public var probeAddress = "127.0.0.1"
+    public var probePort = 8888
+    /// The link given to components for their results (`listen-spec-link`); informative.
+    public var specificationLink: String?
+    public var registrationPath = "register/capability"
+    public var specificationPath = "show/specification"
+    public var resultPath = "register/result"
+
+    // [component]: the client-facing side (client-initiated workflow).
+    public var clientAddress = "127.0.0.1"
+    public var clientPort = 8889
+    /// The base of the links capabilities carry (`listen-cap-link`); by default this side's
+    /// own address.
+    public var capabilityLink: String?
+    public var registryPreload: [String] = []
+
+    // [supervisor]: ours.
+    /// Where the state lives: `sqlite:PATH` (default: `mpsup.sqlite` in `state-dir`).
+    public var store: String?
+    public var stateDirectory: String?
+    /// The longest a component with callback control is told to stay away (`callback-interval`).
+    public var callbackInterval: Duration = .seconds(5)
+    /// A specification handed out that got no receipt or result within this is handed out again.
+    public var redeliverAfter: Duration = .seconds(60)
+    /// A component not seen for this long is absent: its capabilities leave the list.
+    public var absentAfter: Duration = .seconds(60)
+    /// How long a specification's reply waits for its result before answering with a receipt.
+    public var replyWait: Duration = .seconds(5)
+    /// Results older than this are deleted (`retention-age`, default 30 days).
+    public var retentionAge: Duration = .seconds(30 * 86_400)
+    /// The results kept take at most this many bytes (`retention-bytes`, default 1 GiB).
+    public var retentionBytes = 1 << 30
+    /// What the HTTP servers let a peer hold (the `mpcom` keys of the same names).
+    public var http = HTTPServerLimits()
+
+    public init() {}
+
+    public struct Error: Swift.Error, CustomStringConvertible, Equatable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Reads an RI-format supervisor configuration.
+    public init(ini text: String) throws(Error) {
+        let ini: IniFile
+        do { ini = try IniFile(parsing: text) } catch { throw Error(message: "configuration: \(error)") }
+        func section(_ name: String) -> SectionSettings {
+            var values: [String: String] = [:]
+            for e in ini[name]?.entries ?? [] { values[e.key] = e.value }
+            return SectionSettings(values)
+        }
+        do {
+            let client = section("client")
+            if let w = client["workflow"], w != "component-initiated" {
+                throw ServiceConfigurationError(message: "[client] workflow = \(w): mpsup's probe side takes component-initiated")
+            }
+            probeAddress = client["listen-address"] ?? client["listen-host"] ?? probeAddress
+            probePort = try client.integer("listen-port", in: 0...65535, absent: probePort)
+            specificationLink = client["listen-spec-link"]
+            registrationPath = client["registration-path"] ?? registrationPath
+            specificationPath = client["specification-path"] ?? specificationPath
+            resultPath = client["result-path"] ?? resultPath
+
+            let component = section("component")
+            if let w = component["workflow"], w != "client-initiated" {
+                throw ServiceConfigurationError(message: "[component] workflow = \(w): mpsup's client side takes client-initiated")
+            }
+            clientAddress = component["listen-address"] ?? component["listen-host"] ?? clientAddress
+            clientPort = try component.integer("listen-port", in: 0...65535, absent: clientPort)
+            capabilityLink = component["listen-cap-link"]
+            registryPreload = component.list("registry_preload", absent: [])
+
+            let s = section("supervisor")
+            store = s["store"]
+            stateDirectory = s["state-dir"]
+            if let d = try s.seconds("callback-interval") { callbackInterval = d }
+            if let d = try s.seconds("redeliver-after") { redeliverAfter = d }
+            if let d = try s.seconds("absent-after") { absentAfter = d }
+            if let d = try s.seconds("reply-wait") { replyWait = d }
+            if let d = try s.seconds("retention-age") { retentionAge = d }
+            retentionBytes = try s.integer("retention-bytes", in: 1 << 20...(1 << 50), absent: retentionBytes)
+            http.maxBodyBytes = try s.integer("max-body-bytes", in: 1024...(1 << 30), absent: 16 << 20)
+            http.maxConnections = try s.integer("max-connections", in: 1...1_000_000, absent: 4096)
+            http.maxConnectionsPerPeer = try s.integer("max-connections-per-client", in: 1...1_000_000, absent: http.maxConnectionsPerPeer)
+            if let d = try s.seconds("request-timeout") { http.requestTimeout = d }
+            if let d = try s.seconds("idle-timeout") { http.idleTimeout = d }
+        } catch let e as ServiceConfigurationError {
+            throw Error(message: "configuration: \(e.message)")
+        } catch {
+            throw Error(message: "configuration: \(error)")
+        }
+    }
+
+    /// The configuration `mpsup` runs without a file: both sides on loopback, the store in
+    /// the state directory.
+    public static let embeddedDefault = """
+        # mpsup's embedded default (mpsup --print-config). The RI's supervisor format.
+        [client]
+        # The side probes push to (component-initiated workflow).
+        workflow = component-initiated
+        listen-address = 127.0.0.1
+        listen-port = 8888
+        registration-path = register/capability
+        specification-path = show/specification
+        result-path = register/result
+
+        [component]
+        # The side clients use (client-initiated workflow).
+        workflow = client-initiated
+        listen-address = 127.0.0.1
+        listen-port = 8889
+
+        [supervisor]
+        # store = sqlite:/var/lib/mplane/mpsup.sqlite   (default: mpsup.sqlite in state-dir)
+        callback-interval = 5
+        redeliver-after = 60
+        absent-after = 60
+        reply-wait = 5
+        retention-age = 2592000
+        retention-bytes = 1073741824
+
+        """
+
+    /// The store's location: `--store`, else `store`, else `sqlite:` in the state directory
+    /// (`state-dir`, else systemd's `$STATE_DIRECTORY`, else `/var/lib/mplane` if this
+    /// process may write there, else the current directory).
+    public func storeLocation(override: String?) -> String {
+        if let s = override ?? store { return s }
+        return "sqlite:" + resolvedStateDirectory() + "/mpsup.sqlite"
+    }
+
+    func resolvedStateDirectory() -> String {
+        if let d = stateDirectory { return d }
+        if let p = getenv("STATE_DIRECTORY") {
+            let d = String(cString: p)
+            if !d.isEmpty { return String(d.split(separator: ":").first ?? Substring(d)) }
+        }
+        if access("/var/lib/mplane", W_OK) == 0 { return "/var/lib/mplane" }
+        return "."
+    }
+}

@@ -1,0 +1,43 @@
+public import Logging
+import MPlane
+public import MPlaneHTTP
+import MPlaneScheduler
+
+/// The supervisor on HTTP: its probe side and its client side, each a server of its own, and
+/// the retention pass every minute. Runs until cancelled.
+public final class SupervisorService: Sendable {
+    public let supervisor: Supervisor
+    public let probeServer: HTTPComponentServer
+    public let clientServer: HTTPComponentServer
+    let logger: Logger
+
+    public init(store: any SupervisorStore, configuration: SupervisorConfiguration, logger: Logger = Logger(label: "mplane.supervisor")) {
+        // The supervisor needs the bound ports for its links; servers on port 0 learn them at
+        // start, so the links are made from the configured ports unless configured.
+        let supervisor = Supervisor(store: store, configuration: configuration, logger: logger)
+        self.supervisor = supervisor
+        self.logger = logger
+        probeServer = HTTPComponentServer(host: configuration.probeAddress, port: configuration.probePort, limits: configuration.http,
+                                          logger: Logger(label: "mplane.http.probes")) { await supervisor.probeSide($0) }
+        clientServer = HTTPComponentServer(host: configuration.clientAddress, port: configuration.clientPort, limits: configuration.http,
+                                           logger: Logger(label: "mplane.http.clients")) { await supervisor.clientSide($0) }
+    }
+
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.probeServer.run() }
+            group.addTask { try await self.clientServer.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        let n = try await self.supervisor.prune()
+                        if n > 0 { self.logger.info("retention: results deleted", metadata: ["mplane.deleted": "\(n)"]) }
+                    } catch {
+                        self.logger.error("retention pass failed", metadata: ["error": "\(error)"])
+                    }
+                    try await Task.sleep(for: .seconds(60))
+                }
+            }
+        }
+    }
+}
