@@ -224,11 +224,16 @@ public final class SQLiteStore: SupervisorStore {
             let state: String = row["state"]
             if state == JobRecord.State.done.rawValue || state == JobRecord.State.failed.rawValue { return true }
             if state == JobRecord.State.queued.rawValue {
-                // Never handed out: it need not reach the component at all.
+                // Never handed out: it need not reach the component at all. Its result is
+                // empty (what an interrupt returns: what was measured, here nothing).
                 try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND state = 'queued'", arguments: [token])
-                let e = MPlaneException(.refused, token: token, message: "interrupted before it reached the component")
-                try db.execute(sql: "UPDATE job SET state = 'failed', answer = ?, updated_us = ? WHERE token = ?",
-                               arguments: [MessageEncoder().encodeString(.exception(e)), now.microseconds, token])
+                guard case .specification(let spec) = try MessageDecoder().decode(Array((row["specification"] as String).utf8)) else {
+                    return false
+                }
+                var empty = Result(specification: spec, when: When(start: .at(now), end: .at(now)))
+                empty.statement.token = token
+                try db.execute(sql: "UPDATE job SET state = 'done', answer = ?, updated_us = ? WHERE token = ?",
+                               arguments: [MessageEncoder().encodeString(.result(empty)), now.microseconds, token])
                 return true
             }
             // The whole interrupt, as the RI's component needs it (cmp-06).

@@ -11,14 +11,6 @@ import MPlaneTestSupport
 import Synchronization
 import Testing
 
-/// A fresh directory under /tmp for one test, removed afterwards.
-func withTemporaryDirectory(_ body: (String) async throws -> Void) async throws {
-    let dir = "/tmp/mplane-queue-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    defer { _ = run(["rm", "-rf", dir]) }
-    try await body(dir)
-}
-
-func files(in dir: String, ending suffix: String) -> [String] { listDirectory(dir).filter { $0.hasSuffix(suffix) } }
 
 func receiptMessage(_ input: String) throws -> Message { .receipt(Receipt(specification: try loopbackSpec(input))) }
 

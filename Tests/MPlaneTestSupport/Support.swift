@@ -113,3 +113,13 @@ public func stop(_ pid: Int32, signal: Int32 = 15, within seconds: Int = 5) asyn
     }
     return kill(pid, 0) != 0
 }
+
+/// A fresh path under /tmp for one test (not created), removed with what is in it afterwards.
+public func withTemporaryDirectory(_ body: (String) async throws -> Void) async throws {
+    let dir = "/tmp/mplane-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { _ = run(["rm", "-rf", dir]) }
+    try await body(dir)
+}
+
+/// The names in `dir` that end with `suffix`.
+public func files(in dir: String, ending suffix: String) -> [String] { listDirectory(dir).filter { $0.hasSuffix(suffix) } }

@@ -1,0 +1,281 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MPlane
+import MPlaneHTTP
+import MPlaneIO
+import MPlaneScheduler
+import MPlaneSupervisor
+import MPlaneTestSupport
+import Testing
+
+let t0 = Timestamp(year: 2026, month: 12, day: 1, hour: 10)
+let loopbackCapability = LoopbackService().capability
+
+func loopbackSpecification(_ input: String, when: String = "now") throws -> Specification {
+    var s = Specification(capability: loopbackCapability, when: try When(parsing: when))
+    try s.statement.setParameterValue("test.input", .string(input))
+    return s
+}
+
+func post(_ path: String, _ m: Message, component: String? = nil, peer: String = "127.0.0.1") -> HTTPRequestData {
+    var headers = [("Content-Type", mplaneContentType)]
+    if let component { headers.append((Supervisor.componentHeader, component)) }
+    return HTTPRequestData(method: "POST", path: path, headers: headers, body: MessageEncoder().encode(m), peer: peer)
+}
+
+func get(_ path: String, component: String? = nil, peer: String = "127.0.0.1") -> HTTPRequestData {
+    HTTPRequestData(method: "GET", path: path, headers: component.map { [(Supervisor.componentHeader, $0)] } ?? [], peer: peer)
+}
+
+func decode(_ reply: HTTPReply) throws -> Message { try MessageDecoder().decode(reply.body) }
+
+func registering(_ caps: [Capability], callback: Capability? = Capability(verb: .callback, label: "callback", when: .nowToFuture)) -> Message {
+    .envelope(Envelope(contents: caps.map { .capability($0) } + (callback.map { [.capability($0)] } ?? [])))
+}
+
+/// A supervisor over a real SQLite file in a temporary directory, on a manual clock.
+func withSupervisor(_ configure: (inout SupervisorConfiguration) -> Void = { _ in },
+                    _ body: (Supervisor, SQLiteStore, ManualClock) async throws -> Void) async throws {
+    try await withTemporaryDirectory { dir in
+        mkdir(dir, 0o700)
+        let store = try SQLiteStore(path: dir + "/mpsup.sqlite")
+        var c = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
+        c.replyWait = .zero  // the manual clock does not move by itself: answer with receipts at once
+        configure(&c)
+        let clock = ManualClock(now: t0)
+        try await body(Supervisor(store: store, configuration: c, clock: clock), store, clock)
+    }
+}
+
+@Suite("Supervisor: the probe side, without sockets, over a real SQLite file", .timeLimit(.minutes(1)))
+struct ProbeSideTests {
+    @Test("registration is answered with the RI's label map; a named component that is not registered gets 428, an unnamed one an empty envelope")
+    func registration() async throws {
+        try await withSupervisor { sup, _, _ in
+            let reply = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
+            #expect(reply.status == 200)
+            let text = String(decoding: reply.body, as: UTF8.self)
+            #expect(text.contains("\"test-loopback\": {\"registered\": \"ok\"}") && text.contains("\"callback\""), "\(text)")
+
+            #expect(await sup.probeSide(get("/show/specification", component: "stranger")).status == 428)
+            let unnamed = await sup.probeSide(get("/show/specification", peer: "10.9.9.9"))
+            #expect(unnamed.status == 200)
+            guard case .envelope(let e) = try decode(unnamed) else { Issue.record("not an envelope"); return }
+            #expect(e.contents.isEmpty)
+        }
+    }
+
+    @Test("a queued specification is handed out once, with the callback last; handed out again only after redeliver-after without an answer")
+    func handedOutOnce() async throws {
+        try await withSupervisor({ $0.redeliverAfter = .seconds(30) }) { sup, store, clock in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
+            let caps = try await store.capabilities(presentSince: t0)
+            let spec = try loopbackSpecification("once")
+            let queued = await sup.clientSide(post("/capability/\(caps[0].publicToken)", .specification(spec)))
+            #expect(queued.status == 200)
+            guard case .receipt(let receipt) = try decode(queued) else { Issue.record("no receipt: \(String(decoding: queued.body, as: UTF8.self))"); return }
+
+            guard case .envelope(let first) = try decode(await sup.probeSide(get("/show/specification", component: "probe-a"))) else {
+                Issue.record("not an envelope"); return
+            }
+            #expect(first.contents.count == 2)
+            #expect(first.contents.first?.token == receipt.token)
+            guard case .specification(let cb)? = first.contents.last else { Issue.record("callback not last"); return }
+            #expect(cb.statement.verb == .callback && "\(cb.statement.when)" == "now + 5s", "nothing left queued: callback-interval, \(cb.statement.when)")
+
+            guard case .envelope(let second) = try decode(await sup.probeSide(get("/show/specification", component: "probe-a"))) else { return }
+            #expect(second.contents.count == 1, "only the callback: the specification went once")
+            guard case .specification(let idle)? = second.contents.last else { return }
+            #expect("\(idle.statement.when)" == "now + 5s", "nothing queued: callback-interval")
+
+            await clock.advance(by: 31)
+            guard case .envelope(let third) = try decode(await sup.probeSide(get("/show/specification", component: "probe-a"))) else { return }
+            #expect(third.contents.first?.token == receipt.token, "no receipt within redeliver-after: handed out again")
+
+            // The receipt arrives: never again.
+            #expect(await sup.probeSide(post("/register/result", .receipt(receipt), component: "probe-a")).status == 200)
+            await clock.advance(by: 31)
+            guard case .envelope(let fourth) = try decode(await sup.probeSide(get("/show/specification", component: "probe-a"))) else { return }
+            #expect(fourth.contents.count == 1)
+        }
+    }
+
+    @Test("the RI's callback capability (verb measure, label callback) gets its callback in its own form")
+    func riCallback() async throws {
+        try await withSupervisor { sup, _, _ in
+            let riCallback = Capability(verb: .measure, label: "callback", when: .nowToFuture)
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability], callback: riCallback)))
+            guard case .envelope(let e) = try decode(await sup.probeSide(get("/show/specification"))),
+                  case .specification(let cb)? = e.contents.last else { Issue.record("no callback"); return }
+            #expect(cb.statement.verb == .measure && cb.statement.label == "callback")
+        }
+    }
+
+    @Test("a result is acknowledged once stored, kept once however often it is posted, and redeemable by the client")
+    func resultsOnce() async throws {
+        try await withSupervisor { sup, store, _ in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
+            let cap = try #require(try await store.capabilities(presentSince: t0).first)
+            let spec = try loopbackSpecification("twice")
+            guard case .receipt(let receipt) = try decode(await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(spec)))) else {
+                Issue.record("no receipt"); return
+            }
+            var result = Result(specification: spec, when: try When(parsing: "2026-12-01 10:00:00 ... 2026-12-01 10:00:01"))
+            result.statement.token = receipt.token
+            try result.values.appendRow([.string("twice")])
+            for _ in 0..<3 { #expect(await sup.probeSide(post("/register/result", .result(result), component: "probe-a")).status == 200) }
+            #expect(try await store.results(component: "probe-a", label: nil, from: nil, to: nil, limit: 10).count == 1)
+
+            let redeemed = await sup.clientSide(post("/", .redemption(Redemption(receipt: receipt))))
+            guard case .result(let r) = try decode(redeemed) else { Issue.record("not a result"); return }
+            #expect(r.values.value("test.output", row: 0) == .string("twice"))
+        }
+    }
+
+    @Test("bad input gets a 4xx mPlane exception and changes nothing", arguments: [
+        ("POST", "/register/capability", "text/plain", "{}", 415),
+        ("POST", "/register/capability", mplaneContentType, "{not json", 400),
+        ("POST", "/register/capability", mplaneContentType, "{\"receipt\": \"measure\", \"token\": \"x\", \"version\": 1}", 400),
+        ("POST", "/register/result", mplaneContentType, "[1, 2]", 400),
+        ("PUT", "/show/specification", mplaneContentType, "", 405),
+        ("GET", "/elsewhere", mplaneContentType, "", 404),
+    ])
+    func badInput(method: String, path: String, type: String, body: String, status: Int) async throws {
+        try await withSupervisor { sup, store, _ in
+            let reply = await sup.probeSide(HTTPRequestData(method: method, path: path, headers: [("Content-Type", type)],
+                                                            body: Array(body.utf8), peer: "127.0.0.1"))
+            #expect(reply.status == status)
+            guard case .exception = try decode(reply) else { Issue.record("not an exception"); return }
+            #expect(try await store.components().isEmpty)
+        }
+    }
+}
+
+@Suite("Supervisor: the client side, without sockets", .timeLimit(.minutes(1)))
+struct ClientSideTests {
+    @Test("two components offering the same capability: both listed, each with its own token and link; absent ones leave the list")
+    func sameCapabilityTwice() async throws {
+        try await withSupervisor { sup, _, clock in
+            for name in ["probe-a", "probe-b"] {
+                _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name))
+            }
+            guard case .envelope(let list) = try decode(await sup.clientSide(get("/capability"))) else { return }
+            let tokens = list.contents.compactMap(\.token)
+            #expect(tokens.count == 2 && Set(tokens).count == 2)
+            for case .capability(let c) in list.contents {
+                #expect(c.statement.label == "test-loopback")
+                #expect(c.statement.link?.hasSuffix("/capability/\(c.token)") == true)
+            }
+            // A plain POST that fits both is refused with a way out; /fanout reaches both.
+            let spec = try loopbackSpecification("both")
+            #expect(await sup.clientSide(post("/capability", .specification(spec))).status == 403)
+            guard case .envelope(let receipts) = try decode(await sup.clientSide(post("/fanout", .specification(spec)))) else {
+                Issue.record("fan-out: no envelope"); return
+            }
+            #expect(Set(receipts.contents.compactMap(\.token)).count == 2)
+            for name in ["probe-a", "probe-b"] {
+                guard case .envelope(let e) = try decode(await sup.probeSide(get("/show/specification", component: name))) else { return }
+                #expect(e.contents.count == 2, "\(name): its own specification and the callback")
+            }
+            // probe-b stops polling: after absent-after only probe-a is offered.
+            await clock.advance(by: 45)
+            _ = await sup.probeSide(get("/show/specification", component: "probe-a"))
+            await clock.advance(by: 30)
+            guard case .envelope(let later) = try decode(await sup.clientSide(get("/capability"))) else { return }
+            #expect(later.contents.count == 1)
+        }
+    }
+
+    @Test("an interrupt of a job not handed out yet ends it at once; of one handed out, it is queued for the component")
+    func interrupts() async throws {
+        try await withSupervisor { sup, store, _ in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
+            let cap = try #require(try await store.capabilities(presentSince: t0).first)
+            let early = try loopbackSpecification("early"), late = try loopbackSpecification("late")
+            for s in [early] { _ = await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(s))) }
+            let first = await sup.clientSide(post("/", .interrupt(Interrupt(specification: early))))
+            guard case .result(let empty) = try decode(first) else { Issue.record("no result: \(first.status)"); return }
+            #expect(empty.values.rowCount == 0 && empty.token == early.token, "ended before it reached the component: nothing measured")
+            _ = await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(late)))
+            _ = await sup.probeSide(get("/show/specification", component: "probe-a"))  // handed out
+            #expect(await sup.clientSide(post("/", .interrupt(Interrupt(specification: late)))).status == 200)
+            guard case .envelope(let e) = try decode(await sup.probeSide(get("/show/specification", component: "probe-a"))) else { return }
+            guard case .interrupt(let i)? = e.contents.first else { Issue.record("no interrupt: \(e.contents.map(\.kind))"); return }
+            #expect(i.token == late.token && i.statement.label == "test-loopback", "the whole interrupt, as the RI needs")
+            var unknown = Receipt(specification: try loopbackSpecification("never sent"))
+            unknown.statement.token = "nonesuch"
+            #expect(await sup.clientSide(post("/", .redemption(Redemption(receipt: unknown)))).status == 404)
+        }
+    }
+}
+
+@Suite("Supervisor store: retention and results for people", .timeLimit(.minutes(1)))
+struct StoreTests {
+    func result(_ token: String, rows: Int, start: Int) throws -> Message {
+        var spec = Specification(capability: CounterService().capability, when: try When(parsing: "now ... future / 1s"))
+        try spec.statement.setParameterValue("test.input", .string("x"))
+        let s = t0.adding(microseconds: Int64(start) * 1_000_000)
+        var r = Result(specification: spec, when: When(start: .at(s), end: .at(s.adding(microseconds: Int64(rows) * 1_000_000))))
+        r.statement.token = token
+        for i in 0..<rows {
+            try r.values.appendRow([.time(s.adding(microseconds: Int64(i) * 1_000_000)), .string("x"), .natural(UInt64(i))])
+        }
+        return .result(r)
+    }
+
+    @Test("with a size cap, the store shrinks back under it while results keep arriving, oldest first")
+    func retentionBySize() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let store = try SQLiteStore(path: dir + "/s.sqlite")
+            let cap = 64 << 10
+            var high = 0
+            for batch in 0..<10 {
+                for i in 0..<20 {
+                    try await store.store(component: "p", messages: [try result("t\(batch)-\(i)", rows: 20, start: batch * 100 + i)], now: t0)
+                }
+                high = Swift.max(high, try await store.resultBytes())
+                _ = try await store.prune(olderThan: Timestamp(microsecondsSince1970: 0), maxBytes: cap)
+                #expect(try await store.resultBytes() <= cap)
+            }
+            #expect(high > cap, "the test wrote past the cap")
+            let kept = try await store.results(component: "p", label: nil, from: nil, to: nil, limit: 1000)
+            #expect(kept.allSatisfy { $0.token.hasPrefix("t9-") || $0.token.hasPrefix("t8-") || $0.token.hasPrefix("t7-") }, "the newest are kept")
+        }
+    }
+
+    @Test("the rows of one label from one component over a time range come out as one CSV, in time order")
+    func series() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let store = try SQLiteStore(path: dir + "/s.sqlite")
+            // Three results of 10 rows each, at 0-10 s, 10-20 s, 20-30 s; one from another component.
+            for (i, start) in [20, 0, 10].enumerated() {
+                try await store.store(component: "p", messages: [try result("s\(i)", rows: 10, start: start)], now: t0)
+            }
+            try await store.store(component: "q", messages: [try result("other", rows: 10, start: 5)], now: t0)
+            let bodies = try await store.series(component: "p", label: "test-counter", from: t0.adding(microseconds: 5_000_000),
+                                                to: t0.adding(microseconds: 14_000_000))
+            #expect(bodies.count == 2, "only the results overlapping 5-14 s")
+            let csv = try ResultCSV.rows(of: bodies, header: true, from: t0.adding(microseconds: 5_000_000), to: t0.adding(microseconds: 14_000_000))
+            let lines = csv.split(separator: "\r\n")
+            #expect(lines.first == "time,test.output,test.counter")
+            #expect(lines.count == 11, "rows at 5...14 s: \(lines)")
+            #expect(lines[1].hasPrefix("2026-12-01 10:00:05") && lines[10].hasPrefix("2026-12-01 10:00:14"), "\(lines)")
+        }
+    }
+
+    @Test("a store opened again keeps what it had (its migrations are not applied twice)")
+    func reopen() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            do {
+                let store = try SQLiteStore(path: dir + "/s.sqlite")
+                try await store.store(component: "p", messages: [try result("kept", rows: 1, start: 0)], now: t0)
+            }
+            let again = try SQLiteStore(path: dir + "/s.sqlite")
+            #expect(try await again.results(component: nil, label: nil, from: nil, to: nil, limit: 10).map(\.token) == ["kept"])
+        }
+    }
+}
