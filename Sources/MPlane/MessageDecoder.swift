@@ -122,7 +122,7 @@ public struct MessageDecoder: Sendable {
                 // already (sorted keys put the kind, the registry and the results first).
                 if k == .parameters || k == .results || k == .resultvalues {
                     r.skipWhitespace()
-                    let start = r.pos
+                    let start = r.pos, startDepth = r.depth
                     let provisional = f[.registry] == nil
                     if let registry = try provisionalRegistry(f, r.bytes) {
                         do throws(MPlaneError) {
@@ -148,7 +148,10 @@ public struct MessageDecoder: Sendable {
                             // Against a provisional registry an error may not be real: read
                             // the section again once the registry is known.
                             guard provisional else { throw error }
+                            // Back to where the section began, at its depth (the error may have
+                            // left nested objects open).
                             r.pos = start
+                            r.depth = startDepth
                         }
                     }
                 }

@@ -34,8 +34,9 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     public var redeliverAfter: Duration = .seconds(60)
     /// A component not seen for this long is absent: its capabilities leave the list.
     public var absentAfter: Duration = .seconds(60)
-    /// How long a specification's reply waits for its result before answering with a receipt.
-    public var replyWait: Duration = .seconds(5)
+    /// How long a specification's reply waits for its result before answering with a receipt
+    /// (`reply-wait`, default 2 s: well within the 5 s a client such as the RI's waits).
+    public var replyWait: Duration = .seconds(2)
     /// Results older than this are deleted (`retention-age`, default 30 days).
     public var retentionAge: Duration = .seconds(30 * 86_400)
     /// The results kept take at most this many bytes (`retention-bytes`, default 1 GiB).
@@ -125,7 +126,7 @@ public struct SupervisorConfiguration: Sendable, Equatable {
         callback-interval = 5
         redeliver-after = 60
         absent-after = 60
-        reply-wait = 5
+        reply-wait = 2
         retention-age = 2592000
         retention-bytes = 1073741824
 

@@ -79,3 +79,23 @@ struct HostileModelTests {
         #expect(e.storageBytes >= 100_000)
     }
 }
+
+@Suite("Envelopes of many messages")
+struct ManyMessagesTests {
+    @Test("an envelope of 500 capabilities of a registry other than the core one decodes (the depth bound counted re-read sections: it failed at the 30th)")
+    func manyNonCoreCapabilities() throws {
+        let registry = try RegistryStore.shared.registry(for: RegistryStore.loopbackURI)
+        var cap = Capability(label: "test-loopback", when: .nowToFuture, registry: registry)
+        try cap.statement.addParameter("test.input", constraint: .all)
+        try cap.statement.addResultColumn("test.output")
+        let envelope = Message.envelope(Envelope(contents: Array(repeating: .capability(cap), count: 500)))
+        guard case .envelope(let e) = try MessageDecoder().decode(MessageEncoder().encode(envelope)) else {
+            Issue.record("not an envelope")
+            return
+        }
+        #expect(e.contents.count == 500)
+        // The bound itself still holds for real nesting.
+        let deep = String(repeating: "[", count: 40) + String(repeating: "]", count: 40)
+        #expect(throws: MPlaneError.self) { try MessageDecoder().decode(Array(("{\"envelope\": \"message\", \"contents\": " + deep + "}").utf8)) }
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MPlane
+import MPlaneHTTP
+import MPlaneIO
+import MPlaneScheduler
+import MPlaneSupervisor
+import MPlaneTestSupport
+import Synchronization
+import Testing
+
+let mpsupBinary = repoRoot + "/.build/debug/mpsup"
+
+/// A running `mpsup` on free ports, its log in `dir`.
+struct RunningSupervisor {
+    let pid: Int32
+    let probePort: Int
+    let clientPort: Int
+    let log: String
+
+    /// Starts mpsup on port 0 and reads the ports it bound from its log (bounded wait).
+    static func start(store: String, dir: String, extra: String = "") async throws -> RunningSupervisor {
+        let log = dir + "/mpsup-\(UInt32.random(in: 0...UInt32.max)).log"
+        let pid = startInBackground("exec \(mpsupBinary) --store sqlite:\(store) --probe-port 0 --client-port 0 \(extra) > \(log) 2>&1")
+        for _ in 0..<200 {
+            let text = String(decoding: readFile(log) ?? [], as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening") && $0.contains("mpsup.probe_port") }) {
+                func port(_ key: String) -> Int? {
+                    guard let r = line.range(of: key + "=") else { return nil }
+                    return Int(line[r.upperBound...].prefix { $0.isNumber })
+                }
+                if let p = port("mpsup.probe_port"), let c = port("mpsup.client_port") {
+                    return RunningSupervisor(pid: pid, probePort: p, clientPort: c, log: log)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(pid, SIGKILL)
+        throw HTTPClientError(message: "mpsup did not start within 10 s: \(String(decoding: readFile(log) ?? [], as: UTF8.self))")
+    }
+}
+
+/// A value shared by tasks, behind a lock.
+final class Locked<T: Sendable>: Sendable {
+    private let m: Mutex<T>
+    init(_ v: T) { m = Mutex(v) }
+    func withLock<R>(_ body: (inout T) -> R) -> R { m.withLock { body(&$0) } }
+}
+
+/// Resident memory of a process, in KiB (VmRSS).
+func residentKiB(_ pid: Int32) -> Int? {
+    let text = String(decoding: readFile("/proc/\(pid)/status") ?? [], as: UTF8.self)
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+}
+
+@Suite("mpsup as a process", .serialized, .timeLimit(.minutes(3)))
+struct SupervisorProcessTests {
+    @Test("the RI's component and our mpcom register with our mpsup (RI-format configuration); the RI's client pings through each, and each specification reaches its component")
+    func interoperation() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let out = try await runProcess([py, repoRoot + "/Tests/Interop/ri_our_mpsup.py", mpsupBinary, repoRoot + "/.build/debug/mpcom"])
+        #expect(out.status == 0, "\(out.output)")
+        let doc = try JSON(parsing: out.output.split(separator: "\n").last.map(String.init) ?? "")
+        #expect(doc["errors"] == .array([]), "\(out.output)")
+        #expect(doc["components"]?["swift-probe"] == .bool(true) && doc["components"]?["address:127.0.0.1"] == .bool(true), "\(out.output)")
+        for who in ["ours", "ri"] {
+            let run = doc["runs"]?[who]
+            #expect(run?["count"] == .string("2"), "\(who): two echo replies in 2 s, \(out.output)")
+            let token = run?["result_token"]?.stringValue
+            let component = run?["component"]?.stringValue
+            // The store says which component posted the result with that token.
+            let stored = doc["stored"]?.arrayValue?.first { $0["token"]?.stringValue == token }
+            #expect(token != nil && stored?["component"]?.stringValue == component, "\(who): \(out.output)")
+        }
+        #expect(doc["runs"]?["ours"]?["component"] == .string("swift-probe"))
+        #expect(doc["runs"]?["ri"]?["component"] == .string("address:127.0.0.1"))
+    }
+
+    @Test("kill -9 in the middle of a burst of result POSTs: after a restart every result answered 200 is there, once")
+    func killNine() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let store = dir + "/s.sqlite"
+            let sup = try await RunningSupervisor.start(store: store, dir: dir)
+            let probe = HTTPURL(host: "127.0.0.1", port: sup.probePort, path: "/register/result")
+            let acknowledged = Locked<Set<String>>([])
+            let spec = try loopbackSpecification("burst")
+            // 16 posting clients, each posting results with tokens of its own until the kill.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in 0..<16 {
+                    group.addTask {
+                        for i in 0..<10_000 {
+                            var r = Result(specification: spec, when: When(start: .at(t0), end: .at(t0)))
+                            r.statement.token = "c\(client)-\(i)"
+                            try r.values.appendRow([.string("burst")])
+                            let body = MessageEncoder().encode(.result(r))
+                            guard let reply = try? await SimpleHTTPClient.request("POST", probe, contentType: mplaneContentType, body: body,
+                                                                                 headers: [(Supervisor.componentHeader, "probe-k")],
+                                                                                 timeout: .seconds(2)) else { return }
+                            if reply.status == 200 { _ = acknowledged.withLock { $0.insert("c\(client)-\(i)") } }
+                        }
+                    }
+                }
+                // Kill once a good number are acknowledged.
+                for _ in 0..<400 where acknowledged.withLock({ $0.count }) < 300 { try await Task.sleep(for: .milliseconds(25)) }
+                kill(sup.pid, SIGKILL)
+                try await group.waitForAll()
+            }
+            let acked = acknowledged.withLock { $0 }
+            #expect(acked.count >= 300, "the burst got going before the kill: \(acked.count)")
+            // The store as a restarted mpsup sees it.
+            let again = try SQLiteStore(path: store)
+            let kept = try await again.results(component: "probe-k", label: nil, from: nil, to: nil, limit: 1_000_000)
+            let tokens = kept.map(\.token)
+            #expect(Set(tokens).count == tokens.count, "each result once")
+            let lost = acked.subtracting(tokens)
+            #expect(lost.isEmpty, "\(lost.count) acknowledged results lost, e.g. \(lost.prefix(5))")
+            let restarted = try await RunningSupervisor.start(store: store, dir: dir)
+            defer { kill(restarted.pid, SIGTERM) }
+            let listing = try await runProcess([mpsupBinary, "results", "--store", "sqlite:" + store, "--component", "probe-k", "--limit", "1000000"])
+            #expect(listing.output.split(separator: "\n").count - 1 == tokens.count, "mpsup results lists them all")
+        }
+    }
+
+    @Test("1,000 components register and poll: resident memory per registered component stays under 16 KiB")
+    func manyComponents() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let sup = try await RunningSupervisor.start(store: dir + "/s.sqlite", dir: dir)
+            defer { kill(sup.pid, SIGTERM) }
+            let base = HTTPURL(host: "127.0.0.1", port: sup.probePort, path: "/")
+            let body = MessageEncoder().encode(registering([loopbackCapability, CounterService().capability]))
+            func wave(_ range: Range<Int>) async throws {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<8 {
+                        group.addTask {
+                            for n in range where n % 8 == worker {
+                                let name = [(Supervisor.componentHeader, "sim-\(n)")]
+                                let r = try await SimpleHTTPClient.request("POST", base.with(path: "/register/capability"),
+                                                                           contentType: mplaneContentType, body: body, headers: name)
+                                guard r.status == 200 else { throw HTTPClientError(message: "registration \(n): \(r.status)") }
+                                let p = try await SimpleHTTPClient.request("GET", base.with(path: "/show/specification"), headers: name)
+                                guard p.status == 200 else { throw HTTPClientError(message: "poll \(n): \(p.status)") }
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            try await wave(0..<50)  // warm: the pools, the caches
+            let before = try #require(residentKiB(sup.pid))
+            try await wave(50..<1050)
+            let after = try #require(residentKiB(sup.pid))
+            let perComponent = Double(after - before) / 1000
+            print("mpsup RSS: \(before) KiB after 50 components, \(after) KiB after 1,050: \(perComponent) KiB per component")
+            #expect(perComponent < 16, "\(perComponent) KiB per registered component")
+            let list = try await SimpleHTTPClient.request("GET", HTTPURL(host: "127.0.0.1", port: sup.clientPort, path: "/capability"),
+                                                          accept: mplaneContentType)
+            guard case .envelope(let e) = try MessageDecoder().decode(list.body) else { Issue.record("no envelope"); return }
+            #expect(e.contents.count == 2 * 1050)
+        }
+    }
+}
