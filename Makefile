@@ -26,11 +26,17 @@ RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev iputils-ping curl
 
-.PHONY: run test deps ri build release linkage order bench bench-runtime bench-ping fuzz fuzz-http soak clean
+.PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping fuzz fuzz-http soak clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
 	.build/release/mpcom $(MPCOM_ARGS)
+
+# The supervisor with its embedded store, on loopback (probe side 8888, client side 8889).
+# A component for it: make run MPCOM_ARGS="--config deploy/component-to-local-mpsup.conf"
+supervisor: deps
+	$(SWIFT) build -c release --product mpsup
+	.build/release/mpsup $(MPSUP_ARGS)
 
 test: deps ri
 	$(SWIFT) build --build-tests

@@ -63,6 +63,12 @@ public struct AgentMachine: Sendable {
     public private(set) var notes: [Note] = []
     private var pollStart: Timestamp?
     private var random: SplitMix64
+    /// The tokens of the specifications taken lately (the last ``rememberedTokens``): a
+    /// supervisor that hands one out again (it saw no receipt in time) does not make the
+    /// probe measure twice; the receipt and result it missed are in the queue already.
+    private var taken: Set<String> = []
+    private var takenOrder: [String] = []
+    public static let rememberedTokens = 4096
 
     public init(timing: Timing, resultURL: HTTPURL, resultLinkAllow: [String] = [], seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         self.timing = timing
@@ -124,6 +130,10 @@ public struct AgentMachine: Sendable {
                     let (start, end) = spec.statement.when.datetimes(now: now)
                     if let start, start > now { callback = start } else { callback = end ?? start ?? now }
                 case .specification(let spec):
+                    guard remember(spec.token) else {
+                        note("duplicate", "the supervisor handed out specification \(spec.token) again; it was taken already")
+                        continue
+                    }
                     work.append(.submit(spec, resultURL: resultTarget(link: spec.statement.link)))
                 case .interrupt(let i):
                     work.append(.interrupt(token: i.token))
@@ -201,6 +211,16 @@ public struct AgentMachine: Sendable {
         if foreignOrigins.contains(url.origin) { return url }
         note("link", "a specification's link names an origin not in result-link-allow; its result goes to the supervisor: \(url)")
         return resultURL
+    }
+
+    /// Records `token` as taken; false if it was already.
+    mutating func remember(_ token: String) -> Bool {
+        guard taken.insert(token).inserted else { return false }
+        takenOrder.append(token)
+        if takenOrder.count > Self.rememberedTokens {
+            taken.remove(takenOrder.removeFirst())
+        }
+        return true
     }
 
     mutating func note(_ kind: String, _ text: String) {

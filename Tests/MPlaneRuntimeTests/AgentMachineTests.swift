@@ -203,6 +203,17 @@ struct AgentMachineTests {
         #expect(m.woke(now: t0) == .register)
     }
 
+    @Test("a specification handed out again (the supervisor saw no receipt in time) is not run twice")
+    func duplicates() throws {
+        var m = AgentMachine(timing: timing, resultURL: supervisorResults, seed: 8)
+        _ = m.registration(.status(200), now: t0)
+        let spec = try loopbackSpec("once")
+        let body = envelopeBody([.specification(spec)])
+        #expect(m.polled(.status(200), body: body, now: t0).work.count == 1)
+        #expect(m.polled(.status(200), body: body, now: t0).work.isEmpty)
+        #expect(m.takeNotes().map(\.kind) == ["duplicate"])
+    }
+
     @Test("deliveries: 2xx delivered; 4xx refused for good except 408 and 429; 5xx and no answer retried")
     func verdicts() {
         #expect(DeliveryVerdict(.status(200)) == .delivered)

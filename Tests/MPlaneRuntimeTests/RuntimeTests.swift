@@ -65,6 +65,9 @@ struct ConfigurationTests {
                 #expect(throws: ComponentConfiguration.Error.self) { try c.makeServices(.probe) }
             }
         }
+        let local = try ComponentConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/component-to-local-mpsup.conf"), as: UTF8.self))
+        #expect(local.workflow == .componentInitiated && local.clientPort == 8888 && local.componentName == "local-probe")
+        #expect(try local.makeServices(.probe).contains { $0.capability.statement.label == "test-loopback" })
     }
 
     @Test("the embedded default runs ping and capture (where permitted) and the test services on loopback")

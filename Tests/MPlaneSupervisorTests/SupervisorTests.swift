@@ -279,3 +279,49 @@ struct StoreTests {
         }
     }
 }
+
+@Suite("Supervisor configuration")
+struct SupervisorConfigurationTests {
+    @Test("the RI's supervisor file is read as it is; the example in deploy/ and the embedded default are valid")
+    func riFormat() throws {
+        let ri = try SupervisorConfiguration(ini: """
+            [client]
+            workflow = component-initiated
+            listen-host = 127.0.0.1
+            listen-port = 18888
+            listen-spec-link = http://127.0.0.1:18888/
+            registration-path = register/capability
+            specification-path = show/specification
+            result-path = register/result
+
+            [component]
+            scheduler_max_results = 20
+            workflow = client-initiated
+            listen-port = 18889
+            listen-cap-link = http://127.0.0.1:18889/
+            """)
+        #expect(ri.probePort == 18888 && ri.clientPort == 18889 && ri.capabilityLink == "http://127.0.0.1:18889/")
+        #expect(ri.specificationLink == "http://127.0.0.1:18888/")
+        let example = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-sqlite.conf"), as: UTF8.self))
+        #expect(example.storeLocation(override: nil) == "sqlite:/var/lib/mplane/mpsup.sqlite" && example.probeAddress == "0.0.0.0")
+        let embedded = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
+        #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1")
+        #expect(embedded.storeLocation(override: "sqlite:/x.sqlite") == "sqlite:/x.sqlite")
+    }
+
+    @Test("a bad value stops the start with the key named", arguments: [
+        ("[client]\nworkflow = client-initiated\n", "[client] workflow"),
+        ("[client]\nlisten-port = 70000\n", "listen-port"),
+        ("[supervisor]\ncallback-interval = soon\n", "callback-interval"),
+        ("[supervisor]\nretention-bytes = 12\n", "retention-bytes"),
+        ("[client\n", "line 1"),
+    ])
+    func badValues(text: String, named: String) {
+        do {
+            _ = try SupervisorConfiguration(ini: text)
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.message.contains(named), "\(error.message)")
+        }
+    }
+}

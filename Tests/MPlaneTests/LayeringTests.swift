@@ -63,4 +63,15 @@ struct LayeringTests {
         let http = closure(of: "MPlaneHTTP", in: table)
         #expect(http.isDisjoint(with: ["MPlaneScheduler", "MPlaneRuntime", "MPlaneProbe", "CSupport"]), "\(http.sorted())")
     }
+
+    @Test("the supervisor reaches no probe part (no measurement service, no component runtime, no C); the probe never reaches the supervisor or its database")
+    func supervisor() async throws {
+        let table = try await targets()
+        for name in ["MPlaneSupervisor", "mpsup"] {
+            let reached = closure(of: name, in: table)
+            let forbidden: Set<String> = ["MPlanePing", "MPlaneCapture", "CSupport", "MPlaneRuntime", "MPlaneProbe"]
+            #expect(reached.isDisjoint(with: forbidden), "\(name) reaches \(reached.intersection(forbidden).sorted())")
+        }
+        #expect(!closure(of: "mpcom", in: table).contains("MPlaneSupervisor"), "mpcom would link the supervisor and SQLite")
+    }
 }
