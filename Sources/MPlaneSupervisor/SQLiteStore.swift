@@ -114,46 +114,65 @@ public final class SQLiteStore: SupervisorStore {
         }
     }
 
-    public func componentInfo(_ component: String) async throws -> (registered: Bool, callback: CallbackStyle?) {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT callback FROM component WHERE name = ?", arguments: [component]) else {
-                return (false, nil)
+    public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
+        let t = now.microseconds
+        return try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT callback,
+                    EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'queued' AND start_us <= ?2) OR
+                    EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'claimed' AND claimed_us < ?2 - ?3) AS due,
+                    (SELECT min(start_us) FROM work WHERE component = ?1 AND state = 'queued') AS next
+                FROM component WHERE name = ?1
+                """, arguments: [component, t, redeliverAfter]) else {
+                return PollState(registered: false, callback: nil, due: false, next: nil)
             }
             let style: String? = row["callback"]
-            return (true, style.flatMap(CallbackStyle.init(rawValue:)))
+            let next: Int64? = row["next"]
+            return PollState(registered: true, callback: style.flatMap(CallbackStyle.init(rawValue:)), due: row["due"],
+                             next: next.map(Timestamp.init(microsecondsSince1970:)))
         }
     }
 
-    public func claim(component: String, address: String?, now: Timestamp, redeliverAfter: Int64) async throws
+    public func claim(component: String, now: Timestamp, redeliverAfter: Int64, limit: Int) async throws
         -> (items: [WorkItem], next: Timestamp?) {
         let t = now.microseconds
         return try await pool.write { db in
-            try db.execute(sql: "UPDATE component SET seen_us = ?, address = coalesce(?, address) WHERE name = ?",
-                           arguments: [t, address, component])
             // Claimed in the transaction that reads them: handed out once, whoever polls.
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE work SET state = 'claimed', claimed_us = ?1
                 WHERE id IN (SELECT id FROM work WHERE component = ?2 AND
                     ((state = 'queued' AND start_us <= ?1) OR (state = 'claimed' AND claimed_us < ?1 - ?3))
-                    ORDER BY id LIMIT 256)
+                    ORDER BY id LIMIT ?4)
                 RETURNING id, token, kind, body
-                """, arguments: [t, component, redeliverAfter])
+                """, arguments: [t, component, redeliverAfter, limit])
             var items = rows.map { r in
                 WorkItem(id: r["id"], token: r["token"], kind: WorkItem.Kind(rawValue: r["kind"]) ?? .specification, body: r["body"])
             }
             items.sort { $0.id < $1.id }
-            if !items.isEmpty {
-                let tokens = items.filter { $0.kind == .specification }.map(\.token)
-                for token in tokens {
-                    try db.execute(sql: "UPDATE job SET state = 'claimed', updated_us = ? WHERE token = ? AND state = 'queued'",
-                                   arguments: [t, token])
-                }
+            for item in items where item.kind == .specification {
+                try db.execute(sql: "UPDATE job SET state = 'claimed', updated_us = ? WHERE token = ? AND state = 'queued'",
+                               arguments: [t, item.token])
             }
-            let next: Int64? = try Int64.fetchOne(db, sql: """
-                SELECT min(start_us) FROM work WHERE component = ? AND state = 'queued'
-                """, arguments: [component])
+            let next: Int64? = try Int64.fetchOne(db, sql: "SELECT min(start_us) FROM work WHERE component = ? AND state = 'queued'",
+                                                  arguments: [component])
             return (items, next.map(Timestamp.init(microsecondsSince1970:)))
         }
+    }
+
+    public func markSeen(_ seen: [String: (address: String?, at: Timestamp)]) async throws {
+        guard !seen.isEmpty else { return }
+        let rows = seen.map { ($0.key, $0.value.address, $0.value.at.microseconds) }
+        try await pool.write { db in
+            for (name, address, t) in rows {
+                try db.execute(sql: """
+                    UPDATE component SET seen_us = max(seen_us, ?), address = coalesce(?, address) WHERE name = ?
+                    """, arguments: [t, address, name])
+            }
+        }
+    }
+
+    public func componentCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM component") ?? 0 }
     }
 
     public func store(component: String, messages: [Message], now: Timestamp) async throws {
@@ -201,19 +220,38 @@ public final class SQLiteStore: SupervisorStore {
         OfferedCapability(publicToken: r["public_token"], component: r["component"], token: r["token"], label: r["label"], body: r["body"])
     }
 
-    public func enqueue(token: String, component: String, capability: String?, label: String?, specification: Message,
-                        start: Timestamp, now: Timestamp) async throws -> Bool {
-        let body = MessageEncoder().encodeString(specification)
+    public func enqueue(_ jobs: [NewJob], now: Timestamp, maxQueued: Int) async throws -> [EnqueueOutcome] {
+        let encoder = MessageEncoder()
+        let bodies = jobs.map { encoder.encodeString($0.specification) }
+        let t = now.microseconds
         return try await pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
-                VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT(token) DO NOTHING
-                """, arguments: [token, component, capability, label, body, now.microseconds, now.microseconds])
-            guard db.changesCount == 1 else { return false }
-            try db.execute(sql: """
-                INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (?, ?, 'specification', ?, ?, ?)
-                """, arguments: [component, token, body, start.microseconds, now.microseconds])
-            return true
+            var outcomes: [EnqueueOutcome] = []
+            var waiting: [String: Int] = [:]
+            for (job, body) in zip(jobs, bodies) {
+                if waiting[job.component] == nil {
+                    waiting[job.component] = try Int.fetchOne(db, sql: """
+                        SELECT count(*) FROM work WHERE component = ? AND state IN ('queued', 'claimed')
+                        """, arguments: [job.component]) ?? 0
+                }
+                if waiting[job.component, default: 0] >= maxQueued {
+                    outcomes.append(.full)
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
+                    VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                    """, arguments: [job.token, job.component, job.capability, job.label, body, t, t])
+                guard db.changesCount == 1 else {
+                    outcomes.append(.exists)
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (?, ?, 'specification', ?, ?, ?)
+                    """, arguments: [job.component, job.token, body, job.start.microseconds, t])
+                waiting[job.component, default: 0] += 1
+                outcomes.append(.queued)
+            }
+            return outcomes
         }
     }
 

@@ -71,6 +71,40 @@ public struct ComponentSummary: Sendable, Equatable {
     }
 }
 
+/// What a poll needs to know (``SupervisorStore/pollState(component:now:redeliverAfter:)``).
+public struct PollState: Sendable, Equatable {
+    public var registered: Bool
+    public var callback: CallbackStyle?
+    public var due: Bool
+    public var next: Timestamp?
+}
+
+/// A specification to queue for one component.
+public struct NewJob: Sendable {
+    public var token: String
+    public var component: String
+    public var capability: String?
+    public var label: String?
+    public var specification: Message
+    public var start: Timestamp
+    public init(token: String, component: String, capability: String?, label: String?, specification: Message, start: Timestamp) {
+        self.token = token
+        self.component = component
+        self.capability = capability
+        self.label = label
+        self.specification = specification
+        self.start = start
+    }
+}
+
+public enum EnqueueOutcome: Sendable, Equatable {
+    case queued
+    /// A job with this token exists already.
+    case exists
+    /// The component has `max-queued-per-component` items waiting.
+    case full
+}
+
 /// What the supervisor's registration of a component changed.
 public struct RegistrationOutcome: Sendable, Equatable {
     /// The labels (or tokens, for capabilities without a label) registered.
@@ -98,13 +132,20 @@ public protocol SupervisorStore: Sendable {
                   now: Timestamp) async throws -> RegistrationOutcome
     /// Removes the capabilities `tokens` (component tokens) of `component`.
     func withdraw(component: String, tokens: [String], now: Timestamp) async throws
-    /// Whether `component` is registered, and how it takes callbacks.
-    func componentInfo(_ component: String) async throws -> (registered: Bool, callback: CallbackStyle?)
-    /// Hands out, once, what is due for `component` at `now`: queued items whose start is not
-    /// after `now`, and items handed out before `redeliverAfter` µs ago that got no answer.
-    /// Marks the component seen. Returns the items and the start of the next queued one.
-    func claim(component: String, address: String?, now: Timestamp, redeliverAfter: Int64) async throws
+    /// What a poll needs to know, in one read: whether `component` is registered, how it
+    /// takes callbacks, whether anything is due for it at `now` (queued and started, or handed
+    /// out more than `redeliverAfter` µs ago without an answer), and when the next queued
+    /// item starts. A poll that finds nothing due writes nothing.
+    func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState
+    /// Hands out, once, what is due for `component` at `now` (see ``pollState``), at most
+    /// `limit` items, claimed in the transaction that reads them. Returns the items and the
+    /// start of the next queued one.
+    func claim(component: String, now: Timestamp, redeliverAfter: Int64, limit: Int) async throws
         -> (items: [WorkItem], next: Timestamp?)
+    /// Records when components were last seen (batched by the supervisor, about once a second).
+    func markSeen(_ seen: [String: (address: String?, at: Timestamp)]) async throws
+    /// How many components are registered.
+    func componentCount() async throws -> Int
     /// Keeps what a component sent back (receipts, results, exceptions), each result once;
     /// returns once committed.
     func store(component: String, messages: [Message], now: Timestamp) async throws
@@ -116,9 +157,10 @@ public protocol SupervisorStore: Sendable {
     func capability(publicToken: String) async throws -> OfferedCapability?
     /// Every registered component, present or not.
     func components() async throws -> [ComponentSummary]
-    /// Queues `specification` (with `token`) for `component`. False if a job with that token exists.
-    func enqueue(token: String, component: String, capability: String?, label: String?, specification: Message,
-                 start: Timestamp, now: Timestamp) async throws -> Bool
+    /// Queues each job's specification for its component, in one transaction; for each,
+    /// whether it was queued (false: a job with that token exists, or its component has
+    /// `maxQueued` items waiting already, see ``EnqueueOutcome``).
+    func enqueue(_ jobs: [NewJob], now: Timestamp, maxQueued: Int) async throws -> [EnqueueOutcome]
     /// Queues an interrupt of job `token` for its component.
     func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool
     func job(token: String) async throws -> JobRecord?

@@ -1,4 +1,5 @@
 public import Logging
+import Synchronization
 import MPlane
 public import MPlaneHTTP
 import MPlaneIO
@@ -18,6 +19,10 @@ public final class Supervisor: Sendable {
     let capabilityBase: String
     /// The link specifications carry to components (where results go).
     let specificationLink: String
+
+    /// When components were seen, written to the store about once a second (a poll that
+    /// finds nothing due writes nothing).
+    private let seen = Mutex<[String: (address: String?, at: Timestamp)]>([:])
 
     /// The header our `mpcom` names itself with.
     public static let componentHeader = "X-MPlane-Component"
@@ -95,7 +100,15 @@ public final class Supervisor: Sendable {
         if !other.isEmpty {
             return .failure(MPlaneException(.invalidMessage, message: "A registration holds capabilities and withdrawals, not a \(other[0].rawValue)"))
         }
+        if capabilities.count > configuration.maxCapabilitiesPerComponent {
+            return .failure(MPlaneException(.invalidMessage, message: "\(capabilities.count) capabilities in one registration: max-capabilities-per-component is \(configuration.maxCapabilitiesPerComponent)"))
+        }
         do {
+            let known = try await store.pollState(component: identity, now: now, redeliverAfter: 0).registered
+            if !known, try await store.componentCount() >= configuration.maxComponents {
+                refusals.log("registration refused: max-components", kind: "components", level: .warning, metadata: ["mplane.component": "\(identity)"])
+                return .failure(MPlaneException(.busy, message: "The supervisor takes no more components (max-components \(configuration.maxComponents))"))
+            }
             var registered: [String] = []
             if !capabilities.isEmpty || withdrawn.isEmpty {
                 registered = try await store.register(component: identity, address: request.peer, capabilities: capabilities,
@@ -114,24 +127,29 @@ public final class Supervisor: Sendable {
 
     func poll(identity: String, named: Bool, peer: String?) async -> HTTPReply {
         do {
-            let info = try await store.componentInfo(identity)
-            guard info.registered else {
+            let t = now
+            let redeliver = Self.microseconds(configuration.redeliverAfter)
+            let state = try await store.pollState(component: identity, now: t, redeliverAfter: redeliver)
+            guard state.registered else {
                 // Ours re-registers on 428; the RI's component would stop polling on it (it calls
                 // a method it does not have), so an unnamed component gets an empty envelope.
                 if named { return .failure(MPlaneException(token: nil, message: "Register first", status: 428)) }
                 return .message(.envelope(Envelope(contents: [])))
             }
-            let t = now
-            let (items, next) = try await store.claim(component: identity, address: peer, now: t,
-                                                      redeliverAfter: Self.microseconds(configuration.redeliverAfter))
+            seen.withLock { $0[identity] = (peer, t) }
+            var items: [WorkItem] = []
+            var next = state.next
+            if state.due {
+                (items, next) = try await store.claim(component: identity, now: t, redeliverAfter: redeliver, limit: Self.itemsPerPoll)
+            }
             var parts = items.map(\.body)
-            if let style = info.callback {
+            if let style = state.callback {
                 // Back when the next queued item is due, at most callback-interval from now, at
                 // least a second. Last: the RI's component reads no further than the callback.
                 let cap = Self.microseconds(configuration.callbackInterval)
                 var wait = cap
                 if let next { wait = Swift.min(cap, Swift.max(1_000_000, next.microseconds - t.microseconds)) }
-                if items.count >= 256 { wait = 1_000_000 }  // more is queued than one answer takes
+                if items.count >= Self.itemsPerPoll { wait = 1_000_000 }  // more may wait than one answer takes
                 parts.append(callbackSpecification(style: style, seconds: Swift.max(1, (wait + 999_999) / 1_000_000)))
             }
             if !items.isEmpty {
@@ -141,6 +159,22 @@ public final class Supervisor: Sendable {
             return HTTPReply(status: 200, contentType: mplaneContentType, body: Array(body.utf8))
         } catch {
             return storeFailure(error)
+        }
+    }
+
+    /// The most items one poll's answer carries.
+    static let itemsPerPoll = 256
+
+    /// Writes when components were last seen; ``SupervisorService`` calls it every second.
+    public func flushSeen() async {
+        let batch = seen.withLock { s in
+            defer { s = [:] }
+            return s
+        }
+        guard !batch.isEmpty else { return }
+        do { try await store.markSeen(batch) } catch {
+            // Not lost for long: the next poll of each records it again.
+            refusals.log("could not record when components were seen", kind: "seen", level: .error, metadata: ["error": "\(error)"])
         }
     }
 
@@ -161,6 +195,14 @@ public final class Supervisor: Sendable {
         case .failure(let e): return .failure(e)
         }
         do {
+            guard try await store.pollState(component: identity, now: now, redeliverAfter: 0).registered else {
+                // Ours registers again and sends the message again; the RI's never polls
+                // unregistered, so an unnamed peer here is not a component of ours.
+                if request.header(Self.componentHeader) != nil {
+                    return .failure(MPlaneException(token: message.token, message: "Register first", status: 428))
+                }
+                return .failure(MPlaneException(.refused, token: message.token, message: "Results are taken from registered components only"))
+            }
             // Acknowledged once committed.
             try await store.store(component: identity, messages: [message], now: now)
             return HTTPReply(status: 200, contentType: "text/plain", body: [])
@@ -254,13 +296,28 @@ public final class Supervisor: Sendable {
                 return .failure(MPlaneException(.noService, token: spec.token, message: "No present component offers a capability this specification fits"))
             }
             if fanOut {
+                // One job per component, each with a token of its own, queued in one transaction.
+                var jobs: [NewJob] = []
                 var receipts: [Message] = []
+                let t = now
                 for c in matching {
                     var s = spec
                     s.statement.token = md5Hex(spec.token + "\u{0}" + c.component)
-                    receipts.append(try await submit(s, to: c, wait: false).message)
+                    s.statement.link = specificationLink
+                    jobs.append(NewJob(token: s.token, component: c.component, capability: c.publicToken, label: spec.statement.label,
+                                       specification: .specification(s), start: t))
+                    receipts.append(.receipt(Receipt(specification: s)))
                 }
-                return .message(.envelope(Envelope(contents: receipts)))
+                let outcomes = try await store.enqueue(jobs, now: t, maxQueued: configuration.maxQueuedPerComponent)
+                var contents: [Message] = []
+                for (receipt, outcome) in zip(receipts, outcomes) {
+                    if outcome == .full {
+                        contents.append(.exception(MPlaneException(.limitReached, token: receipt.token, message: "The component has max-queued-per-component specifications waiting")))
+                    } else {
+                        contents.append(receipt)
+                    }
+                }
+                return .message(.envelope(Envelope(contents: contents)))
             }
             guard matching.count == 1 else {
                 return .failure(MPlaneException(.refused, token: spec.token, message: "\(matching.count) components offer a capability this specification fits: post it to one capability's link, or to /fanout for all"))
@@ -313,10 +370,17 @@ public final class Supervisor: Sendable {
         forwarded.statement.token = token
         forwarded.statement.link = specificationLink
         let t = now
-        let inserted = try await store.enqueue(token: token, component: c.component, capability: c.publicToken,
-                                               label: spec.statement.label, specification: .specification(forwarded), start: t, now: t)
-        if inserted {
+        let outcome = try await store.enqueue([NewJob(token: token, component: c.component, capability: c.publicToken,
+                                                      label: spec.statement.label, specification: .specification(forwarded), start: t)],
+                                              now: t, maxQueued: configuration.maxQueuedPerComponent).first
+        switch outcome {
+        case .queued?:
             logger.info("specification queued", metadata: ["mplane.component": "\(c.component)", "mplane.token": "\(token)"])
+        case .full?:
+            let e = MPlaneException(.limitReached, token: token, message: "The component has max-queued-per-component (\(configuration.maxQueuedPerComponent)) specifications waiting; retry later")
+            return (.exception(e), .failure(e))
+        default:
+            break  // the same specification again: its job as it stands
         }
         let receipt = Message.receipt(Receipt(specification: forwarded))
         guard wait else { return (receipt, .message(receipt)) }

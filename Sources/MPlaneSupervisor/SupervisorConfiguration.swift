@@ -41,6 +41,13 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     public var retentionAge: Duration = .seconds(30 * 86_400)
     /// The results kept take at most this many bytes (`retention-bytes`, default 1 GiB).
     public var retentionBytes = 1 << 30
+    /// Components registered at most (`max-components`): a new one past it is refused (503).
+    public var maxComponents = 100_000
+    /// Capabilities one registration may hold (`max-capabilities-per-component`).
+    public var maxCapabilitiesPerComponent = 1024
+    /// Specifications and interrupts waiting for one component (`max-queued-per-component`):
+    /// past it a client's specification is refused (429).
+    public var maxQueuedPerComponent = 1000
     /// What the HTTP servers let a peer hold (the `mpcom` keys of the same names).
     public var http = HTTPServerLimits()
 
@@ -90,6 +97,9 @@ public struct SupervisorConfiguration: Sendable, Equatable {
             if let d = try s.seconds("reply-wait") { replyWait = d }
             if let d = try s.seconds("retention-age") { retentionAge = d }
             retentionBytes = try s.integer("retention-bytes", in: 1 << 20...(1 << 50), absent: retentionBytes)
+            maxComponents = try s.integer("max-components", in: 1...10_000_000, absent: maxComponents)
+            maxCapabilitiesPerComponent = try s.integer("max-capabilities-per-component", in: 1...100_000, absent: maxCapabilitiesPerComponent)
+            maxQueuedPerComponent = try s.integer("max-queued-per-component", in: 1...1_000_000, absent: maxQueuedPerComponent)
             http.maxBodyBytes = try s.integer("max-body-bytes", in: 1024...(1 << 30), absent: 16 << 20)
             http.maxConnections = try s.integer("max-connections", in: 1...1_000_000, absent: 4096)
             http.maxConnectionsPerPeer = try s.integer("max-connections-per-client", in: 1...1_000_000, absent: http.maxConnectionsPerPeer)
@@ -129,6 +139,9 @@ public struct SupervisorConfiguration: Sendable, Equatable {
         reply-wait = 2
         retention-age = 2592000
         retention-bytes = 1073741824
+        max-components = 100000
+        max-capabilities-per-component = 1024
+        max-queued-per-component = 1000
 
         """
 

@@ -28,6 +28,13 @@ public final class SupervisorService: Sendable {
             group.addTask { try await self.probeServer.run() }
             group.addTask { try await self.clientServer.run() }
             group.addTask {
+                // When components were seen, about once a second; once more at the end.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    await self.supervisor.flushSeen()
+                }
+            }
+            group.addTask {
                 while !Task.isCancelled {
                     do {
                         let n = try await self.supervisor.prune()

@@ -85,6 +85,10 @@ struct SupervisorProcessTests {
             let store = dir + "/s.sqlite"
             let sup = try await RunningSupervisor.start(store: store, dir: dir)
             let probe = HTTPURL(host: "127.0.0.1", port: sup.probePort, path: "/register/result")
+            let registered = try await SimpleHTTPClient.request("POST", probe.with(path: "/register/capability"), contentType: mplaneContentType,
+                                                                body: MessageEncoder().encode(registering([loopbackCapability])),
+                                                                headers: [(Supervisor.componentHeader, "probe-k")])
+            try #require(registered.status == 200)
             let acknowledged = Locked<Set<String>>([])
             let spec = try loopbackSpecification("burst")
             // 16 posting clients, each posting results with tokens of its own until the kill.

@@ -152,11 +152,62 @@ struct ProbeSideTests {
     }
 }
 
+@Suite("Supervisor: limits", .timeLimit(.minutes(1)))
+struct SupervisorLimitTests {
+    @Test("past max-components a new component is refused with 503; a registered one may register again")
+    func components() async throws {
+        try await withSupervisor({ $0.maxComponents = 2 }) { sup, store, _ in
+            for name in ["a", "b"] {
+                #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name)).status == 200)
+            }
+            #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "c")).status == 503)
+            #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a")).status == 200)
+            let count = try await store.componentCount()
+            #expect(count == 2)
+        }
+    }
+
+    @Test("a registration past max-capabilities-per-component is refused whole")
+    func capabilities() async throws {
+        try await withSupervisor({ $0.maxCapabilitiesPerComponent = 3 }) { sup, store, _ in
+            var many: [Capability] = []
+            for i in 0..<4 {
+                var c = loopbackCapability
+                c.statement.label = "loop-\(i)"
+                many.append(c)
+            }
+            let reply = await sup.probeSide(post("/register/capability", registering(many), component: "a"))
+            #expect(reply.status == 400 && String(decoding: reply.body, as: UTF8.self).contains("max-capabilities-per-component"))
+            let count = try await store.componentCount()
+            #expect(count == 0)
+        }
+    }
+
+    @Test("past max-queued-per-component a client's specification gets 429; results only from registered components")
+    func queued() async throws {
+        try await withSupervisor({ $0.maxQueuedPerComponent = 2 }) { sup, store, _ in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a"))
+            let cap = try #require(try await store.capabilities(presentSince: t0).first)
+            for i in 0..<2 {
+                #expect(await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(try loopbackSpecification("q\(i)")))).status == 200)
+            }
+            let third = await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(try loopbackSpecification("q2"))))
+            #expect(third.status == 429 && String(decoding: third.body, as: UTF8.self).contains("max-queued-per-component"))
+
+            var r = Result(specification: try loopbackSpecification("stray"), when: When(start: .at(t0), end: .at(t0)))
+            try r.values.appendRow([.string("stray")])
+            #expect(await sup.probeSide(post("/register/result", .result(r), component: "stranger")).status == 428)
+            #expect(await sup.probeSide(post("/register/result", .result(r), peer: "10.1.1.1")).status == 403)
+            #expect(try await store.results(component: nil, label: nil, from: nil, to: nil, limit: 10).isEmpty)
+        }
+    }
+}
+
 @Suite("Supervisor: the client side, without sockets", .timeLimit(.minutes(1)))
 struct ClientSideTests {
     @Test("two components offering the same capability: both listed, each with its own token and link; absent ones leave the list")
     func sameCapabilityTwice() async throws {
-        try await withSupervisor { sup, _, clock in
+        try await withSupervisor { sup, store, clock in
             for name in ["probe-a", "probe-b"] {
                 _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name))
             }
@@ -181,9 +232,11 @@ struct ClientSideTests {
             // probe-b stops polling: after absent-after only probe-a is offered.
             await clock.advance(by: 45)
             _ = await sup.probeSide(get("/show/specification", component: "probe-a"))
+            await sup.flushSeen()
             await clock.advance(by: 30)
             guard case .envelope(let later) = try decode(await sup.clientSide(get("/capability"))) else { return }
-            #expect(later.contents.count == 1)
+            let seen = try await store.components().map { "\($0.name) \($0.seen)" }
+            #expect(later.contents.count == 1, "\(seen)")
         }
     }
 
