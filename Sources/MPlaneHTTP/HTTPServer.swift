@@ -53,14 +53,18 @@ public final class HTTPComponentServer: Sendable {
     /// a drop).
     private let accepted = Mutex<[ObjectIdentifier: (peer: String?, connection: Connection)]>([:])
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+    /// The `Server` header of every response.
+    let serverName: String
     /// Request bodies being read, per client.
     private let bufferedPerPeer = Mutex<[String: Int]>([:])
 
     /// A server answering every request with `handler` (test supervisors use this too).
     public init(host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
-                logger: Logger = Logger(label: "mplane.http"), onBound: @escaping @Sendable (String) -> Void = { _ in },
+                logger: Logger = Logger(label: "mplane.http"), serverName: String = "mpcom",
+                onBound: @escaping @Sendable (String) -> Void = { _ in },
                 handler: @escaping Handler) {
         self.handler = handler
+        self.serverName = serverName
         self.onBound = onBound
         self.host = host
         self.port = port
@@ -257,6 +261,12 @@ public final class HTTPComponentServer: Sendable {
                             try await refuse(.tooLarge, "Request body exceeds max-body-bytes (\(limits.maxBodyBytes))", version: head?.version ?? .http1_1)
                             return
                         }
+                        if held + n > limits.maxBufferedBytesPerPeer {
+                            // It could never fit, however long the client waits.
+                            try await refuse(.tooLarge, "Request body exceeds max-buffered-bytes-per-client (\(limits.maxBufferedBytesPerPeer))",
+                                             version: head?.version ?? .http1_1)
+                            return
+                        }
                         if let limit = reserve(n, for: peer) {
                             try await refuse(.busy, "Server busy: request bodies being read exceed \(limit); try again", version: head?.version ?? .http1_1)
                             return
@@ -268,16 +278,19 @@ public final class HTTPComponentServer: Sendable {
                         let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
                                                       headers: h.headers.map { ($0.name, $0.value) }, body: body, peer: peer)
                         body = []
+                        // The body stays counted while the handler holds it.
+                        let reply = await handler(request)
                         unreserve(held, for: peer)
                         held = 0
-                        let reply = await handler(request)
                         let keepAlive = h.isKeepAlive
                         var headers = HTTPHeaders()
                         headers.add(name: "Content-Type", value: reply.contentType)
                         headers.add(name: "Content-Length", value: String(reply.body.count))
-                        headers.add(name: "Server", value: "mpcom")
+                        headers.add(name: "Server", value: serverName)
                         if !keepAlive { headers.add(name: "Connection", value: "close") }
-                        let status = HTTPResponseStatus(statusCode: reply.status)
+                        // A status a handler took from a peer's message could be anything: only
+                        // a final status with a body goes out.
+                        let status = HTTPResponseStatus(statusCode: (200...599).contains(reply.status) && reply.status != 204 && reply.status != 304 ? reply.status : 500)
                         if reply.status >= 400 {
                             refusals.log("request answered with an error", kind: "status-\(reply.status)",
                                          metadata: ["http.peer": "\(peer)", "http.path": "\(h.uri.prefix(100))"])

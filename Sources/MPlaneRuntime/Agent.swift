@@ -308,8 +308,10 @@ public final class ComponentInitiatedAgent: Sendable {
             case .servicesChanged:
                 // Registered again before the next poll.
                 capabilitiesChanged.store(true, ordering: .releasing)
-            case .repetition:
-                break
+            case .repetition(let token, let result):
+                var r = result
+                r.statement.token = token
+                order.withLock { o in for item in o.repetition(token: token, result: .result(r)) { queue.push(item) } }
             }
         }
         defer { scheduler.removeObserver(observer) }

@@ -255,6 +255,7 @@ public struct DeliveryOrder: Sendable {
         var url: HTTPURL
         var receiptQueued = false
         var heldResult: Message?
+        var heldRepetitions: [Message] = []
     }
     private var entries: [String: Entry] = [:]
     public let resultURL: HTTPURL
@@ -271,6 +272,8 @@ public struct DeliveryOrder: Sendable {
             entries[token] = nil
             return out
         }
+        out += entry.heldRepetitions.map { Outgoing(message: $0, url: entry.url) }
+        entry.heldRepetitions = []
         if let held = entry.heldResult {
             entries[token] = nil
             out.append(Outgoing(message: held, url: entry.url))
@@ -289,6 +292,17 @@ public struct DeliveryOrder: Sendable {
             return [Outgoing(message: message, url: entry.url)]
         }
         entry.heldResult = message
+        entries[token] = entry
+        return []
+    }
+
+    /// One repetition of a repeated job finished with `result`: what to queue now. Each
+    /// repetition's result leaves as it comes (a job repeated "every 5 minutes, for ever"
+    /// would otherwise send nothing until it is interrupted); the supervisor keeps each once.
+    public mutating func repetition(token: String, result: Message) -> [Outgoing] {
+        guard var entry = entries[token] else { return [Outgoing(message: result, url: resultURL)] }
+        if entry.receiptQueued { return [Outgoing(message: result, url: entry.url)] }
+        entry.heldRepetitions.append(result)
         entries[token] = entry
         return []
     }

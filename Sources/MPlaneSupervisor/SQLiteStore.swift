@@ -61,7 +61,8 @@ public final class SQLiteStore: SupervisorStore {
                 CREATE TABLE result (
                     id INTEGER PRIMARY KEY, component TEXT NOT NULL, token TEXT NOT NULL, label TEXT,
                     start_us INTEGER, end_us INTEGER, rows INTEGER NOT NULL, bytes INTEGER NOT NULL,
-                    received_us INTEGER NOT NULL, body TEXT NOT NULL, UNIQUE(component, token));
+                    received_us INTEGER NOT NULL, body TEXT NOT NULL);
+                CREATE UNIQUE INDEX result_once ON result(component, token, coalesce(start_us, -1));
                 CREATE INDEX result_series ON result(component, label, start_us);
                 CREATE INDEX result_age ON result(received_us);
                 """)
@@ -171,16 +172,21 @@ public final class SQLiteStore: SupervisorStore {
         }
     }
 
-    public func componentCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM component") ?? 0 }
+    public func componentCount(address: String?) async throws -> Int {
+        try await pool.read { db in
+            if let address {
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM component WHERE address = ?", arguments: [address]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM component") ?? 0
+        }
     }
 
-    public func store(component: String, messages: [Message], now: Timestamp) async throws {
+    public func store(component: String, messages: [Message], now: Timestamp) async throws -> StoreOutcome {
         let encoder = MessageEncoder()
         var writes: [StoredMessage] = []
         for m in messages { StoredMessage.collect(m, encoder: encoder, into: &writes) }
-        guard !writes.isEmpty else { return }
-        try await batcher.commit(component: component, writes, now: now.microseconds)
+        guard !writes.isEmpty else { return StoreOutcome(stored: 0, unknownTokens: []) }
+        return try await batcher.commit(component: component, writes, now: now.microseconds)
     }
 
     // MARK: Client-facing
@@ -278,6 +284,10 @@ public final class SQLiteStore: SupervisorStore {
             guard case .specification(let spec) = try MessageDecoder().decode(Array((row["specification"] as String).utf8)) else {
                 return false
             }
+            // One interrupt waiting per job is enough, however often a client asks.
+            if try Bool.fetchOne(db, sql: """
+                SELECT EXISTS(SELECT 1 FROM work WHERE token = ? AND kind = 'interrupt' AND state IN ('queued', 'claimed'))
+                """, arguments: [token]) == true { return true }
             var i = Interrupt(specification: spec)
             i.statement.token = token
             let interrupt = MessageEncoder().encodeString(.interrupt(i))
@@ -290,11 +300,25 @@ public final class SQLiteStore: SupervisorStore {
 
     public func job(token: String) async throws -> JobRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT token, component, state, specification, receipt, answer FROM job WHERE token = ?",
-                             arguments: [token]).map { r in
-                JobRecord(token: r["token"], component: r["component"], state: JobRecord.State(rawValue: r["state"]) ?? .queued,
-                          specification: r["specification"], receipt: r["receipt"], answer: r["answer"])
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT token, component, state, specification, receipt, answer FROM job WHERE token = ?
+                """, arguments: [token]) else { return nil }
+            var answer: String? = r["answer"]
+            if answer == nil {
+                // Its results, in the order they were measured: one, or an envelope of the
+                // repetitions of a repeated specification.
+                let bodies = try String.fetchAll(db, sql: """
+                    SELECT body FROM result WHERE component = ? AND token = ? ORDER BY coalesce(start_us, received_us), id LIMIT 1000
+                    """, arguments: [r["component"] as String, token])
+                if bodies.count == 1 {
+                    answer = bodies[0]
+                } else if bodies.count > 1 {
+                    answer = "{\"contents\": [" + bodies.joined(separator: ", ") + "], \"envelope\": \"message\", \"token\": \""
+                        + token + "\", \"version\": 1}"
+                }
             }
+            return JobRecord(token: r["token"], component: r["component"], state: JobRecord.State(rawValue: r["state"]) ?? .queued,
+                             specification: r["specification"], receipt: r["receipt"], answer: answer)
         }
     }
 
@@ -332,7 +356,7 @@ public final class SQLiteStore: SupervisorStore {
         }
     }
 
-    public func prune(olderThan: Timestamp, maxBytes: Int) async throws -> Int {
+    public func prune(olderThan: Timestamp, maxBytes: Int, forgetBefore: Timestamp) async throws -> Int {
         try await pool.write { db in
             let t = olderThan.microseconds
             try db.execute(sql: "DELETE FROM result WHERE received_us < ?", arguments: [t])
@@ -351,8 +375,15 @@ public final class SQLiteStore: SupervisorStore {
                                arguments: StatementArguments(ids))
                 deleted += ids.count
             }
-            try db.execute(sql: "DELETE FROM job WHERE state IN ('done', 'failed') AND updated_us < ?", arguments: [t])
+            // Jobs in any state once nothing happened to them for the retention age, with
+            // their work; then the components absent since `forgetBefore` with nothing waiting.
+            try db.execute(sql: "DELETE FROM work WHERE token IN (SELECT token FROM job WHERE updated_us < ?)", arguments: [t])
+            try db.execute(sql: "DELETE FROM job WHERE updated_us < ?", arguments: [t])
             try db.execute(sql: "DELETE FROM work WHERE state = 'done' AND created_us < ?", arguments: [t])
+            try db.execute(sql: """
+                DELETE FROM component WHERE seen_us < ? AND NOT EXISTS (
+                    SELECT 1 FROM work WHERE work.component = component.name AND work.state IN ('queued', 'claimed'))
+                """, arguments: [forgetBefore.microseconds])
             return deleted
         }
     }
@@ -381,17 +412,22 @@ struct StoredMessage: Sendable {
             let (start, end) = r.statement.when.datetimes(now: Timestamp(microsecondsSince1970: 0))
             out.append(StoredMessage(kind: .result, token: r.token, label: r.statement.label, start: start?.microseconds,
                                      end: end?.microseconds, rows: r.values.rowCount, body: encoder.encodeString(m)))
-        case .exception(let e):
+        case .exception(var e):
             if let token = e.token {
-                out.append(StoredMessage(kind: .exception, token: token, rows: 0, body: encoder.encodeString(m)))
+                // What a component says went wrong, within reason.
+                if e.message.utf8.count > 4096 { e.message = String(e.message.prefix(4096)) + "…" }
+                out.append(StoredMessage(kind: .exception, token: token, rows: 0, body: encoder.encodeString(.exception(e))))
             }
         case .envelope(let env):
-            // An envelope of results (a repeated specification's) is kept as one result.
-            if env.contents.contains(where: { if case .result = $0 { true } else { false } }), let token = env.token ?? env.contents.first?.token {
-                let label = env.contents.lazy.compactMap { if case .result(let r) = $0 { r.statement.label } else { nil } }.first
-                out.append(StoredMessage(kind: .result, token: token, label: label, rows: 0, body: encoder.encodeString(m)))
-            } else {
-                for inner in env.contents { collect(inner, encoder: encoder, into: &out) }
+            // An envelope of results (a repeated specification's): each result a row of its
+            // own, under the envelope's token when it has one.
+            for inner in env.contents {
+                if case .result(var r) = inner, let token = env.token {
+                    r.statement.token = token
+                    collect(.result(r), encoder: encoder, into: &out)
+                } else {
+                    collect(inner, encoder: encoder, into: &out)
+                }
             }
         default:
             break
@@ -406,7 +442,7 @@ final class WriteBatcher: Sendable {
         var component: String
         var writes: [StoredMessage]
         var now: Int64
-        var continuation: CheckedContinuation<Void, any Error>
+        var continuation: CheckedContinuation<StoreOutcome, any Error>
     }
     private struct State {
         var pending: [Pending] = []
@@ -417,8 +453,8 @@ final class WriteBatcher: Sendable {
 
     init(pool: DatabasePool) { self.pool = pool }
 
-    func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+    func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<StoreOutcome, any Error>) in
             let start = state.withLock { s -> Bool in
                 s.pending.append(Pending(component: component, writes: writes, now: now, continuation: c))
                 if s.writing { return false }
@@ -440,18 +476,28 @@ final class WriteBatcher: Sendable {
             if batch.isEmpty { return }
             let work = batch.map { ($0.component, $0.writes, $0.now) }
             do {
-                try await pool.write { db in
-                    for (component, writes, now) in work { try Self.apply(db, component: component, writes, now: now) }
+                let outcomes = try await pool.write { db in
+                    try work.map { (component, writes, now) in try Self.apply(db, component: component, writes, now: now) }
                 }
-                for p in batch { p.continuation.resume() }
+                for (p, o) in zip(batch, outcomes) { p.continuation.resume(returning: o) }
             } catch {
                 for p in batch { p.continuation.resume(throwing: error) }
             }
         }
     }
 
-    static func apply(_ db: Database, component: String, _ writes: [StoredMessage], now: Int64) throws {
+    /// Writes what one component sent for its own jobs; a token that is no job of that
+    /// component is not written (a component cannot fill the store, or anyone's results,
+    /// with results nobody asked for).
+    static func apply(_ db: Database, component: String, _ writes: [StoredMessage], now: Int64) throws -> StoreOutcome {
+        var outcome = StoreOutcome(stored: 0, unknownTokens: [])
         for w in writes {
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM job WHERE token = ? AND component = ?)",
+                                    arguments: [w.token, component]) == true else {
+                outcome.unknownTokens.append(w.token)
+                continue
+            }
+            outcome.stored += 1
             switch w.kind {
             case .receipt:
                 try db.execute(sql: """
@@ -461,13 +507,14 @@ final class WriteBatcher: Sendable {
                 try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ? AND kind = 'specification'",
                                arguments: [w.token, component])
             case .result:
-                // A component's retry of a result it sent is kept once.
+                // A component's retry of a result it sent is kept once (one per start: each
+                // repetition of a repeated specification is a result of its own).
                 try db.execute(sql: """
                     INSERT INTO result(component, token, label, start_us, end_us, rows, bytes, received_us, body)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(component, token) DO NOTHING
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
                     """, arguments: [component, w.token, w.label, w.start, w.end, w.rows, w.body.utf8.count, now, w.body])
-                try db.execute(sql: "UPDATE job SET answer = ?, state = 'done', updated_us = ? WHERE token = ? AND component = ?",
-                               arguments: [w.body, now, w.token, component])
+                try db.execute(sql: "UPDATE job SET state = 'done', updated_us = ? WHERE token = ? AND component = ?",
+                               arguments: [now, w.token, component])
                 try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
             case .exception:
                 try db.execute(sql: "UPDATE job SET answer = ?, state = 'failed', updated_us = ? WHERE token = ? AND component = ?",
@@ -475,5 +522,6 @@ final class WriteBatcher: Sendable {
                 try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
             }
         }
+        return outcome
     }
 }

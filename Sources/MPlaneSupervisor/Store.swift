@@ -79,6 +79,14 @@ public struct PollState: Sendable, Equatable {
     public var next: Timestamp?
 }
 
+/// What ``SupervisorStore/store(component:messages:now:)`` kept.
+public struct StoreOutcome: Sendable, Equatable {
+    /// Messages written.
+    public var stored: Int
+    /// Tokens that are no job of the component (not written).
+    public var unknownTokens: [String]
+}
+
 /// A specification to queue for one component.
 public struct NewJob: Sendable {
     public var token: String
@@ -144,11 +152,11 @@ public protocol SupervisorStore: Sendable {
         -> (items: [WorkItem], next: Timestamp?)
     /// Records when components were last seen (batched by the supervisor, about once a second).
     func markSeen(_ seen: [String: (address: String?, at: Timestamp)]) async throws
-    /// How many components are registered.
-    func componentCount() async throws -> Int
-    /// Keeps what a component sent back (receipts, results, exceptions), each result once;
-    /// returns once committed.
-    func store(component: String, messages: [Message], now: Timestamp) async throws
+    /// How many components are registered (with `address`: from that address).
+    func componentCount(address: String?) async throws -> Int
+    /// Keeps what a component sent back for its own jobs (receipts, results, exceptions),
+    /// each result once; returns once committed.
+    func store(component: String, messages: [Message], now: Timestamp) async throws -> StoreOutcome
 
     // MARK: The client-facing side
 
@@ -172,9 +180,10 @@ public protocol SupervisorStore: Sendable {
     /// The bodies of the results of `label` from `component` overlapping [from, to], oldest first.
     func series(component: String, label: String, from: Timestamp, to: Timestamp) async throws -> [String]
     /// Deletes results received before `olderThan`, then the oldest until the results take
-    /// at most `maxBytes`; finished jobs and spent work older than `olderThan` go too.
+    /// at most `maxBytes`; jobs nothing happened to since `olderThan` go too, with their work,
+    /// and components not seen since `forgetBefore` that have nothing waiting.
     /// Returns the number of results deleted.
-    func prune(olderThan: Timestamp, maxBytes: Int) async throws -> Int
+    func prune(olderThan: Timestamp, maxBytes: Int, forgetBefore: Timestamp) async throws -> Int
     /// The bytes the kept results take.
     func resultBytes() async throws -> Int
 }

@@ -1,6 +1,6 @@
 public import Logging
 import Synchronization
-import MPlane
+public import MPlane
 public import MPlaneHTTP
 import MPlaneIO
 public import MPlaneScheduler
@@ -15,10 +15,11 @@ public final class Supervisor: Sendable {
     let clock: any ProbeClock
     let logger: Logger
     let refusals: RateLimitedLog
-    /// The base of the links of the capabilities shown to clients (no trailing slash).
-    let capabilityBase: String
-    /// The link specifications carry to components (where results go).
-    let specificationLink: String
+    /// The ports the two sides listen on, once bound (the configured ones until then): the
+    /// links are made from them, so that a supervisor on port 0 hands out working links.
+    private let boundPorts: Mutex<(probe: Int, client: Int)>
+    /// Capabilities decoded, by public token, with the body they were decoded from.
+    private let decoded = Mutex<[String: (body: String, capability: Capability)]>([:])
 
     /// When components were seen, written to the store about once a second (a poll that
     /// finds nothing due writes nothing).
@@ -26,22 +27,36 @@ public final class Supervisor: Sendable {
 
     /// The header our `mpcom` names itself with.
     public static let componentHeader = "X-MPlane-Component"
+    /// The prefix of the identity of a component known by its address; no name may start so.
+    public static let addressPrefix = "address:"
 
     public init(store: any SupervisorStore, configuration: SupervisorConfiguration, clock: any ProbeClock = SystemClock(),
-                clientPort: Int? = nil, probePort: Int? = nil, logger: Logger = Logger(label: "mplane.supervisor")) {
+                logger: Logger = Logger(label: "mplane.supervisor")) {
         self.store = store
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
         refusals = RateLimitedLog(logger: logger)
-        func trimmed(_ s: String) -> String { s.hasSuffix("/") ? String(s.dropLast()) : s }
-        let clientHost = configuration.clientAddress == "0.0.0.0" || configuration.clientAddress == "::" ? "127.0.0.1" : configuration.clientAddress
-        let probeHost = configuration.probeAddress == "0.0.0.0" || configuration.probeAddress == "::" ? "127.0.0.1" : configuration.probeAddress
-        capabilityBase = trimmed(configuration.capabilityLink
-            ?? "http://\(bracketed(clientHost)):\(clientPort ?? configuration.clientPort)")
-        specificationLink = configuration.specificationLink
-            ?? "http://\(bracketed(probeHost)):\(probePort ?? configuration.probePort)/"
+        boundPorts = Mutex((configuration.probePort, configuration.clientPort))
     }
+
+    /// Records the ports the servers bound.
+    public func bound(probePort: Int, clientPort: Int) { boundPorts.withLock { $0 = (probePort, clientPort) } }
+
+    /// The base of the links of the capabilities shown to clients (no trailing slash).
+    var capabilityBase: String {
+        if let l = configuration.capabilityLink { return l.hasSuffix("/") ? String(l.dropLast()) : l }
+        let host = Self.reachable(configuration.clientAddress)
+        return "http://\(bracketed(host)):\(boundPorts.withLock { $0.client })"
+    }
+
+    /// The link specifications carry to components (where results go).
+    var specificationLink: String {
+        if let l = configuration.specificationLink { return l }
+        return "http://\(bracketed(Self.reachable(configuration.probeAddress))):\(boundPorts.withLock { $0.probe })/"
+    }
+
+    static func reachable(_ address: String) -> String { address == "0.0.0.0" || address == "::" ? "127.0.0.1" : address }
 
     var now: Timestamp { clock.now() }
 
@@ -49,26 +64,34 @@ public final class Supervisor: Sendable {
 
     /// Who a probe-side request comes from: the name our `mpcom` sends, else the source
     /// address (the RI's component sends no name; components behind one NAT address then
-    /// look like one: use TLS).
-    public static func identity(of request: HTTPRequestData) -> String {
-        if let name = request.header(componentHeader), !name.isEmpty, name.utf8.count <= 255,
-           name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
-            return name
+    /// look like one: use TLS). A name that is not 1 to 255 printable ASCII characters, or
+    /// that takes the form of an address identity, is refused.
+    public static func identity(of request: HTTPRequestData) -> Swift.Result<(name: String, named: Bool), MPlaneException> {
+        guard let name = request.header(componentHeader) else {
+            return .success((addressPrefix + (request.peer ?? "unknown"), false))
         }
-        return "address:" + (request.peer ?? "unknown")
+        guard !name.isEmpty, name.utf8.count <= 255, name.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }),
+              !name.hasPrefix(addressPrefix) else {
+            return .failure(MPlaneException(.invalidMessage, message: "\(componentHeader) must be 1 to 255 printable ASCII characters without spaces, not starting with '\(addressPrefix)'"))
+        }
+        return .success((name, true))
     }
 
     public func probeSide(_ request: HTTPRequestData) async -> HTTPReply {
         var path = request.route
         if path.hasSuffix("/") && path.count > 1 { path.removeLast() }
-        let identity = Self.identity(of: request)
+        let identity: String, named: Bool
+        switch Self.identity(of: request) {
+        case .success(let who): (identity, named) = who
+        case .failure(let e): return .failure(e)
+        }
         switch (request.method, path) {
         case ("POST", "/" + configuration.registrationPath):
             return await register(request, identity: identity)
         case ("GET", "/" + configuration.specificationPath):
-            return await poll(identity: identity, named: request.header(Self.componentHeader) != nil, peer: request.peer)
+            return await poll(identity: identity, named: named, peer: request.peer)
         case ("POST", "/" + configuration.resultPath):
-            return await results(request, identity: identity)
+            return await results(request, identity: identity, named: named)
         case (_, "/" + configuration.registrationPath), (_, "/" + configuration.specificationPath), (_, "/" + configuration.resultPath):
             return .failure(MPlaneException(.methodNotAllowed, message: "Method \(quoting(request.method)) not allowed here"))
         default:
@@ -105,9 +128,16 @@ public final class Supervisor: Sendable {
         }
         do {
             let known = try await store.pollState(component: identity, now: now, redeliverAfter: 0).registered
-            if !known, try await store.componentCount() >= configuration.maxComponents {
-                refusals.log("registration refused: max-components", kind: "components", level: .warning, metadata: ["mplane.component": "\(identity)"])
-                return .failure(MPlaneException(.busy, message: "The supervisor takes no more components (max-components \(configuration.maxComponents))"))
+            if !known {
+                if try await store.componentCount(address: nil) >= configuration.maxComponents {
+                    refusals.log("registration refused: max-components", kind: "components", level: .warning, metadata: ["mplane.component": "\(identity)"])
+                    return .failure(MPlaneException(.busy, message: "The supervisor takes no more components (max-components \(configuration.maxComponents))"))
+                }
+                if let peer = request.peer, try await store.componentCount(address: peer) >= configuration.maxComponentsPerAddress {
+                    refusals.log("registration refused: max-components-per-address", kind: "components-address", level: .warning,
+                                 metadata: ["mplane.component": "\(identity)", "http.peer": "\(peer)"])
+                    return .failure(MPlaneException(.limitReached, message: "Too many components from one address (max-components-per-address \(configuration.maxComponentsPerAddress))"))
+                }
             }
             var registered: [String] = []
             if !capabilities.isEmpty || withdrawn.isEmpty {
@@ -188,7 +218,7 @@ public final class Supervisor: Sendable {
         return MessageEncoder().encodeString(.specification(Specification(capability: cap, when: when)))
     }
 
-    func results(_ request: HTTPRequestData, identity: String) async -> HTTPReply {
+    func results(_ request: HTTPRequestData, identity: String, named: Bool) async -> HTTPReply {
         let message: Message
         switch request.message() {
         case .success(let m): message = m
@@ -198,13 +228,17 @@ public final class Supervisor: Sendable {
             guard try await store.pollState(component: identity, now: now, redeliverAfter: 0).registered else {
                 // Ours registers again and sends the message again; the RI's never polls
                 // unregistered, so an unnamed peer here is not a component of ours.
-                if request.header(Self.componentHeader) != nil {
-                    return .failure(MPlaneException(token: message.token, message: "Register first", status: 428))
-                }
+                if named { return .failure(MPlaneException(token: message.token, message: "Register first", status: 428)) }
                 return .failure(MPlaneException(.refused, token: message.token, message: "Results are taken from registered components only"))
             }
             // Acknowledged once committed.
-            try await store.store(component: identity, messages: [message], now: now)
+            let outcome = try await store.store(component: identity, messages: [message], now: now)
+            if outcome.stored == 0 {
+                if let token = outcome.unknownTokens.first {
+                    return .failure(MPlaneException(.refused, token: token, message: "No job with this token was given to this component"))
+                }
+                return .failure(MPlaneException(.invalidMessage, token: message.token, message: "Nothing to keep: the result path takes receipts, results and exceptions with a token"))
+            }
             return HTTPReply(status: 200, contentType: "text/plain", body: [])
         } catch {
             return storeFailure(error)
@@ -271,13 +305,30 @@ public final class Supervisor: Sendable {
     }
 
     func shown(_ c: OfferedCapability) -> Capability? {
-        guard case .capability(var cap) = try? MessageDecoder().decode(Array(c.body.utf8)) else { return nil }
+        guard var cap = capability(c) else { return nil }
         cap.statement.token = c.publicToken
         cap.statement.link = capabilityBase + "/capability/" + c.publicToken
         return cap
     }
 
+    /// The capability `c` holds, decoded once and kept (a body compare is much cheaper than
+    /// a decode); the cache is bounded, and emptied when full.
+    func capability(_ c: OfferedCapability) -> Capability? {
+        if let hit = decoded.withLock({ $0[c.publicToken] }), hit.body == c.body { return hit.capability }
+        guard case .capability(let cap)? = try? MessageDecoder().decode(Array(c.body.utf8)) else { return nil }
+        decoded.withLock { d in
+            if d.count >= Self.decodedCapabilities { d.removeAll(keepingCapacity: true) }
+            d[c.publicToken] = (c.body, cap)
+        }
+        return cap
+    }
+
+    static let decodedCapabilities = 200_000
+
     func post(_ request: HTTPRequestData, target: String?, fanOut: Bool) async throws -> HTTPReply {
+        if request.body.count > configuration.maxSpecificationBytes {
+            return .failure(MPlaneException(.tooLarge, message: "A client's message is at most max-specification-bytes (\(configuration.maxSpecificationBytes))"))
+        }
         let message: Message
         switch request.message() {
         case .success(let m): message = m
@@ -340,16 +391,20 @@ public final class Supervisor: Sendable {
     func matches(_ spec: Specification) async throws -> [OfferedCapability] {
         let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
         let t = now
+        var components: Set<String> = []
         return try await store.capabilities(presentSince: since).filter { c in
-            guard case .capability(let cap)? = try? MessageDecoder().decode(Array(c.body.utf8)) else { return false }
-            return spec.statement.verb == cap.statement.verb && spec.mismatch(with: cap, now: t) == nil
+            // One per component: its first fitting capability.
+            guard !components.contains(c.component), let cap = capability(c) else { return false }
+            guard spec.statement.verb == cap.statement.verb && spec.mismatch(with: cap, now: t) == nil else { return false }
+            components.insert(c.component)
+            return true
         }
     }
 
     /// Queues `spec` for the component offering `c`; answers with the result if it comes
     /// within reply-wait, else a receipt.
     func submit(_ spec: Specification, to c: OfferedCapability, wait: Bool = true) async throws -> (message: Message, reply: HTTPReply) {
-        guard case .capability(let cap)? = try? MessageDecoder().decode(Array(c.body.utf8)) else {
+        guard let cap = capability(c) else {
             let e = MPlaneException(.unknown, token: spec.token, message: "Unknown capability")
             return (.exception(e), .failure(e))
         }
@@ -369,6 +424,12 @@ public final class Supervisor: Sendable {
         }
         forwarded.statement.token = token
         forwarded.statement.link = specificationLink
+        if let existing = try await store.job(token: token),
+           existing.specification != MessageEncoder().encodeString(.specification(forwarded)) {
+            // A token names one specification: another one under it is refused, not merged.
+            let e = MPlaneException(.refused, token: token, message: "This token names another specification already")
+            return (.exception(e), .failure(e))
+        }
         let t = now
         let outcome = try await store.enqueue([NewJob(token: token, component: c.component, capability: c.publicToken,
                                                       label: spec.statement.label, specification: .specification(forwarded), start: t)],
@@ -411,8 +472,13 @@ public final class Supervisor: Sendable {
         }
     }
 
+    /// The status of a stored exception: the component's, when it is a client or server
+    /// error status (a component's message decides nothing else about our reply), else 400.
     func exceptionStatus(_ body: String) -> Int {
-        if case .exception(let e)? = try? MessageDecoder().decode(Array(body.utf8)) { return e.status ?? 400 }
+        if case .exception(let e)? = try? MessageDecoder().decode(Array(body.utf8)) {
+            if let s = e.status, (400...599).contains(s) { return s }
+            return 400
+        }
         return 200
     }
 
@@ -421,7 +487,8 @@ public final class Supervisor: Sendable {
     /// Deletes what is past the retention bounds; runs every minute from ``SupervisorService``.
     public func prune() async throws -> Int {
         try await store.prune(olderThan: now.adding(microseconds: -Self.microseconds(configuration.retentionAge)),
-                              maxBytes: configuration.retentionBytes)
+                              maxBytes: configuration.retentionBytes,
+                              forgetBefore: now.adding(microseconds: -Self.microseconds(configuration.forgetAfter)))
     }
 
     static func microseconds(_ d: Duration) -> Int64 {

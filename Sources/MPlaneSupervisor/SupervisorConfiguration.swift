@@ -48,8 +48,23 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     /// Specifications and interrupts waiting for one component (`max-queued-per-component`):
     /// past it a client's specification is refused (429).
     public var maxQueuedPerComponent = 1000
+    /// New components registered from one address at most (`max-components-per-address`).
+    public var maxComponentsPerAddress = 1000
+    /// A component not seen for this long, with nothing waiting for it, is forgotten
+    /// (`forget-after`, default 30 days); it registers again when it comes back.
+    public var forgetAfter: Duration = .seconds(30 * 86_400)
+    /// The largest message a client may send (`max-specification-bytes`): what is queued
+    /// for a component is kept in the store until it answers.
+    public var maxSpecificationBytes = 256 << 10
     /// What the HTTP servers let a peer hold (the `mpcom` keys of the same names).
-    public var http = HTTPServerLimits()
+    public var http: HTTPServerLimits = {
+        var l = HTTPServerLimits()
+        l.maxBodyBytes = 16 << 20
+        l.maxConnections = 4096
+        l.maxBufferedBytes = 256 << 20
+        l.maxBufferedBytesPerPeer = 32 << 20
+        return l
+    }()
 
     public init() {}
 
@@ -100,8 +115,16 @@ public struct SupervisorConfiguration: Sendable, Equatable {
             maxComponents = try s.integer("max-components", in: 1...10_000_000, absent: maxComponents)
             maxCapabilitiesPerComponent = try s.integer("max-capabilities-per-component", in: 1...100_000, absent: maxCapabilitiesPerComponent)
             maxQueuedPerComponent = try s.integer("max-queued-per-component", in: 1...1_000_000, absent: maxQueuedPerComponent)
-            http.maxBodyBytes = try s.integer("max-body-bytes", in: 1024...(1 << 30), absent: 16 << 20)
-            http.maxConnections = try s.integer("max-connections", in: 1...1_000_000, absent: 4096)
+            http.maxBodyBytes = try s.integer("max-body-bytes", in: 1024...(1 << 30), absent: http.maxBodyBytes)
+            http.maxConnections = try s.integer("max-connections", in: 1...1_000_000, absent: http.maxConnections)
+            http.maxBufferedBytes = try s.integer("max-buffered-bytes", in: 1024...(1 << 34), absent: http.maxBufferedBytes)
+            http.maxBufferedBytesPerPeer = try s.integer("max-buffered-bytes-per-client", in: 1024...(1 << 34), absent: http.maxBufferedBytesPerPeer)
+            if http.maxBufferedBytesPerPeer < http.maxBodyBytes {
+                throw ServiceConfigurationError(message: "max-buffered-bytes-per-client (\(http.maxBufferedBytesPerPeer)) is below max-body-bytes (\(http.maxBodyBytes)): a body that fits could never be read")
+            }
+            maxComponentsPerAddress = try s.integer("max-components-per-address", in: 1...10_000_000, absent: maxComponentsPerAddress)
+            if let d = try s.seconds("forget-after") { forgetAfter = d }
+            maxSpecificationBytes = try s.integer("max-specification-bytes", in: 1024...(1 << 30), absent: maxSpecificationBytes)
             http.maxConnectionsPerPeer = try s.integer("max-connections-per-client", in: 1...1_000_000, absent: http.maxConnectionsPerPeer)
             if let d = try s.seconds("request-timeout") { http.requestTimeout = d }
             if let d = try s.seconds("idle-timeout") { http.idleTimeout = d }
@@ -142,6 +165,9 @@ public struct SupervisorConfiguration: Sendable, Equatable {
         max-components = 100000
         max-capabilities-per-component = 1024
         max-queued-per-component = 1000
+        max-components-per-address = 1000
+        forget-after = 2592000
+        max-specification-bytes = 262144
 
         """
 

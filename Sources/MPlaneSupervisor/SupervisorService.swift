@@ -12,21 +12,23 @@ public final class SupervisorService: Sendable {
     let logger: Logger
 
     public init(store: any SupervisorStore, configuration: SupervisorConfiguration, logger: Logger = Logger(label: "mplane.supervisor")) {
-        // The supervisor needs the bound ports for its links; servers on port 0 learn them at
-        // start, so the links are made from the configured ports unless configured.
         let supervisor = Supervisor(store: store, configuration: configuration, logger: logger)
         self.supervisor = supervisor
         self.logger = logger
         probeServer = HTTPComponentServer(host: configuration.probeAddress, port: configuration.probePort, limits: configuration.http,
-                                          logger: Logger(label: "mplane.http.probes")) { await supervisor.probeSide($0) }
+                                          logger: Logger(label: "mplane.http.probes"), serverName: "mpsup") { await supervisor.probeSide($0) }
         clientServer = HTTPComponentServer(host: configuration.clientAddress, port: configuration.clientPort, limits: configuration.http,
-                                           logger: Logger(label: "mplane.http.clients")) { await supervisor.clientSide($0) }
+                                           logger: Logger(label: "mplane.http.clients"), serverName: "mpsup") { await supervisor.clientSide($0) }
     }
 
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.probeServer.run() }
             group.addTask { try await self.clientServer.run() }
+            group.addTask {
+                let probe = await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
+                self.supervisor.bound(probePort: probe, clientPort: client)
+            }
             group.addTask {
                 // When components were seen, about once a second; once more at the end.
                 while !Task.isCancelled {

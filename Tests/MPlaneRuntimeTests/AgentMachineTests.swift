@@ -214,6 +214,20 @@ struct AgentMachineTests {
         #expect(m.takeNotes().map(\.kind) == ["duplicate"])
     }
 
+    @Test("each repetition's result of a repeated job leaves as it comes, after the receipt")
+    func repetitions() throws {
+        var order = DeliveryOrder(resultURL: supervisorResults)
+        let spec = try loopbackSpec("again")
+        let first = Message.result(Result(specification: spec, when: try When(parsing: "2026-12-01 00:00:00 ... 2026-12-01 00:00:01")))
+        let second = Message.result(Result(specification: spec, when: try When(parsing: "2026-12-01 00:01:00 ... 2026-12-01 00:01:01")))
+        order.expect(token: spec.token, url: supervisorResults)
+        #expect(order.repetition(token: spec.token, result: first).isEmpty, "held until the receipt")
+        let out = order.submitted(token: spec.token, reply: .receipt(Receipt(specification: spec)))
+        #expect(out.map(\.message) == [.receipt(Receipt(specification: spec)), first])
+        #expect(order.repetition(token: spec.token, result: second).map(\.message) == [second])
+        #expect(order.pending == 1, "the job goes on")
+    }
+
     @Test("deliveries: 2xx delivered; 4xx refused for good except 408 and 429; 5xx and no answer retried")
     func verdicts() {
         #expect(DeliveryVerdict(.status(200)) == .delivered)

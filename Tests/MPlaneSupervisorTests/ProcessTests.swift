@@ -41,6 +41,15 @@ struct RunningSupervisor {
     }
 }
 
+/// The public token of the first capability mpsup's client side lists.
+func firstCapability(clientPort: Int) async throws -> String {
+    let list = try await SimpleHTTPClient.request("GET", HTTPURL(host: "127.0.0.1", port: clientPort, path: "/capability"), accept: mplaneContentType)
+    guard case .envelope(let e) = try MessageDecoder().decode(list.body), let token = e.contents.first?.token else {
+        throw HTTPClientError(message: "no capability listed")
+    }
+    return token
+}
+
 /// A value shared by tasks, behind a lock.
 final class Locked<T: Sendable>: Sendable {
     private let m: Mutex<T>
@@ -83,27 +92,38 @@ struct SupervisorProcessTests {
         try await withTemporaryDirectory { dir in
             mkdir(dir, 0o700)
             let store = dir + "/s.sqlite"
-            let sup = try await RunningSupervisor.start(store: store, dir: dir)
+            // Specifications answered with their receipt at once: their results come from the test.
+            #expect(writeFile(dir + "/mpsup.conf", Array("[supervisor]\nreply-wait = 0.001\n".utf8)))
+            let sup = try await RunningSupervisor.start(store: store, dir: dir, extra: "--config \(dir)/mpsup.conf")
             let probe = HTTPURL(host: "127.0.0.1", port: sup.probePort, path: "/register/result")
             let registered = try await SimpleHTTPClient.request("POST", probe.with(path: "/register/capability"), contentType: mplaneContentType,
                                                                 body: MessageEncoder().encode(registering([loopbackCapability])),
                                                                 headers: [(Supervisor.componentHeader, "probe-k")])
             try #require(registered.status == 200)
             let acknowledged = Locked<Set<String>>([])
-            let spec = try loopbackSpecification("burst")
-            // 16 posting clients, each posting results with tokens of its own until the kill.
+            let cap = try await firstCapability(clientPort: sup.clientPort)
+            let clientSide = HTTPURL(host: "127.0.0.1", port: sup.clientPort, path: "/capability/\(cap)")
+            // 16 clients, each queueing specifications with tokens of its own, and the component
+            // posting each one's result, until the kill.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for client in 0..<16 {
                     group.addTask {
                         for i in 0..<10_000 {
+                            let token = "c\(client)-\(i)"
+                            var spec = try loopbackSpecification(token)
+                            spec.statement.token = token
+                            guard let queued = try? await SimpleHTTPClient.request("POST", clientSide, contentType: mplaneContentType,
+                                                                                   body: MessageEncoder().encode(.specification(spec)),
+                                                                                   timeout: .seconds(2)),
+                                  queued.status == 200 else { return }
                             var r = Result(specification: spec, when: When(start: .at(t0), end: .at(t0)))
-                            r.statement.token = "c\(client)-\(i)"
+                            r.statement.token = token
                             try r.values.appendRow([.string("burst")])
-                            let body = MessageEncoder().encode(.result(r))
-                            guard let reply = try? await SimpleHTTPClient.request("POST", probe, contentType: mplaneContentType, body: body,
+                            guard let reply = try? await SimpleHTTPClient.request("POST", probe, contentType: mplaneContentType,
+                                                                                 body: MessageEncoder().encode(.result(r)),
                                                                                  headers: [(Supervisor.componentHeader, "probe-k")],
                                                                                  timeout: .seconds(2)) else { return }
-                            if reply.status == 200 { _ = acknowledged.withLock { $0.insert("c\(client)-\(i)") } }
+                            if reply.status == 200 { _ = acknowledged.withLock { $0.insert(token) } }
                         }
                     }
                 }
@@ -132,7 +152,9 @@ struct SupervisorProcessTests {
     func manyComponents() async throws {
         try await withTemporaryDirectory { dir in
             mkdir(dir, 0o700)
-            let sup = try await RunningSupervisor.start(store: dir + "/s.sqlite", dir: dir)
+            // One address registers them all here: allow it.
+            #expect(writeFile(dir + "/mpsup.conf", Array("[supervisor]\nmax-components-per-address = 100000\n".utf8)))
+            let sup = try await RunningSupervisor.start(store: dir + "/s.sqlite", dir: dir, extra: "--config \(dir)/mpsup.conf")
             defer { kill(sup.pid, SIGTERM) }
             let base = HTTPURL(host: "127.0.0.1", port: sup.probePort, path: "/")
             let body = MessageEncoder().encode(registering([loopbackCapability, CounterService().capability]))

@@ -162,7 +162,7 @@ struct SupervisorLimitTests {
             }
             #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "c")).status == 503)
             #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a")).status == 200)
-            let count = try await store.componentCount()
+            let count = try await store.componentCount(address: nil)
             #expect(count == 2)
         }
     }
@@ -178,7 +178,7 @@ struct SupervisorLimitTests {
             }
             let reply = await sup.probeSide(post("/register/capability", registering(many), component: "a"))
             #expect(reply.status == 400 && String(decoding: reply.body, as: UTF8.self).contains("max-capabilities-per-component"))
-            let count = try await store.componentCount()
+            let count = try await store.componentCount(address: nil)
             #expect(count == 0)
         }
     }
@@ -277,6 +277,31 @@ struct StoreTests {
         return .result(r)
     }
 
+    /// Stores `result` from `component` as the answer to a job created for it first (a store
+    /// keeps results for its jobs only).
+    func keep(_ store: SQLiteStore, _ component: String, _ result: Message) async throws {
+        guard case .result(let r) = result else { return }
+        let spec = Message.specification(Specification(capability: CounterService().capability, when: try When(parsing: "now")))
+        _ = try await store.enqueue([NewJob(token: r.token, component: component, capability: nil, label: nil, specification: spec, start: t0)],
+                                    now: t0, maxQueued: 1_000_000)
+        let outcome = try await store.store(component: component, messages: [result], now: t0)
+        #expect(outcome.stored == 1)
+    }
+
+    @Test("a store keeps results for its components' jobs only")
+    func ownJobsOnly() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let store = try SQLiteStore(path: dir + "/s.sqlite")
+            try await keep(store, "p", try result("mine", rows: 1, start: 0))
+            let stray = try await store.store(component: "q", messages: [try result("mine", rows: 1, start: 5)], now: t0)
+            #expect(stray.stored == 0 && stray.unknownTokens == ["mine"], "another component's job")
+            let unsolicited = try await store.store(component: "p", messages: [try result("nobody-asked", rows: 1, start: 0)], now: t0)
+            #expect(unsolicited.stored == 0)
+            #expect(try await store.results(component: nil, label: nil, from: nil, to: nil, limit: 10).map(\.token) == ["mine"])
+        }
+    }
+
     @Test("with a size cap, the store shrinks back under it while results keep arriving, oldest first")
     func retentionBySize() async throws {
         try await withTemporaryDirectory { dir in
@@ -286,10 +311,10 @@ struct StoreTests {
             var high = 0
             for batch in 0..<10 {
                 for i in 0..<20 {
-                    try await store.store(component: "p", messages: [try result("t\(batch)-\(i)", rows: 20, start: batch * 100 + i)], now: t0)
+                    try await keep(store, "p", try result("t\(batch)-\(i)", rows: 20, start: batch * 100 + i))
                 }
                 high = Swift.max(high, try await store.resultBytes())
-                _ = try await store.prune(olderThan: Timestamp(microsecondsSince1970: 0), maxBytes: cap)
+                _ = try await store.prune(olderThan: Timestamp(microsecondsSince1970: 0), maxBytes: cap, forgetBefore: Timestamp(microsecondsSince1970: 0))
                 #expect(try await store.resultBytes() <= cap)
             }
             #expect(high > cap, "the test wrote past the cap")
@@ -305,9 +330,9 @@ struct StoreTests {
             let store = try SQLiteStore(path: dir + "/s.sqlite")
             // Three results of 10 rows each, at 0-10 s, 10-20 s, 20-30 s; one from another component.
             for (i, start) in [20, 0, 10].enumerated() {
-                try await store.store(component: "p", messages: [try result("s\(i)", rows: 10, start: start)], now: t0)
+                try await keep(store, "p", try result("s\(i)", rows: 10, start: start))
             }
-            try await store.store(component: "q", messages: [try result("other", rows: 10, start: 5)], now: t0)
+            try await keep(store, "q", try result("other", rows: 10, start: 5))
             let bodies = try await store.series(component: "p", label: "test-counter", from: t0.adding(microseconds: 5_000_000),
                                                 to: t0.adding(microseconds: 14_000_000))
             #expect(bodies.count == 2, "only the results overlapping 5-14 s")
@@ -325,7 +350,7 @@ struct StoreTests {
             mkdir(dir, 0o700)
             do {
                 let store = try SQLiteStore(path: dir + "/s.sqlite")
-                try await store.store(component: "p", messages: [try result("kept", rows: 1, start: 0)], now: t0)
+                try await keep(store, "p", try result("kept", rows: 1, start: 0))
             }
             let again = try SQLiteStore(path: dir + "/s.sqlite")
             #expect(try await again.results(component: nil, label: nil, from: nil, to: nil, limit: 10).map(\.token) == ["kept"])

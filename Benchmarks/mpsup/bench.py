@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""The supervisor's benchmark (BENCHMARKS.md, "Supervisor"): polls per second with 10,000
+registered components, 1 % of polls finding work; results acknowledged durably per second from
+64 posting clients (single-row and 1,000-row results); resident memory meanwhile; and the RI's
+mpsup answering empty polls in the same run. The load comes from wrk on the same two cores.
+
+Usage: bench.py MPSUP_BINARY [SECONDS]    (run from the repository root; needs wrk, and the RI
+in .venv-ri for its part). Prints one JSON object. The store is a file under /var/tmp (a real
+disk, not tmpfs); pg_test_fsync's figure for that disk is printed beside.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+LOOPBACK_CAP = {
+    "capability": "measure", "version": 1, "registry": "http://mplane.corvid.ch/registry/loopback",
+    "label": "test-loopback", "when": "now ... future", "parameters": {"test.input": "*"}, "results": ["test.output"],
+}
+CALLBACK_CAP = {"capability": "callback", "version": 1, "registry": "http://ict-mplane.eu/registry/core",
+                "label": "callback", "when": "now ... future", "parameters": {}, "results": []}
+MPLANE = "application/x-mplane+json"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method, url, body=None, headers=None, timeout=10):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_port(port, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def wrk(url, script, seconds, env=None, connections=64):
+    out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % seconds, "--latency", "-s", script, url],
+                         capture_output=True, text=True, env=dict(os.environ, **(env or {})), timeout=seconds + 60)
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+
+    def pct(p):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, text, re.M)
+        if not m:
+            return None
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    return {"requests_per_s": rps, "p50_ms": pct(50), "p99_ms": pct(99),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else None}
+
+
+def main(argv):
+    mpsup = os.path.abspath(argv[1])
+    seconds = int(argv[2]) if len(argv) > 2 else 10
+    components = int(os.environ.get("COMPONENTS", "10000"))
+    out = {"components": components, "seconds": seconds}
+    work = tempfile.mkdtemp(prefix="mpsup-bench-", dir="/var/tmp")
+    procs = []
+    try:
+        fsync = subprocess.run(["sh", "-c", "ls /usr/lib/postgresql/*/bin/pg_test_fsync | tail -1"], capture_output=True, text=True).stdout.strip()
+        if fsync:
+            t = subprocess.run([fsync, "-s", "2", "-f", os.path.join(work, "fsync.test")], capture_output=True, text=True, timeout=120).stdout
+            m = re.search(r"fdatasync\s+([\d.]+) ops/sec", t)
+            out["pg_test_fsync_fdatasync_ops_per_s"] = float(m.group(1)) if m else None
+
+        probe, client = free_port(), free_port()
+        sup = subprocess.Popen([mpsup, "--store", "sqlite:" + os.path.join(work, "s.sqlite"), "--probe-port", str(probe),
+                                "--client-port", str(client), "--log-level", "warning"],
+                               stdout=open(os.path.join(work, "mpsup.log"), "wb"), stderr=subprocess.STDOUT)
+        procs.append(sup)
+        assert wait_port(probe) and wait_port(client), "mpsup did not start"
+        out["rss_kib_idle"] = rss_kib(sup.pid)
+
+        # Register the fleet (8 threads).
+        reg = json.dumps({"envelope": "message", "version": 1, "contents": [LOOPBACK_CAP, CALLBACK_CAP]}).encode()
+
+        def register(lo, hi):
+            for i in range(lo, hi):
+                s, _ = request("POST", "http://127.0.0.1:%d/register/capability" % probe, reg,
+                               {"Content-Type": MPLANE, "X-MPlane-Component": "sim-%d" % i})
+                assert s == 200, s
+        started = time.time()
+        threads = [threading.Thread(target=register, args=(k * components // 8, (k + 1) * components // 8)) for k in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        out["registrations_per_s"] = round(components / (time.time() - started))
+        request("POST", "http://127.0.0.1:%d/register/capability" % probe, reg, {"Content-Type": MPLANE, "X-MPlane-Component": "bench-poster"})
+        out["rss_kib_registered"] = rss_kib(sup.pid)
+
+        # 1 % of the components get a specification a second each, through the client side.
+        _, body = request("GET", "http://127.0.0.1:%d/component" % client)
+        tokens = {c["name"]: c["capabilities"][0]["token"] for c in json.loads(body)["components"] if c["capabilities"]}
+        busy = ["sim-%d" % i for i in range(0, components, 100)]
+        stop = threading.Event()
+        queued = [0]
+
+        def feed():
+            n = 0
+            while not stop.is_set():
+                t0 = time.time()
+                for name in busy:
+                    n += 1
+                    spec = dict(LOOPBACK_CAP)
+                    spec.pop("capability")
+                    spec.update({"specification": "measure", "when": "now", "parameters": {"test.input": "w%d" % n}})
+                    s, _ = request("POST", "http://127.0.0.1:%d/capability/%s" % (client, tokens[name]),
+                                   json.dumps(spec).encode(), {"Content-Type": MPLANE})
+                    if s == 200:
+                        queued[0] += 1
+                stop.wait(max(0, 1 - (time.time() - t0)))
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        rss_peak = [0]
+
+        def sample():
+            while not stop.is_set():
+                rss_peak[0] = max(rss_peak[0], rss_kib(sup.pid) or 0)
+                stop.wait(0.2)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        env = {"COMPONENTS": str(components)}
+        out["polls"] = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "poll.lua"), seconds, env)
+        stop.set()
+        feeder.join()
+        sampler.join()
+        out["polls"]["specifications_queued"] = queued[0]
+        out["rss_kib_peak_polling"] = rss_peak[0]
+
+        for rows in (1, 1000):
+            r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows)})
+            r["rows_per_s"] = round(r["requests_per_s"] * rows)
+            out["results_%d_rows" % rows] = r
+        out["rss_kib_end"] = rss_kib(sup.pid)
+        sup.send_signal(signal.SIGTERM)
+        sup.wait(20)
+
+        # The RI's mpsup, empty polls from its one plain-HTTP identity.
+        ri = os.path.join(ROOT, ".venv-ri", "bin", "mpsup")
+        if os.path.exists(ri):
+            rp, rc = free_port(), free_port()
+            conf = os.path.join(work, "ri.conf")
+            with open(conf, "w") as f:
+                f.write("[client]\nworkflow = component-initiated\nlisten-port = %d\nlisten-spec-link = http://127.0.0.1:%d/\n"
+                        "registration-path = register/capability\nspecification-path = show/specification\nresult-path = register/result\n"
+                        "[component]\nworkflow = client-initiated\nlisten-port = %d\nlisten-cap-link = http://127.0.0.1:%d/\n"
+                        "registry_preload = %s\n" % (rp, rp, rc, rc, os.path.join(ROOT, "Tests", "Interop", "loopback-registry.json")))
+            p = subprocess.Popen([os.path.join(ROOT, ".venv-ri", "bin", "python"), ri, "--config", conf], cwd=work,
+                                 stdout=open(os.path.join(work, "ri.log"), "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            procs.append(p)
+            if wait_port(rp):
+                request("POST", "http://127.0.0.1:%d/register/capability" % rp, reg, {"Content-Type": MPLANE})
+                out["ri_mpsup_polls"] = wrk("http://127.0.0.1:%d" % rp, os.path.join(HERE, "poll.lua"), seconds, {"COMPONENTS": "1"})
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL) if p is not procs[0] else p.kill()
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
