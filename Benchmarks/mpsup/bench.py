@@ -99,7 +99,12 @@ def main(argv):
             out["pg_test_fsync_fdatasync_ops_per_s"] = float(m.group(1)) if m else None
 
         probe, client = free_port(), free_port()
-        sup = subprocess.Popen([mpsup, "--store", "sqlite:" + os.path.join(work, "s.sqlite"), "--probe-port", str(probe),
+        # The load comes from one address: let it hold wrk's 64 connections and register the fleet.
+        conf = os.path.join(work, "mpsup.conf")
+        with open(conf, "w") as f:
+            f.write("[supervisor]\nmax-connections-per-client = 1024\nmax-components-per-address = 1000000\n"
+                    "max-queued-per-component = 100000\nreply-wait = 0.001\n")
+        sup = subprocess.Popen([mpsup, "--config", conf, "--store", "sqlite:" + os.path.join(work, "s.sqlite"), "--probe-port", str(probe),
                                 "--client-port", str(client), "--log-level", "warning"],
                                stdout=open(os.path.join(work, "mpsup.log"), "wb"), stderr=subprocess.STDOUT)
         procs.append(sup)
@@ -129,11 +134,11 @@ def main(argv):
         stop = threading.Event()
         queued = [0]
 
-        def feed():
+        def feed(names):
             n = 0
             while not stop.is_set():
                 t0 = time.time()
-                for name in busy:
+                for name in names:
                     n += 1
                     spec = dict(LOOPBACK_CAP)
                     spec.pop("capability")
@@ -141,10 +146,12 @@ def main(argv):
                     s, _ = request("POST", "http://127.0.0.1:%d/capability/%s" % (client, tokens[name]),
                                    json.dumps(spec).encode(), {"Content-Type": MPLANE})
                     if s == 200:
-                        queued[0] += 1
+                        with lock:
+                            queued[0] += 1
                 stop.wait(max(0, 1 - (time.time() - t0)))
-        feeder = threading.Thread(target=feed)
-        feeder.start()
+        lock = threading.Lock()
+        feeders = [threading.Thread(target=feed, args=(busy[k::4],)) for k in range(4)]
+        [f.start() for f in feeders]
         rss_peak = [0]
 
         def sample():
@@ -156,15 +163,39 @@ def main(argv):
         env = {"COMPONENTS": str(components)}
         out["polls"] = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "poll.lua"), seconds, env)
         stop.set()
-        feeder.join()
+        [f.join() for f in feeders]
         sampler.join()
         out["polls"]["specifications_queued"] = queued[0]
+        out["polls"]["share_of_polls_with_work"] = round(queued[0] / (out["polls"]["requests_per_s"] * seconds), 4)
         out["rss_kib_peak_polling"] = rss_peak[0]
 
+        # Jobs for the results to answer: specifications with tokens of our own, fanned out to
+        # every component (one transaction each); each component's job token is then
+        # md5(<token> NUL <component>), which the load generator reads from a file.
+        import hashlib
+        spec = dict(LOOPBACK_CAP)
+        spec.pop("capability")
+        spec.update({"specification": "measure", "when": "now", "parameters": {"test.input": "r"}})
+        rounds = int(os.environ.get("RESULT_JOBS_PER_COMPONENT", "30"))
+        started = time.time()
+        for k in range(rounds):
+            spec["token"] = "bench-%d" % k
+            s, _ = request("POST", "http://127.0.0.1:%d/fanout" % client, json.dumps(spec).encode(), {"Content-Type": MPLANE}, timeout=120)
+            assert s == 200, s
+        out["jobs_queued_per_s"] = round(rounds * components / (time.time() - started))
+        jobs = os.path.join(work, "jobs.txt")
+        with open(jobs, "w") as f:
+            for k in range(rounds):
+                for i in range(components):
+                    name = "sim-%d" % i
+                    f.write("%s %s\n" % (name, hashlib.md5(("bench-%d\0%s" % (k, name)).encode()).hexdigest()))
         for rows in (1, 1000):
-            r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows)})
+            r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows), "JOBS": jobs})
             r["rows_per_s"] = round(r["requests_per_s"] * rows)
             out["results_%d_rows" % rows] = r
+        _, listing = request("GET", "http://127.0.0.1:%d/component" % client)
+        out["results_stored"] = int(subprocess.run([mpsup, "results", "--store", "sqlite:" + os.path.join(work, "s.sqlite"),
+                                                    "--limit", "100000000"], capture_output=True, text=True).stdout.count("\n")) - 1
         out["rss_kib_end"] = rss_kib(sup.pid)
         sup.send_signal(signal.SIGTERM)
         sup.wait(20)

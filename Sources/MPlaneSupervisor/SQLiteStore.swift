@@ -118,13 +118,13 @@ public final class SQLiteStore: SupervisorStore {
     public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
         let t = now.microseconds
         return try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT callback,
                     EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'queued' AND start_us <= ?2) OR
                     EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'claimed' AND claimed_us < ?2 - ?3) AS due,
                     (SELECT min(start_us) FROM work WHERE component = ?1 AND state = 'queued') AS next
                 FROM component WHERE name = ?1
-                """, arguments: [component, t, redeliverAfter]) else {
+                """), arguments: [component, t, redeliverAfter]) else {
                 return PollState(registered: false, callback: nil, due: false, next: nil)
             }
             let style: String? = row["callback"]
@@ -164,11 +164,10 @@ public final class SQLiteStore: SupervisorStore {
         guard !seen.isEmpty else { return }
         let rows = seen.map { ($0.key, $0.value.address, $0.value.at.microseconds) }
         try await pool.write { db in
-            for (name, address, t) in rows {
-                try db.execute(sql: """
-                    UPDATE component SET seen_us = max(seen_us, ?), address = coalesce(?, address) WHERE name = ?
-                    """, arguments: [t, address, name])
-            }
+            let update = try db.cachedStatement(sql: """
+                UPDATE component SET seen_us = max(seen_us, ?), address = coalesce(?, address) WHERE name = ?
+                """)
+            for (name, address, t) in rows { try update.execute(arguments: [t, address, name]) }
         }
     }
 
@@ -492,7 +491,7 @@ final class WriteBatcher: Sendable {
     static func apply(_ db: Database, component: String, _ writes: [StoredMessage], now: Int64) throws -> StoreOutcome {
         var outcome = StoreOutcome(stored: 0, unknownTokens: [])
         for w in writes {
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM job WHERE token = ? AND component = ?)",
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM job WHERE token = ? AND component = ?)"),
                                     arguments: [w.token, component]) == true else {
                 outcome.unknownTokens.append(w.token)
                 continue
@@ -500,26 +499,23 @@ final class WriteBatcher: Sendable {
             outcome.stored += 1
             switch w.kind {
             case .receipt:
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE job SET receipt = ?, state = CASE WHEN state IN ('queued', 'claimed') THEN 'running' ELSE state END,
                         updated_us = ? WHERE token = ? AND component = ?
-                    """, arguments: [w.body, now, w.token, component])
-                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ? AND kind = 'specification'",
-                               arguments: [w.token, component])
+                    """).execute(arguments: [w.body, now, w.token, component])
+                try db.cachedStatement(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ? AND kind = 'specification'").execute(arguments: [w.token, component])
             case .result:
                 // A component's retry of a result it sent is kept once (one per start: each
                 // repetition of a repeated specification is a result of its own).
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO result(component, token, label, start_us, end_us, rows, bytes, received_us, body)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                    """, arguments: [component, w.token, w.label, w.start, w.end, w.rows, w.body.utf8.count, now, w.body])
-                try db.execute(sql: "UPDATE job SET state = 'done', updated_us = ? WHERE token = ? AND component = ?",
-                               arguments: [now, w.token, component])
-                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
+                    """).execute(arguments: [component, w.token, w.label, w.start, w.end, w.rows, w.body.utf8.count, now, w.body])
+                try db.cachedStatement(sql: "UPDATE job SET state = 'done', updated_us = ? WHERE token = ? AND component = ?").execute(arguments: [now, w.token, component])
+                try db.cachedStatement(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?").execute(arguments: [w.token, component])
             case .exception:
-                try db.execute(sql: "UPDATE job SET answer = ?, state = 'failed', updated_us = ? WHERE token = ? AND component = ?",
-                               arguments: [w.body, now, w.token, component])
-                try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?", arguments: [w.token, component])
+                try db.cachedStatement(sql: "UPDATE job SET answer = ?, state = 'failed', updated_us = ? WHERE token = ? AND component = ?").execute(arguments: [w.body, now, w.token, component])
+                try db.cachedStatement(sql: "UPDATE work SET state = 'done' WHERE token = ? AND component = ?").execute(arguments: [w.token, component])
             }
         }
         return outcome
