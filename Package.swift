@@ -10,6 +10,8 @@ let serviceLifecycle: Package.Dependency = .package(url: "https://github.com/swi
 let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
 // The supervisor's embedded store: SQLite (Debian's libsqlite3) through GRDB. Only mpsup links it.
 let grdb: Package.Dependency = .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0")
+// The supervisor's shared store: PostgreSQL. Only mpsup links it.
+let postgresNIO: Package.Dependency = .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2")
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParserProduct: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -20,6 +22,7 @@ let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 let grdbProduct: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
+let postgresProduct: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
 
 // MARK: - Targets
 
@@ -97,7 +100,7 @@ var targets: [Target] = [
     // store. Knows nothing of measurement services, the scheduler's jobs or C.
     .target(
         name: "MPlaneSupervisor",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneScheduler", grdbProduct, logging]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneScheduler", grdbProduct, postgresProduct, logging]
     ),
     // `mpsup`: the supervisor an operator runs.
     .executableTarget(
@@ -185,6 +188,6 @@ let package = Package(
         .executable(name: "mpsup", targets: ["mpsup"]),
         .executable(name: "mplane-bench", targets: ["mplane-bench"]),
     ],
-    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle, grdb],
+    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle, grdb, postgresNIO],
     targets: targets
 )

@@ -30,7 +30,12 @@ public final class SQLiteStore: SupervisorStore {
         configuration.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
-        batcher = WriteBatcher(pool: pool)
+        let pool = self.pool
+        batcher = WriteBatcher { batch in
+            try await pool.write { db in
+                try batch.map { try Self.apply(db, component: $0.component, $0.writes, now: $0.now) }
+            }
+        }
     }
 
     /// The schema, as numbered migrations applied in order at start, each in a transaction and
@@ -309,12 +314,7 @@ public final class SQLiteStore: SupervisorStore {
                 let bodies = try String.fetchAll(db, sql: """
                     SELECT body FROM result WHERE component = ? AND token = ? ORDER BY coalesce(start_us, received_us), id LIMIT 1000
                     """, arguments: [r["component"] as String, token])
-                if bodies.count == 1 {
-                    answer = bodies[0]
-                } else if bodies.count > 1 {
-                    answer = "{\"contents\": [" + bodies.joined(separator: ", ") + "], \"envelope\": \"message\", \"token\": \""
-                        + token + "\", \"version\": 1}"
-                }
+                answer = combinedAnswer(token: token, bodies: bodies)
             }
             return JobRecord(token: r["token"], component: r["component"], state: JobRecord.State(rawValue: r["state"]) ?? .queued,
                              specification: r["specification"], receipt: r["receipt"], answer: answer)
@@ -392,99 +392,7 @@ public final class SQLiteStore: SupervisorStore {
     }
 }
 
-/// A message from a component as the store writes it.
-struct StoredMessage: Sendable {
-    enum Kind { case receipt, result, exception }
-    var kind: Kind
-    var token: String
-    var label: String?
-    var start: Int64?
-    var end: Int64?
-    var rows: Int
-    var body: String
-
-    static func collect(_ m: Message, encoder: MessageEncoder, into out: inout [StoredMessage]) {
-        switch m {
-        case .receipt(let r):
-            out.append(StoredMessage(kind: .receipt, token: r.token, label: r.statement.label, rows: 0, body: encoder.encodeString(m)))
-        case .result(let r):
-            let (start, end) = r.statement.when.datetimes(now: Timestamp(microsecondsSince1970: 0))
-            out.append(StoredMessage(kind: .result, token: r.token, label: r.statement.label, start: start?.microseconds,
-                                     end: end?.microseconds, rows: r.values.rowCount, body: encoder.encodeString(m)))
-        case .exception(var e):
-            if let token = e.token {
-                // What a component says went wrong, within reason.
-                if e.message.utf8.count > 4096 { e.message = String(e.message.prefix(4096)) + "…" }
-                out.append(StoredMessage(kind: .exception, token: token, rows: 0, body: encoder.encodeString(.exception(e))))
-            }
-        case .envelope(let env):
-            // An envelope of results (a repeated specification's): each result a row of its
-            // own, under the envelope's token when it has one.
-            for inner in env.contents {
-                if case .result(var r) = inner, let token = env.token {
-                    r.statement.token = token
-                    collect(.result(r), encoder: encoder, into: &out)
-                } else {
-                    collect(inner, encoder: encoder, into: &out)
-                }
-            }
-        default:
-            break
-        }
-    }
-}
-
-/// Commits what several tasks want written in one transaction (one sync): a task's write
-/// waits for the transaction in progress, then goes with everything that queued meanwhile.
-final class WriteBatcher: Sendable {
-    struct Pending {
-        var component: String
-        var writes: [StoredMessage]
-        var now: Int64
-        var continuation: CheckedContinuation<StoreOutcome, any Error>
-    }
-    private struct State {
-        var pending: [Pending] = []
-        var writing = false
-    }
-    private let state = Mutex(State())
-    let pool: DatabasePool
-
-    init(pool: DatabasePool) { self.pool = pool }
-
-    func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<StoreOutcome, any Error>) in
-            let start = state.withLock { s -> Bool in
-                s.pending.append(Pending(component: component, writes: writes, now: now, continuation: c))
-                if s.writing { return false }
-                s.writing = true
-                return true
-            }
-            if start { Task { await self.drain() } }
-        }
-    }
-
-    private func drain() async {
-        while true {
-            let batch = state.withLock { s -> [Pending] in
-                let b = s.pending
-                s.pending = []
-                if b.isEmpty { s.writing = false }
-                return b
-            }
-            if batch.isEmpty { return }
-            let work = batch.map { ($0.component, $0.writes, $0.now) }
-            do {
-                let outcomes = try await pool.write { db in
-                    try work.map { (component, writes, now) in try Self.apply(db, component: component, writes, now: now) }
-                }
-                for (p, o) in zip(batch, outcomes) { p.continuation.resume(returning: o) }
-            } catch {
-                for p in batch { p.continuation.resume(throwing: error) }
-            }
-        }
-    }
-
+extension SQLiteStore {
     /// Writes what one component sent for its own jobs; a token that is no job of that
     /// component is not written (a component cannot fill the store, or anyone's results,
     /// with results nobody asked for).

@@ -132,6 +132,11 @@ public enum CallbackStyle: String, Sendable {
 /// so that the embedded store (SQLite) and the shared one (PostgreSQL, to come) are driven by
 /// one supervisor and one test suite.
 public protocol SupervisorStore: Sendable {
+    /// Runs what the store needs while it is used (a connection pool), until cancelled.
+    func run() async
+    /// Makes the store ready once ``run()`` runs (migrations).
+    func prepare() async throws
+
     // MARK: The probe-facing side
 
     /// Replaces what `component` offers with `capabilities` (its registration), and records
@@ -186,6 +191,11 @@ public protocol SupervisorStore: Sendable {
     func prune(olderThan: Timestamp, maxBytes: Int, forgetBefore: Timestamp) async throws -> Int
     /// The bytes the kept results take.
     func resultBytes() async throws -> Int
+}
+
+extension SupervisorStore {
+    public func run() async {}
+    public func prepare() async throws {}
 }
 
 /// The token a supervisor shows clients for the capability `token` of `component`: the first

@@ -23,6 +23,9 @@ public final class SupervisorService: Sendable {
 
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.supervisor.store.run() }
+            // The store first (a shared one applies its migrations), then the servers.
+            try await self.supervisor.store.prepare()
             group.addTask { try await self.probeServer.run() }
             group.addTask { try await self.clientServer.run() }
             group.addTask {

@@ -16,17 +16,28 @@ struct MPSup: AsyncParsableCommand {
     )
 }
 
-/// Opens the store a location names (`sqlite:PATH`).
-func openStore(_ location: String) throws -> SQLiteStore {
+/// Opens the store a location names: `sqlite:PATH`, or `postgres://USER@HOST:PORT/DB`
+/// (`?host=/socket/dir` for a Unix socket).
+func openStore(_ location: String) throws -> any SupervisorStore {
     if location.hasPrefix("sqlite:") {
         let path = String(location.dropFirst("sqlite:".count))
         guard !path.isEmpty else { throw ValidationError("--store sqlite:PATH: give a path") }
         do { return try SQLiteStore(path: path) } catch { throw ValidationError("store \(location): \(error)") }
     }
     if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-        throw ValidationError("store \(location): PostgreSQL is not built into this mpsup yet; use sqlite:PATH")
+        do { return try PostgresStore(url: location) } catch { throw ValidationError("store: \(error)") }
     }
-    throw ValidationError("store \(location): use sqlite:PATH")
+    throw ValidationError("store \(location): use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+}
+
+/// Runs `body` with the store ready (a PostgreSQL store's pool running, its migrations applied).
+func withReadyStore<T: Sendable>(_ store: any SupervisorStore, _ body: @escaping @Sendable (any SupervisorStore) async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { await store.run(); return nil }
+        defer { group.cancelAll() }
+        try await store.prepare()
+        return try await body(store)
+    }
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -153,23 +164,26 @@ struct Results: AsyncParsableCommand {
         let configuration = try options.load()
         let store = try openStore(configuration.storeLocation(override: options.store))
         let from = try time(from, "from"), to = try time(to, "to")
-        if let id {
-            guard let body = try await store.resultBody(id: id) else { throw ValidationError("no result \(id)") }
-            if csv { print(try ResultCSV.rows(of: [body], header: true), terminator: "") } else { print(body) }
-            return
-        }
-        if csv {
-            guard let component, let label, let from, let to else {
-                throw ValidationError("--csv without --id needs --component, --label, --from and --to")
+        let (id, csv, component, label, limit) = (id, csv, component, label, limit)
+        let text: String = try await withReadyStore(store) { store in
+            if let id {
+                guard let body = try await store.resultBody(id: id) else { throw ValidationError("no result \(id)") }
+                return csv ? try ResultCSV.rows(of: [body], header: true) : body + "\n"
             }
-            let bodies = try await store.series(component: component, label: label, from: from, to: to)
-            print(try ResultCSV.rows(of: bodies, header: true, from: from, to: to), terminator: "")
-            return
+            if csv {
+                guard let component, let label, let from, let to else {
+                    throw ValidationError("--csv without --id needs --component, --label, --from and --to")
+                }
+                let bodies = try await store.series(component: component, label: label, from: from, to: to)
+                return try ResultCSV.rows(of: bodies, header: true, from: from, to: to)
+            }
+            var out = "id\tcomponent\tlabel\tstart\tend\trows\tbytes\ttoken\n"
+            for r in try await store.results(component: component, label: label, from: from, to: to, limit: limit) {
+                out += "\(r.id)\t\(r.component)\t\(r.label ?? "-")\t\(r.start.map { "\($0)" } ?? "-")\t\(r.end.map { "\($0)" } ?? "-")\t\(r.rows)\t\(r.bytes)\t\(r.token)\n"
+            }
+            return out
         }
-        print("id\tcomponent\tlabel\tstart\tend\trows\tbytes\ttoken")
-        for r in try await store.results(component: component, label: label, from: from, to: to, limit: limit) {
-            print("\(r.id)\t\(r.component)\t\(r.label ?? "-")\t\(r.start.map { "\($0)" } ?? "-")\t\(r.end.map { "\($0)" } ?? "-")\t\(r.rows)\t\(r.bytes)\t\(r.token)")
-        }
+        print(text, terminator: "")
     }
 }
 
@@ -183,7 +197,10 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let store = try openStore(configuration.storeLocation(override: options.store))
-        try store.backup(to: path)
-        print("backed up \(store.path) to \(path)")
+        guard let sqlite = store as? SQLiteStore else {
+            throw ValidationError("a PostgreSQL store is backed up with PostgreSQL's tools: pg_dump -Fc -d DATABASE -f FILE")
+        }
+        try sqlite.backup(to: path)
+        print("backed up \(sqlite.path) to \(path)")
     }
 }

@@ -22,7 +22,8 @@ struct RunningSupervisor {
     /// Starts mpsup on port 0 and reads the ports it bound from its log (bounded wait).
     static func start(store: String, dir: String, extra: String = "") async throws -> RunningSupervisor {
         let log = dir + "/mpsup-\(UInt32.random(in: 0...UInt32.max)).log"
-        let pid = startInBackground("exec \(mpsupBinary) --store sqlite:\(store) --probe-port 0 --client-port 0 \(extra) > \(log) 2>&1")
+        let location = store.hasPrefix("postgres://") ? store : "sqlite:" + store
+        let pid = startInBackground("exec \(mpsupBinary) --store '\(location)' --probe-port 0 --client-port 0 \(extra) > \(log) 2>&1")
         for _ in 0..<200 {
             let text = String(decoding: readFile(log) ?? [], as: UTF8.self)
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening") && $0.contains("mpsup.probe_port") }) {
@@ -186,6 +187,65 @@ struct SupervisorProcessTests {
                                                           accept: mplaneContentType)
             guard case .envelope(let e) = try MessageDecoder().decode(list.body) else { Issue.record("no envelope"); return }
             #expect(e.contents.count == 2 * 1050)
+        }
+    }
+
+    @Test("two mpsup over one PostgreSQL: a component polling both in turn gets each queued specification once; a result posted to one is redeemable through the other")
+    func twoSupervisors() async throws {
+        let cluster = try PostgresCluster.shared.get()
+        let url = try cluster.database()
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            #expect(writeFile(dir + "/mpsup.conf", Array("[supervisor]\nreply-wait = 0.001\n".utf8)))
+            let a = try await RunningSupervisor.start(store: url, dir: dir, extra: "--config \(dir)/mpsup.conf")
+            defer { kill(a.pid, SIGTERM) }
+            let b = try await RunningSupervisor.start(store: url, dir: dir, extra: "--config \(dir)/mpsup.conf")
+            defer { kill(b.pid, SIGTERM) }
+            let name = [(Supervisor.componentHeader, "shared-probe")]
+            func probe(_ s: RunningSupervisor, _ path: String) -> HTTPURL { HTTPURL(host: "127.0.0.1", port: s.probePort, path: path) }
+            func client(_ s: RunningSupervisor, _ path: String) -> HTTPURL { HTTPURL(host: "127.0.0.1", port: s.clientPort, path: path) }
+
+            // Registered through A, offered by B.
+            let reg = try await SimpleHTTPClient.request("POST", probe(a, "/register/capability"), contentType: mplaneContentType,
+                                                         body: MessageEncoder().encode(registering([loopbackCapability])), headers: name)
+            try #require(reg.status == 200)
+            let token = try await firstCapability(clientPort: b.clientPort)
+
+            // Twenty specifications, queued through A and B in turn.
+            var queued: [String] = []
+            for i in 0..<20 {
+                var spec = try loopbackSpecification("shared \(i)")
+                spec.statement.token = "shared-\(i)"
+                let r = try await SimpleHTTPClient.request("POST", client(i % 2 == 0 ? a : b, "/capability/\(token)"), contentType: mplaneContentType,
+                                                           body: MessageEncoder().encode(.specification(spec)))
+                #expect(r.status == 200, "\(String(decoding: r.body, as: UTF8.self))")
+                queued.append(spec.token)
+            }
+            // The component polls A and B in turn until nothing more comes.
+            var handed: [String] = []
+            for round in 0..<10 {
+                let s = round % 2 == 0 ? a : b
+                let poll = try await SimpleHTTPClient.request("GET", probe(s, "/show/specification"), headers: name)
+                guard case .envelope(let e) = try MessageDecoder().decode(poll.body) else { Issue.record("no envelope"); return }
+                for case .specification(let spec) in e.contents where spec.statement.verb != .callback { handed.append(spec.token) }
+            }
+            #expect(handed.sorted() == queued.sorted(), "each exactly once: \(handed.count) handed out")
+
+            // Its result, posted to A, redeemed through B.
+            var spec = try loopbackSpecification("shared 0")
+            spec.statement.token = "shared-0"
+            var result = Result(specification: spec, when: When(start: .at(t0), end: .at(t0)))
+            result.statement.token = "shared-0"
+            try result.values.appendRow([.string("via A")])
+            let posted = try await SimpleHTTPClient.request("POST", probe(a, "/register/result"), contentType: mplaneContentType,
+                                                            body: MessageEncoder().encode(.result(result)), headers: name)
+            #expect(posted.status == 200)
+            let redeemed = try await SimpleHTTPClient.request("POST", client(b, "/"), contentType: mplaneContentType,
+                                                              body: MessageEncoder().encode(.redemption(Redemption(receipt: Receipt(specification: spec)))))
+            guard case .result(let r) = try MessageDecoder().decode(redeemed.body) else {
+                Issue.record("not a result: \(String(decoding: redeemed.body, as: UTF8.self))"); return
+            }
+            #expect(r.values.value("test.output", row: 0) == .string("via A"))
         }
     }
 }

@@ -34,17 +34,17 @@ func registering(_ caps: [Capability], callback: Capability? = Capability(verb: 
     .envelope(Envelope(contents: caps.map { .capability($0) } + (callback.map { [.capability($0)] } ?? [])))
 }
 
-/// A supervisor over a real SQLite file in a temporary directory, on a manual clock.
-func withSupervisor(_ configure: (inout SupervisorConfiguration) -> Void = { _ in },
-                    _ body: (Supervisor, SQLiteStore, ManualClock) async throws -> Void) async throws {
-    try await withTemporaryDirectory { dir in
-        mkdir(dir, 0o700)
-        let store = try SQLiteStore(path: dir + "/mpsup.sqlite")
-        var c = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
-        c.replyWait = .zero  // the manual clock does not move by itself: answer with receipts at once
-        configure(&c)
+/// A supervisor over a fresh store of `kind` (a real SQLite file, or a database of the test
+/// run's PostgreSQL cluster), on a manual clock.
+func withSupervisor(_ kind: StoreKind = .sqlite, _ configure: (inout SupervisorConfiguration) -> Void = { _ in },
+                    _ body: (Supervisor, any SupervisorStore, ManualClock) async throws -> Void) async throws {
+    var c = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
+    c.replyWait = .zero  // the manual clock does not move by itself: answer with receipts at once
+    configure(&c)
+    let configuration = c
+    try await withStore(kind) { store in
         let clock = ManualClock(now: t0)
-        try await body(Supervisor(store: store, configuration: c, clock: clock), store, clock)
+        try await body(Supervisor(store: store, configuration: configuration, clock: clock), store, clock)
     }
 }
 
@@ -66,9 +66,9 @@ struct ProbeSideTests {
         }
     }
 
-    @Test("a queued specification is handed out once, with the callback last; handed out again only after redeliver-after without an answer")
-    func handedOutOnce() async throws {
-        try await withSupervisor({ $0.redeliverAfter = .seconds(30) }) { sup, store, clock in
+    @Test("a queued specification is handed out once, with the callback last; handed out again only after redeliver-after without an answer", arguments: StoreKind.allCases)
+    func handedOutOnce(kind: StoreKind) async throws {
+        try await withSupervisor(kind, { $0.redeliverAfter = .seconds(30) }) { sup, store, clock in
             _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
             let caps = try await store.capabilities(presentSince: t0)
             let spec = try loopbackSpecification("once")
@@ -112,9 +112,9 @@ struct ProbeSideTests {
         }
     }
 
-    @Test("a result is acknowledged once stored, kept once however often it is posted, and redeemable by the client")
-    func resultsOnce() async throws {
-        try await withSupervisor { sup, store, _ in
+    @Test("a result is acknowledged once stored, kept once however often it is posted, and redeemable by the client", arguments: StoreKind.allCases)
+    func resultsOnce(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, _ in
             _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
             let cap = try #require(try await store.capabilities(presentSince: t0).first)
             let spec = try loopbackSpecification("twice")
@@ -156,7 +156,7 @@ struct ProbeSideTests {
 struct SupervisorLimitTests {
     @Test("past max-components a new component is refused with 503; a registered one may register again")
     func components() async throws {
-        try await withSupervisor({ $0.maxComponents = 2 }) { sup, store, _ in
+        try await withSupervisor(.sqlite, { $0.maxComponents = 2 }) { sup, store, _ in
             for name in ["a", "b"] {
                 #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name)).status == 200)
             }
@@ -169,7 +169,7 @@ struct SupervisorLimitTests {
 
     @Test("a registration past max-capabilities-per-component is refused whole")
     func capabilities() async throws {
-        try await withSupervisor({ $0.maxCapabilitiesPerComponent = 3 }) { sup, store, _ in
+        try await withSupervisor(.sqlite, { $0.maxCapabilitiesPerComponent = 3 }) { sup, store, _ in
             var many: [Capability] = []
             for i in 0..<4 {
                 var c = loopbackCapability
@@ -183,9 +183,9 @@ struct SupervisorLimitTests {
         }
     }
 
-    @Test("past max-queued-per-component a client's specification gets 429; results only from registered components")
-    func queued() async throws {
-        try await withSupervisor({ $0.maxQueuedPerComponent = 2 }) { sup, store, _ in
+    @Test("past max-queued-per-component a client's specification gets 429; results only from registered components", arguments: StoreKind.allCases)
+    func queued(kind: StoreKind) async throws {
+        try await withSupervisor(kind, { $0.maxQueuedPerComponent = 2 }) { sup, store, _ in
             _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a"))
             let cap = try #require(try await store.capabilities(presentSince: t0).first)
             for i in 0..<2 {
@@ -205,9 +205,9 @@ struct SupervisorLimitTests {
 
 @Suite("Supervisor: the client side, without sockets", .timeLimit(.minutes(1)))
 struct ClientSideTests {
-    @Test("two components offering the same capability: both listed, each with its own token and link; absent ones leave the list")
-    func sameCapabilityTwice() async throws {
-        try await withSupervisor { sup, store, clock in
+    @Test("two components offering the same capability: both listed, each with its own token and link; absent ones leave the list", arguments: StoreKind.allCases)
+    func sameCapabilityTwice(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, clock in
             for name in ["probe-a", "probe-b"] {
                 _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name))
             }
@@ -240,9 +240,9 @@ struct ClientSideTests {
         }
     }
 
-    @Test("an interrupt of a job not handed out yet ends it at once; of one handed out, it is queued for the component")
-    func interrupts() async throws {
-        try await withSupervisor { sup, store, _ in
+    @Test("an interrupt of a job not handed out yet ends it at once; of one handed out, it is queued for the component", arguments: StoreKind.allCases)
+    func interrupts(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, _ in
             _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
             let cap = try #require(try await store.capabilities(presentSince: t0).first)
             let early = try loopbackSpecification("early"), late = try loopbackSpecification("late")
@@ -279,7 +279,7 @@ struct StoreTests {
 
     /// Stores `result` from `component` as the answer to a job created for it first (a store
     /// keeps results for its jobs only).
-    func keep(_ store: SQLiteStore, _ component: String, _ result: Message) async throws {
+    func keep(_ store: any SupervisorStore, _ component: String, _ result: Message) async throws {
         guard case .result(let r) = result else { return }
         let spec = Message.specification(Specification(capability: CounterService().capability, when: try When(parsing: "now")))
         _ = try await store.enqueue([NewJob(token: r.token, component: component, capability: nil, label: nil, specification: spec, start: t0)],
@@ -288,11 +288,9 @@ struct StoreTests {
         #expect(outcome.stored == 1)
     }
 
-    @Test("a store keeps results for its components' jobs only")
-    func ownJobsOnly() async throws {
-        try await withTemporaryDirectory { dir in
-            mkdir(dir, 0o700)
-            let store = try SQLiteStore(path: dir + "/s.sqlite")
+    @Test("a store keeps results for its components' jobs only", arguments: StoreKind.allCases)
+    func ownJobsOnly(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await keep(store, "p", try result("mine", rows: 1, start: 0))
             let stray = try await store.store(component: "q", messages: [try result("mine", rows: 1, start: 5)], now: t0)
             #expect(stray.stored == 0 && stray.unknownTokens == ["mine"], "another component's job")
@@ -302,11 +300,9 @@ struct StoreTests {
         }
     }
 
-    @Test("with a size cap, the store shrinks back under it while results keep arriving, oldest first")
-    func retentionBySize() async throws {
-        try await withTemporaryDirectory { dir in
-            mkdir(dir, 0o700)
-            let store = try SQLiteStore(path: dir + "/s.sqlite")
+    @Test("with a size cap, the store shrinks back under it while results keep arriving, oldest first", arguments: StoreKind.allCases)
+    func retentionBySize(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let cap = 64 << 10
             var high = 0
             for batch in 0..<10 {
@@ -323,11 +319,9 @@ struct StoreTests {
         }
     }
 
-    @Test("the rows of one label from one component over a time range come out as one CSV, in time order")
-    func series() async throws {
-        try await withTemporaryDirectory { dir in
-            mkdir(dir, 0o700)
-            let store = try SQLiteStore(path: dir + "/s.sqlite")
+    @Test("the rows of one label from one component over a time range come out as one CSV, in time order", arguments: StoreKind.allCases)
+    func series(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             // Three results of 10 rows each, at 0-10 s, 10-20 s, 20-30 s; one from another component.
             for (i, start) in [20, 0, 10].enumerated() {
                 try await keep(store, "p", try result("s\(i)", rows: 10, start: start))
@@ -400,6 +394,40 @@ struct SupervisorConfigurationTests {
             Issue.record("accepted: \(text)")
         } catch {
             #expect(error.message.contains(named), "\(error.message)")
+        }
+    }
+}
+
+@Suite("Supervisor store: handed out once", .timeLimit(.minutes(1)))
+struct ClaimTests {
+    @Test("eight pollers claiming at once for one component get each of 300 queued items exactly once", arguments: StoreKind.allCases)
+    func concurrentClaims(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            _ = try await store.register(component: "p", address: nil, capabilities: [loopbackCapability], callback: nil, now: t0)
+            let jobs = try (0..<300).map { i -> NewJob in
+                var s = try loopbackSpecification("item \(i)")
+                s.statement.token = "item-\(i)"
+                return NewJob(token: s.token, component: "p", capability: nil, label: nil, specification: .specification(s), start: t0)
+            }
+            let outcomes = try await store.enqueue(jobs, now: t0, maxQueued: 1000)
+            #expect(outcomes.allSatisfy { $0 == .queued })
+            let handed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var mine: [String] = []
+                        for _ in 0..<20 {
+                            let (items, _) = try await store.claim(component: "p", now: t0, redeliverAfter: 60_000_000, limit: 7)
+                            mine += items.map(\.token)
+                        }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(handed.count == 300, "every item once: \(handed.count)")
+            #expect(Set(handed).count == handed.count, "none twice")
+            let state = try await store.pollState(component: "p", now: t0, redeliverAfter: 60_000_000)
+            #expect(state.registered && !state.due)
         }
     }
 }

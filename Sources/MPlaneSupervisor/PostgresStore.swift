@@ -1,0 +1,499 @@
+public import Logging
+public import MPlane
+import MPlaneIO
+import PostgresNIO
+import Synchronization
+
+/// The shared store: PostgreSQL through postgres-nio, for several `mpsup` behind one address.
+/// Everything that must happen once happens in the database: a queued item is claimed with
+/// `FOR UPDATE SKIP LOCKED` in the transaction that hands it out, so whichever supervisor a
+/// component polls gets it, once; a result posted to one is read by all. The client's
+/// connection pool is a service: ``run()`` owns it, and the supervisor runs it beside its
+/// servers. Migrations are applied at start in one transaction under an advisory lock, so
+/// two supervisors starting together do not both apply them.
+///
+/// Layout as in ``SQLiteStore`` (the same tables and indexes; `row_count` for `rows`).
+public final class PostgresStore: SupervisorStore {
+    let client: PostgresClient
+    let logger: Logger
+    private let batcher: WriteBatcher
+    /// Where it connects, without the password (for logs).
+    public let location: String
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or with `?host=/socket/directory`
+    /// (libpq's form) for a Unix socket in that directory.
+    public init(url: String, logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
+        self.logger = logger
+        let configuration = try Self.configuration(url)
+        location = configuration.display
+        var c = configuration.client
+        c.options.maximumConnections = 16
+        client = PostgresClient(configuration: c, backgroundLogger: logger)
+        let client = self.client, log = logger
+        batcher = WriteBatcher { batch in
+            try await client.withTransaction(logger: log) { connection in
+                var outcomes: [StoreOutcome] = []
+                for item in batch { outcomes.append(try await Self.apply(connection, logger: log, component: item.component, item.writes, now: item.now)) }
+                return outcomes
+            }
+        }
+    }
+
+    static func configuration(_ url: String) throws(Failure) -> (client: PostgresClient.Configuration, display: String) {
+        var rest: Substring
+        if url.hasPrefix("postgres://") { rest = url.dropFirst("postgres://".count) } else if url.hasPrefix("postgresql://") {
+            rest = url.dropFirst("postgresql://".count)
+        } else { throw Failure(message: "\(url): not a postgres:// URL") }
+        var query: [String: String] = [:]
+        if let q = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { query[String(kv[0])] = String(kv[1]) }
+            }
+            rest = rest[..<q]
+        }
+        var user = "postgres", password: String? = nil
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                user = String(credentials[..<colon])
+                password = String(credentials[credentials.index(after: colon)...])
+            } else {
+                user = String(credentials)
+            }
+        }
+        guard let slash = rest.firstIndex(of: "/") else { throw Failure(message: "\(url): name the database (postgres://user@host:port/database)") }
+        let database = String(rest[rest.index(after: slash)...])
+        let hostPort = rest[..<slash]
+        guard !database.isEmpty else { throw Failure(message: "\(url): name the database") }
+        var host = String(hostPort), port = 5432
+        if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
+            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else {
+                throw Failure(message: "\(url): the port is not a number in 1...65535")
+            }
+            port = p
+            host = String(hostPort[..<colon])
+        }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if let p = query["port"], let n = Int(p) { port = n }
+        if let directory = query["host"], directory.hasPrefix("/") {
+            let socket = directory + "/.s.PGSQL.\(port)"
+            return (PostgresClient.Configuration(unixSocketPath: socket, username: user, password: password, database: database),
+                    "postgres://\(user)@/\(database)?host=\(directory)&port=\(port)")
+        }
+        guard !host.isEmpty else { throw Failure(message: "\(url): name the host, or a socket directory with ?host=/path") }
+        // TLS to the database comes with the security issue; until then, loopback or a
+        // private network.
+        return (PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable),
+                "postgres://\(user)@\(host):\(port)/\(database)")
+    }
+
+    public func run() async { await client.run() }
+
+    /// Applies the migrations the database lacks, in one transaction under an advisory lock
+    /// (``run()`` must be running).
+    public func prepare() async throws {
+        try await client.withTransaction(logger: logger) { c in
+            try await c.query("SELECT pg_advisory_xact_lock(730501)", logger: logger)
+            try await c.query("CREATE TABLE IF NOT EXISTS mpsup_migrations (id TEXT PRIMARY KEY, applied_us BIGINT NOT NULL)", logger: logger)
+            var applied: Set<String> = []
+            for try await id in try await c.query("SELECT id FROM mpsup_migrations", logger: logger).decode(String.self) { applied.insert(id) }
+            for (id, statements) in Self.migrations where !applied.contains(id) {
+                for sql in statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+                let now = Int64(0)
+                try await c.query("INSERT INTO mpsup_migrations(id, applied_us) VALUES (\(id), \(now))", logger: logger)
+                logger.info("migration applied", metadata: ["mplane.migration": "\(id)"])
+            }
+        }
+    }
+
+    static let migrations: [(String, [String])] = [
+        ("1-initial", [
+            """
+            CREATE TABLE component (name TEXT PRIMARY KEY, address TEXT, callback TEXT,
+                registered_us BIGINT NOT NULL, seen_us BIGINT NOT NULL)
+            """,
+            """
+            CREATE TABLE capability (public_token TEXT PRIMARY KEY,
+                component TEXT NOT NULL REFERENCES component(name) ON DELETE CASCADE,
+                token TEXT NOT NULL, label TEXT, position INTEGER NOT NULL, body TEXT NOT NULL)
+            """,
+            "CREATE INDEX capability_component ON capability(component)",
+            """
+            CREATE TABLE job (token TEXT PRIMARY KEY, component TEXT NOT NULL, capability TEXT, label TEXT,
+                state TEXT NOT NULL, specification TEXT NOT NULL, receipt TEXT, answer TEXT,
+                created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL)
+            """,
+            "CREATE INDEX job_age ON job(updated_us)",
+            """
+            CREATE TABLE work (id BIGSERIAL PRIMARY KEY, component TEXT NOT NULL, token TEXT NOT NULL, kind TEXT NOT NULL,
+                body TEXT NOT NULL, start_us BIGINT NOT NULL, state TEXT NOT NULL DEFAULT 'queued',
+                claimed_us BIGINT, created_us BIGINT NOT NULL)
+            """,
+            "CREATE INDEX work_due ON work(component, state, start_us)",
+            "CREATE INDEX work_token ON work(token)",
+            """
+            CREATE TABLE result (id BIGSERIAL PRIMARY KEY, component TEXT NOT NULL, token TEXT NOT NULL, label TEXT,
+                start_us BIGINT, end_us BIGINT, row_count INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                received_us BIGINT NOT NULL, body TEXT NOT NULL)
+            """,
+            "CREATE UNIQUE INDEX result_once ON result(component, token, coalesce(start_us, -1))",
+            "CREATE INDEX result_series ON result(component, label, start_us)",
+            "CREATE INDEX result_age ON result(received_us)",
+        ]),
+    ]
+
+    // MARK: Probe-facing
+
+    public func register(component: String, address: String?, capabilities: [Capability], callback: CallbackStyle?,
+                         now: Timestamp) async throws -> RegistrationOutcome {
+        let encoder = MessageEncoder()
+        let rows = capabilities.enumerated().map { (i, c) -> (String, String, String?, Int, String) in
+            var c = c
+            c.statement.token = c.token
+            return (publicToken(component: component, token: c.token), c.token, c.statement.label, i, encoder.encodeString(.capability(c)))
+        }
+        let t = now.microseconds, style = callback?.rawValue
+        try await client.withTransaction(logger: logger) { c in
+            try await c.query("""
+                INSERT INTO component(name, address, callback, registered_us, seen_us) VALUES (\(component), \(address), \(style), \(t), \(t))
+                ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, callback = EXCLUDED.callback,
+                    registered_us = EXCLUDED.registered_us, seen_us = EXCLUDED.seen_us
+                """, logger: logger)
+            try await c.query("DELETE FROM capability WHERE component = \(component)", logger: logger)
+            for (pt, token, label, position, body) in rows {
+                try await c.query("""
+                    INSERT INTO capability(public_token, component, token, label, position, body)
+                    VALUES (\(pt), \(component), \(token), \(label), \(position), \(body))
+                    ON CONFLICT (public_token) DO UPDATE SET label = EXCLUDED.label, position = EXCLUDED.position, body = EXCLUDED.body
+                    """, logger: logger)
+            }
+        }
+        return RegistrationOutcome(registered: capabilities.map { $0.statement.label ?? $0.token })
+    }
+
+    public func withdraw(component: String, tokens: [String], now: Timestamp) async throws {
+        try await client.query("DELETE FROM capability WHERE component = \(component) AND token = ANY(\(tokens))", logger: logger)
+    }
+
+    public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
+        let t = now.microseconds, before = t - redeliverAfter
+        let rows = try await client.query("""
+            SELECT callback,
+                EXISTS(SELECT 1 FROM work WHERE component = \(component) AND state = 'queued' AND start_us <= \(t)) OR
+                EXISTS(SELECT 1 FROM work WHERE component = \(component) AND state = 'claimed' AND claimed_us < \(before)),
+                (SELECT min(start_us) FROM work WHERE component = \(component) AND state = 'queued')
+            FROM component WHERE name = \(component)
+            """, logger: logger)
+        for try await (style, due, next) in rows.decode((String?, Bool, Int64?).self) {
+            return PollState(registered: true, callback: style.flatMap(CallbackStyle.init(rawValue:)), due: due,
+                             next: next.map(Timestamp.init(microsecondsSince1970:)))
+        }
+        return PollState(registered: false, callback: nil, due: false, next: nil)
+    }
+
+    public func claim(component: String, now: Timestamp, redeliverAfter: Int64, limit: Int) async throws
+        -> (items: [WorkItem], next: Timestamp?) {
+        let t = now.microseconds, before = t - redeliverAfter
+        return try await client.withTransaction(logger: logger) { c in
+            // Claimed in the transaction that reads them; rows another supervisor is claiming
+            // right now are skipped, not waited for: each item is handed out once.
+            var items: [WorkItem] = []
+            let rows = try await c.query("""
+                UPDATE work SET state = 'claimed', claimed_us = \(t)
+                WHERE id IN (SELECT id FROM work WHERE component = \(component) AND
+                    ((state = 'queued' AND start_us <= \(t)) OR (state = 'claimed' AND claimed_us < \(before)))
+                    ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING id, token, kind, body
+                """, logger: logger)
+            for try await (id, token, kind, body) in rows.decode((Int64, String, String, String).self) {
+                items.append(WorkItem(id: id, token: token, kind: WorkItem.Kind(rawValue: kind) ?? .specification, body: body))
+            }
+            items.sort { $0.id < $1.id }
+            let tokens = items.filter { $0.kind == .specification }.map(\.token)
+            if !tokens.isEmpty {
+                try await c.query("UPDATE job SET state = 'claimed', updated_us = \(t) WHERE token = ANY(\(tokens)) AND state = 'queued'",
+                                  logger: logger)
+            }
+            var next: Int64? = nil
+            for try await n in try await c.query("SELECT min(start_us) FROM work WHERE component = \(component) AND state = 'queued'",
+                                                  logger: logger).decode(Int64?.self) { next = n }
+            return (items, next.map(Timestamp.init(microsecondsSince1970:)))
+        }
+    }
+
+    public func markSeen(_ seen: [String: (address: String?, at: Timestamp)]) async throws {
+        guard !seen.isEmpty else { return }
+        // One statement for the whole batch.
+        let names = Array(seen.keys)
+        let addresses = names.map { seen[$0]?.address ?? "" }
+        let times = names.map { seen[$0]?.at.microseconds ?? 0 }
+        try await client.query("""
+            UPDATE component c SET seen_us = GREATEST(c.seen_us, v.t), address = COALESCE(NULLIF(v.a, ''), c.address)
+            FROM unnest(\(names)::text[], \(addresses)::text[], \(times)::bigint[]) AS v(n, a, t) WHERE c.name = v.n
+            """, logger: logger)
+    }
+
+    public func componentCount(address: String?) async throws -> Int {
+        let query: PostgresQuery = address.map { "SELECT count(*) FROM component WHERE address = \($0)" } ?? "SELECT count(*) FROM component"
+        for try await n in try await client.query(query, logger: logger).decode(Int64.self) { return Int(n) }
+        return 0
+    }
+
+    public func store(component: String, messages: [Message], now: Timestamp) async throws -> StoreOutcome {
+        let encoder = MessageEncoder()
+        var writes: [StoredMessage] = []
+        for m in messages { StoredMessage.collect(m, encoder: encoder, into: &writes) }
+        guard !writes.isEmpty else { return StoreOutcome(stored: 0, unknownTokens: []) }
+        return try await batcher.commit(component: component, writes, now: now.microseconds)
+    }
+
+    static func apply(_ c: PostgresConnection, logger: Logger, component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
+        var outcome = StoreOutcome(stored: 0, unknownTokens: [])
+        for w in writes {
+            var known = false
+            for try await k in try await c.query("SELECT EXISTS(SELECT 1 FROM job WHERE token = \(w.token) AND component = \(component))",
+                                                 logger: logger).decode(Bool.self) { known = k }
+            guard known else {
+                outcome.unknownTokens.append(w.token)
+                continue
+            }
+            outcome.stored += 1
+            switch w.kind {
+            case .receipt:
+                try await c.query("""
+                    UPDATE job SET receipt = \(w.body), state = CASE WHEN state IN ('queued', 'claimed') THEN 'running' ELSE state END,
+                        updated_us = \(now) WHERE token = \(w.token) AND component = \(component)
+                    """, logger: logger)
+                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component) AND kind = 'specification'",
+                                  logger: logger)
+            case .result:
+                let bytes = w.body.utf8.count
+                try await c.query("""
+                    INSERT INTO result(component, token, label, start_us, end_us, row_count, bytes, received_us, body)
+                    VALUES (\(component), \(w.token), \(w.label), \(w.start), \(w.end), \(w.rows), \(bytes), \(now), \(w.body))
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+                try await c.query("UPDATE job SET state = 'done', updated_us = \(now) WHERE token = \(w.token) AND component = \(component)",
+                                  logger: logger)
+                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component)", logger: logger)
+            case .exception:
+                try await c.query("""
+                    UPDATE job SET answer = \(w.body), state = 'failed', updated_us = \(now) WHERE token = \(w.token) AND component = \(component)
+                    """, logger: logger)
+                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component)", logger: logger)
+            }
+        }
+        return outcome
+    }
+
+    // MARK: Client-facing
+
+    public func capabilities(presentSince: Timestamp) async throws -> [OfferedCapability] {
+        let rows = try await client.query("""
+            SELECT c.public_token, c.component, c.token, c.label, c.body FROM capability c
+            JOIN component k ON k.name = c.component WHERE k.seen_us >= \(presentSince.microseconds)
+            ORDER BY c.component, c.position
+            """, logger: logger)
+        var out: [OfferedCapability] = []
+        for try await (pt, component, token, label, body) in rows.decode((String, String, String, String?, String).self) {
+            out.append(OfferedCapability(publicToken: pt, component: component, token: token, label: label, body: body))
+        }
+        return out
+    }
+
+    public func capability(publicToken: String) async throws -> OfferedCapability? {
+        let rows = try await client.query("SELECT public_token, component, token, label, body FROM capability WHERE public_token = \(publicToken)",
+                                          logger: logger)
+        for try await (pt, component, token, label, body) in rows.decode((String, String, String, String?, String).self) {
+            return OfferedCapability(publicToken: pt, component: component, token: token, label: label, body: body)
+        }
+        return nil
+    }
+
+    public func components() async throws -> [ComponentSummary] {
+        var byComponent: [String: [(token: String, label: String?)]] = [:]
+        for try await (component, pt, label) in try await client.query(
+            "SELECT component, public_token, label FROM capability ORDER BY component, position", logger: logger
+        ).decode((String, String, String?).self) {
+            byComponent[component, default: []].append((pt, label))
+        }
+        var out: [ComponentSummary] = []
+        for try await (name, address, registered, seen) in try await client.query(
+            "SELECT name, address, registered_us, seen_us FROM component ORDER BY name", logger: logger
+        ).decode((String, String?, Int64, Int64).self) {
+            out.append(ComponentSummary(name: name, address: address, registered: Timestamp(microsecondsSince1970: registered),
+                                        seen: Timestamp(microsecondsSince1970: seen), capabilities: byComponent[name] ?? []))
+        }
+        return out
+    }
+
+    public func enqueue(_ jobs: [NewJob], now: Timestamp, maxQueued: Int) async throws -> [EnqueueOutcome] {
+        let encoder = MessageEncoder()
+        let bodies = jobs.map { encoder.encodeString($0.specification) }
+        let t = now.microseconds
+        return try await client.withTransaction(logger: logger) { c in
+            var outcomes: [EnqueueOutcome] = []
+            var waiting: [String: Int] = [:]
+            for (job, body) in zip(jobs, bodies) {
+                if waiting[job.component] == nil {
+                    for try await n in try await c.query("""
+                        SELECT count(*) FROM work WHERE component = \(job.component) AND state IN ('queued', 'claimed')
+                        """, logger: logger).decode(Int64.self) { waiting[job.component] = Int(n) }
+                }
+                if waiting[job.component, default: 0] >= maxQueued {
+                    outcomes.append(.full)
+                    continue
+                }
+                var inserted = false
+                for try await _ in try await c.query("""
+                    INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
+                    VALUES (\(job.token), \(job.component), \(job.capability), \(job.label), 'queued', \(body), \(t), \(t))
+                    ON CONFLICT (token) DO NOTHING RETURNING token
+                    """, logger: logger).decode(String.self) { inserted = true }
+                guard inserted else {
+                    outcomes.append(.exists)
+                    continue
+                }
+                let start = job.start.microseconds
+                try await c.query("""
+                    INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (\(job.component), \(job.token), 'specification', \(body), \(start), \(t))
+                    """, logger: logger)
+                waiting[job.component, default: 0] += 1
+                outcomes.append(.queued)
+            }
+            return outcomes
+        }
+    }
+
+    public func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool {
+        let t = now.microseconds
+        return try await client.withTransaction(logger: logger) { c in
+            var found: (String, String, String)? = nil
+            for try await row in try await c.query("SELECT component, specification, state FROM job WHERE token = \(token) FOR UPDATE",
+                                                   logger: logger).decode((String, String, String).self) { found = row }
+            guard let (component, specification, state) = found else { return false }
+            if state == JobRecord.State.done.rawValue || state == JobRecord.State.failed.rawValue { return true }
+            guard case .specification(let spec) = try MessageDecoder().decode(Array(specification.utf8)) else { return false }
+            if state == JobRecord.State.queued.rawValue {
+                // Never handed out: it need not reach the component. Its result is empty.
+                try await c.query("UPDATE work SET state = 'done' WHERE token = \(token) AND state = 'queued'", logger: logger)
+                var empty = Result(specification: spec, when: When(start: .at(now), end: .at(now)))
+                empty.statement.token = token
+                let body = MessageEncoder().encodeString(.result(empty))
+                try await c.query("UPDATE job SET state = 'done', answer = \(body), updated_us = \(t) WHERE token = \(token)", logger: logger)
+                return true
+            }
+            var open = false
+            for try await e in try await c.query("""
+                SELECT EXISTS(SELECT 1 FROM work WHERE token = \(token) AND kind = 'interrupt' AND state IN ('queued', 'claimed'))
+                """, logger: logger).decode(Bool.self) { open = e }
+            if open { return true }
+            var i = Interrupt(specification: spec)
+            i.statement.token = token
+            let body = MessageEncoder().encodeString(.interrupt(i))
+            try await c.query("""
+                INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (\(component), \(token), 'interrupt', \(body), \(t), \(t))
+                """, logger: logger)
+            return true
+        }
+    }
+
+    public func job(token: String) async throws -> JobRecord? {
+        var found: (String, String, String, String, String?, String?)? = nil
+        for try await row in try await client.query(
+            "SELECT token, component, state, specification, receipt, answer FROM job WHERE token = \(token)", logger: logger
+        ).decode((String, String, String, String, String?, String?).self) { found = row }
+        guard let (t, component, state, specification, receipt, stored) = found else { return nil }
+        var answer = stored
+        if answer == nil {
+            var bodies: [String] = []
+            for try await b in try await client.query("""
+                SELECT body FROM result WHERE component = \(component) AND token = \(token)
+                ORDER BY coalesce(start_us, received_us), id LIMIT 1000
+                """, logger: logger).decode(String.self) { bodies.append(b) }
+            answer = combinedAnswer(token: token, bodies: bodies)
+        }
+        return JobRecord(token: t, component: component, state: JobRecord.State(rawValue: state) ?? .queued,
+                         specification: specification, receipt: receipt, answer: answer)
+    }
+
+    // MARK: Results and retention
+
+    public func results(component: String?, label: String?, from: Timestamp?, to: Timestamp?, limit: Int) async throws -> [ResultSummary] {
+        let f = from?.microseconds, u = to?.microseconds
+        let rows = try await client.query("""
+            SELECT id, component, token, label, start_us, end_us, row_count, bytes, received_us FROM result
+            WHERE (\(component)::text IS NULL OR component = \(component)) AND (\(label)::text IS NULL OR label = \(label))
+              AND (\(u)::bigint IS NULL OR coalesce(start_us, received_us) <= \(u))
+              AND (\(f)::bigint IS NULL OR coalesce(end_us, start_us, received_us) >= \(f))
+            ORDER BY coalesce(start_us, received_us), id LIMIT \(limit)
+            """, logger: logger)
+        var out: [ResultSummary] = []
+        for try await (id, c, token, l, start, end, rowCount, bytes, received) in rows.decode((Int64, String, String, String?, Int64?, Int64?, Int32, Int32, Int64).self) {
+            out.append(ResultSummary(id: id, component: c, token: token, label: l, start: start.map(Timestamp.init(microsecondsSince1970:)),
+                                     end: end.map(Timestamp.init(microsecondsSince1970:)), rows: Int(rowCount), bytes: Int(bytes),
+                                     received: Timestamp(microsecondsSince1970: received)))
+        }
+        return out
+    }
+
+    public func resultBody(id: Int64) async throws -> String? {
+        for try await b in try await client.query("SELECT body FROM result WHERE id = \(id)", logger: logger).decode(String.self) { return b }
+        return nil
+    }
+
+    public func series(component: String, label: String, from: Timestamp, to: Timestamp) async throws -> [String] {
+        var out: [String] = []
+        for try await b in try await client.query("""
+            SELECT body FROM result WHERE component = \(component) AND label = \(label) AND start_us <= \(to.microseconds)
+              AND coalesce(end_us, start_us) >= \(from.microseconds) ORDER BY start_us, id
+            """, logger: logger).decode(String.self) { out.append(b) }
+        return out
+    }
+
+    public func prune(olderThan: Timestamp, maxBytes: Int, forgetBefore: Timestamp) async throws -> Int {
+        let t = olderThan.microseconds, forget = forgetBefore.microseconds, cap = Int64(maxBytes)
+        return try await client.withTransaction(logger: logger) { c in
+            var deleted = 0
+            for try await _ in try await c.query("DELETE FROM result WHERE received_us < \(t) RETURNING id", logger: logger).decode(Int64.self) {
+                deleted += 1
+            }
+            // The newest first, keeping results while their running total stays within the cap.
+            for try await _ in try await c.query("""
+                DELETE FROM result WHERE id IN (
+                    SELECT id FROM (SELECT id, sum(bytes) OVER (ORDER BY received_us DESC, id DESC) AS total FROM result) r
+                    WHERE r.total > \(cap)) RETURNING id
+                """, logger: logger).decode(Int64.self) { deleted += 1 }
+            try await c.query("DELETE FROM work WHERE token IN (SELECT token FROM job WHERE updated_us < \(t))", logger: logger)
+            try await c.query("DELETE FROM job WHERE updated_us < \(t)", logger: logger)
+            try await c.query("DELETE FROM work WHERE state = 'done' AND created_us < \(t)", logger: logger)
+            try await c.query("""
+                DELETE FROM component k WHERE k.seen_us < \(forget) AND NOT EXISTS (
+                    SELECT 1 FROM work w WHERE w.component = k.name AND w.state IN ('queued', 'claimed'))
+                """, logger: logger)
+            return deleted
+        }
+    }
+
+    public func resultBytes() async throws -> Int {
+        for try await n in try await client.query("SELECT coalesce(sum(bytes), 0)::bigint FROM result", logger: logger).decode(Int64.self) {
+            return Int(n)
+        }
+        return 0
+    }
+}
+
+/// A job's answer from its results: the one result, or an envelope of the repetitions of a
+/// repeated specification, in order; nil when none came yet.
+func combinedAnswer(token: String, bodies: [String]) -> String? {
+    if bodies.count == 1 { return bodies[0] }
+    if bodies.isEmpty { return nil }
+    return "{\"contents\": [" + bodies.joined(separator: ", ") + "], \"envelope\": \"message\", \"token\": \"" + token + "\", \"version\": 1}"
+}

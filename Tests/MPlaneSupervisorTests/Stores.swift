@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MPlaneIO
+import MPlaneSupervisor
+import MPlaneTestSupport
+import Synchronization
+import Testing
+
+/// A throwaway PostgreSQL cluster for the tests: Debian's `initdb` into a temporary
+/// directory, the server on a Unix socket in that directory (no TCP port), started once per
+/// test run and stopped (and removed) when the run ends. Each test gets a database of its own.
+final class PostgresCluster: Sendable {
+    let directory: String
+    let port: Int
+    let bin: String
+
+    /// The cluster of this test run, started on first use; nil with the reason when it cannot be.
+    static let shared: Swift.Result<PostgresCluster, PostgresClusterError> = {
+        do throws(PostgresClusterError) { return .success(try PostgresCluster()) } catch { return .failure(error) }
+    }()
+
+    /// Where Debian puts the server's programs (the newest major version installed).
+    static func binDirectory() -> String? {
+        let versions = listDirectory("/usr/lib/postgresql").compactMap(Int.init).sorted()
+        guard let v = versions.last else { return nil }
+        let dir = "/usr/lib/postgresql/\(v)/bin"
+        return access(dir + "/initdb", X_OK) == 0 ? dir : nil
+    }
+
+    /// A command as the cluster's owner: `postgres` when we are root (initdb refuses root).
+    func asOwner(_ argv: [String]) -> (status: Int32, stdout: [UInt8]) {
+        getuid() == 0 ? run(["runuser", "-u", "postgres", "--"] + argv) : run(argv)
+    }
+
+    private init() throws(PostgresClusterError) {
+        guard let bin = Self.binDirectory() else {
+            throw PostgresClusterError(message: "no PostgreSQL server installed (/usr/lib/postgresql/*/bin/initdb): `make test` installs Debian's postgresql")
+        }
+        self.bin = bin
+        directory = "/tmp/mplane-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        port = 20_000 + Int(getpid() % 20_000)
+        mkdir(directory, 0o700)
+        if getuid() == 0 { _ = run(["chown", "postgres:postgres", directory]) }
+        let initdb = asOwner([bin + "/initdb", "-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        guard initdb.status == 0 else {
+            throw PostgresClusterError(message: "initdb failed: \(String(decoding: initdb.stdout, as: UTF8.self))")
+        }
+        let start = asOwner([bin + "/pg_ctl", "-D", directory + "/data", "-w", "-l", directory + "/server.log", "-o",
+                             "-k \(directory) -p \(port) -c listen_addresses= -c max_connections=200", "start"])
+        guard start.status == 0 else {
+            let log = String(decoding: readFile(directory + "/server.log") ?? [], as: UTF8.self)
+            throw PostgresClusterError(message: "the server did not start: \(log.suffix(2000))")
+        }
+        clusterToStop.withLock { $0 = (bin + "/pg_ctl", directory, getuid() == 0) }
+        atexit {
+            guard let (pgctl, dir, root) = clusterToStop.withLock({ $0 }) else { return }
+            let argv = [pgctl, "-D", dir + "/data", "-m", "immediate", "stop"]
+            _ = run(root ? ["runuser", "-u", "postgres", "--"] + argv : argv)
+            _ = run(["rm", "-rf", dir])
+        }
+    }
+
+    /// A new, empty database; its URL for `--store`.
+    func database() throws -> String {
+        let name = "t\(UInt32.random(in: 0...UInt32.max))"
+        let r = asOwner(["psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)"])
+        guard r.status == 0 else { throw PostgresClusterError(message: "CREATE DATABASE failed: \(String(decoding: r.stdout, as: UTF8.self))") }
+        return "postgres://postgres@/\(name)?host=\(directory)&port=\(port)"
+    }
+}
+
+struct PostgresClusterError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+let clusterToStop = Mutex<(String, String, Bool)?>(nil)
+
+/// The two stores the supervisor runs on; every store test runs against both.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+/// A fresh store of `kind`, ready (migrated, its pool running) for `body`.
+func withStore(_ kind: StoreKind, _ body: (any SupervisorStore) async throws -> Void) async throws {
+    switch kind {
+    case .sqlite:
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            try await body(try SQLiteStore(path: dir + "/s.sqlite"))
+        }
+    case .postgres:
+        let cluster = try PostgresCluster.shared.get()
+        let store = try PostgresStore(url: try cluster.database())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.prepare()
+            try await body(store)
+        }
+    }
+}
