@@ -6,7 +6,9 @@ mpsup answering empty polls in the same run. The load comes from wrk on the same
 
 Usage: bench.py MPSUP_BINARY [SECONDS]    (run from the repository root; needs wrk, and the RI
 in .venv-ri for its part). Prints one JSON object. The store is a file under /var/tmp (a real
-disk, not tmpfs); pg_test_fsync's figure for that disk is printed beside.
+disk, not tmpfs); with STORE=postgres, a throwaway PostgreSQL cluster there instead (Debian's
+initdb, default durability settings, reached over a Unix socket). pg_test_fsync's figure for
+that disk is printed beside.
 """
 import json
 import os
@@ -84,13 +86,37 @@ def wrk(url, script, seconds, env=None, connections=64):
             "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else None}
 
 
+def start_cluster(work, cleanup):
+    """A throwaway PostgreSQL cluster in WORK/pg (as the postgres user when root); its URL."""
+    bins = sorted(os.listdir("/usr/lib/postgresql"), key=int)
+    bin = "/usr/lib/postgresql/%s/bin/" % bins[-1]
+    data = os.path.join(work, "pg")
+    os.mkdir(data, 0o700)
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    if os.getuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    subprocess.run(as_owner + [bin + "initdb", "-D", data + "/data", "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run(as_owner + [bin + "pg_ctl", "-D", data + "/data", "-w", "-l", data + "/log", "-o",
+                               "-k %s -p %d -c listen_addresses= -c max_connections=200" % (data, port), "start"],
+                   check=True, capture_output=True)
+    cleanup.append(lambda: subprocess.run(as_owner + [bin + "pg_ctl", "-D", data + "/data", "-m", "immediate", "stop"],
+                                          capture_output=True))
+    subprocess.run(as_owner + ["psql", "-h", data, "-p", str(port), "-U", "postgres", "-q", "-c", "CREATE DATABASE bench"],
+                   check=True, capture_output=True)
+    return "postgres://postgres@/bench?host=%s&port=%d" % (data, port)
+
+
 def main(argv):
     mpsup = os.path.abspath(argv[1])
     seconds = int(argv[2]) if len(argv) > 2 else 10
     components = int(os.environ.get("COMPONENTS", "10000"))
     out = {"components": components, "seconds": seconds}
     work = tempfile.mkdtemp(prefix="mpsup-bench-", dir="/var/tmp")
+    os.chmod(work, 0o755)
     procs = []
+    procs_cleanup = []
     try:
         fsync = subprocess.run(["sh", "-c", "ls /usr/lib/postgresql/*/bin/pg_test_fsync | tail -1"], capture_output=True, text=True).stdout.strip()
         if fsync:
@@ -98,13 +124,19 @@ def main(argv):
             m = re.search(r"fdatasync\s+([\d.]+) ops/sec", t)
             out["pg_test_fsync_fdatasync_ops_per_s"] = float(m.group(1)) if m else None
 
+        store = "sqlite:" + os.path.join(work, "s.sqlite")
+        if os.environ.get("STORE") == "postgres":
+            store = start_cluster(work, procs_cleanup)
+            out["store"] = "postgres"
+        else:
+            out["store"] = "sqlite"
         probe, client = free_port(), free_port()
         # The load comes from one address: let it hold wrk's 64 connections and register the fleet.
         conf = os.path.join(work, "mpsup.conf")
         with open(conf, "w") as f:
             f.write("[supervisor]\nmax-connections-per-client = 1024\nmax-components-per-address = 1000000\n"
                     "max-queued-per-component = 100000\nreply-wait = 0.001\n")
-        sup = subprocess.Popen([mpsup, "--config", conf, "--store", "sqlite:" + os.path.join(work, "s.sqlite"), "--probe-port", str(probe),
+        sup = subprocess.Popen([mpsup, "--config", conf, "--store", store, "--probe-port", str(probe),
                                 "--client-port", str(client), "--log-level", "warning"],
                                stdout=open(os.path.join(work, "mpsup.log"), "wb"), stderr=subprocess.STDOUT)
         procs.append(sup)
@@ -194,7 +226,7 @@ def main(argv):
             r["rows_per_s"] = round(r["requests_per_s"] * rows)
             out["results_%d_rows" % rows] = r
         _, listing = request("GET", "http://127.0.0.1:%d/component" % client)
-        out["results_stored"] = int(subprocess.run([mpsup, "results", "--store", "sqlite:" + os.path.join(work, "s.sqlite"),
+        out["results_stored"] = int(subprocess.run([mpsup, "results", "--store", store,
                                                     "--limit", "100000000"], capture_output=True, text=True).stdout.count("\n")) - 1
         out["rss_kib_end"] = rss_kib(sup.pid)
         sup.send_signal(signal.SIGTERM)
@@ -218,13 +250,18 @@ def main(argv):
                 out["ri_mpsup_polls"] = wrk("http://127.0.0.1:%d" % rp, os.path.join(HERE, "poll.lua"), seconds, {"COMPONENTS": "1"})
         return 0
     finally:
+        for f in procs_cleanup:
+            f()
         for p in procs:
             if p.poll() is None:
                 try:
                     os.killpg(p.pid, signal.SIGKILL) if p is not procs[0] else p.kill()
                 except ProcessLookupError:
                     pass
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("KEEP"):
+            out["work"] = work
+        else:
+            shutil.rmtree(work, ignore_errors=True)
         print(json.dumps(out, indent=1))
 
 

@@ -182,16 +182,33 @@ public final class PostgresStore: SupervisorStore {
         try await client.query("DELETE FROM capability WHERE component = \(component) AND token = ANY(\(tokens))", logger: logger)
     }
 
-    public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
-        let t = now.microseconds, before = t - redeliverAfter
-        let rows = try await client.query("""
+    /// What every poll asks, prepared once per connection (parsed and planned once).
+    struct PollStateQuery: PostgresPreparedStatement {
+        static let sql = """
             SELECT callback,
-                EXISTS(SELECT 1 FROM work WHERE component = \(component) AND state = 'queued' AND start_us <= \(t)) OR
-                EXISTS(SELECT 1 FROM work WHERE component = \(component) AND state = 'claimed' AND claimed_us < \(before)),
-                (SELECT min(start_us) FROM work WHERE component = \(component) AND state = 'queued')
-            FROM component WHERE name = \(component)
-            """, logger: logger)
-        for try await (style, due, next) in rows.decode((String?, Bool, Int64?).self) {
+                EXISTS(SELECT 1 FROM work WHERE component = $1 AND state = 'queued' AND start_us <= $2) OR
+                EXISTS(SELECT 1 FROM work WHERE component = $1 AND state = 'claimed' AND claimed_us < $3),
+                (SELECT min(start_us) FROM work WHERE component = $1 AND state = 'queued')
+            FROM component WHERE name = $1
+            """
+        typealias Row = (String?, Bool, Int64?)
+        var component: String
+        var now: Int64
+        var before: Int64
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings()
+            b.append(component)
+            b.append(now)
+            b.append(before)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
+        let t = now.microseconds
+        let rows = try await client.execute(PollStateQuery(component: component, now: t, before: t - redeliverAfter), logger: logger)
+        for try await (style, due, next) in rows {
             return PollState(registered: true, callback: style.flatMap(CallbackStyle.init(rawValue:)), due: due,
                              next: next.map(Timestamp.init(microsecondsSince1970:)))
         }

@@ -21,35 +21,60 @@ public final class SupervisorService: Sendable {
                                            logger: Logger(label: "mplane.http.clients"), serverName: "mpsup") { await supervisor.clientSide($0) }
     }
 
+    /// Runs until cancelled. The store (a PostgreSQL pool) runs in a task of its own that
+    /// outlives the servers: on shutdown the servers stop, when components were seen is
+    /// written a last time, and only then does the store stop, so that no query waits on a
+    /// pool that is gone.
     public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.supervisor.store.run() }
-            // The store first (a shared one applies its migrations), then the servers.
-            try await self.supervisor.store.prepare()
-            group.addTask { try await self.probeServer.run() }
-            group.addTask { try await self.clientServer.run() }
-            group.addTask {
-                let probe = await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
-                self.supervisor.bound(probePort: probe, clientPort: client)
-            }
-            group.addTask {
-                // When components were seen, about once a second; once more at the end.
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    await self.supervisor.flushSeen()
+        let store = supervisor.store
+        let storeTask = Task { await store.run() }
+        defer { storeTask.cancel() }
+        try await Self.within(.seconds(30), "the store could not be reached and made ready within 30 s") { try await store.prepare() }
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.probeServer.run() }
+                group.addTask { try await self.clientServer.run() }
+                group.addTask {
+                    let probe = await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
+                    self.supervisor.bound(probePort: probe, clientPort: client)
                 }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    do {
-                        let n = try await self.supervisor.prune()
-                        if n > 0 { self.logger.info("retention: results deleted", metadata: ["mplane.deleted": "\(n)"]) }
-                    } catch {
-                        self.logger.error("retention pass failed", metadata: ["error": "\(error)"])
+                group.addTask {
+                    // When components were seen, about once a second.
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(1))
+                        await self.supervisor.flushSeen()
                     }
-                    try await Task.sleep(for: .seconds(60))
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            let n = try await self.supervisor.prune()
+                            if n > 0 { self.logger.info("retention: results deleted", metadata: ["mplane.deleted": "\(n)"]) }
+                        } catch {
+                            self.logger.error("retention pass failed", metadata: ["error": "\(error)"])
+                        }
+                        try await Task.sleep(for: .seconds(60))
+                    }
                 }
             }
+        } catch is CancellationError {}
+        // Outside the cancelled task: the last record of when components were seen.
+        await Task { await self.supervisor.flushSeen() }.value
+        storeTask.cancel()
+        await storeTask.value
+    }
+
+    struct Timeout: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// `body`, or `Timeout` with `message` after `limit`.
+    static func within(_ limit: Duration, _ message: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await body(); return true }
+            group.addTask { try await Task.sleep(for: limit); return false }
+            defer { group.cancelAll() }
+            guard try await group.next() == true else { throw Timeout(description: message) }
         }
     }
 }
