@@ -135,7 +135,7 @@ def main(argv):
         conf = os.path.join(work, "mpsup.conf")
         with open(conf, "w") as f:
             f.write("[supervisor]\nmax-connections-per-client = 1024\nmax-components-per-address = 1000000\n"
-                    "max-queued-per-component = 100000\nreply-wait = 0.001\n")
+                    "max-queued-per-component = 100000\nreply-wait = 0.001\nabsent-after = 3600\n")
         sup = subprocess.Popen([mpsup, "--config", conf, "--store", store, "--probe-port", str(probe),
                                 "--client-port", str(client), "--log-level", "warning"],
                                stdout=open(os.path.join(work, "mpsup.log"), "wb"), stderr=subprocess.STDOUT)
@@ -212,8 +212,8 @@ def main(argv):
         started = time.time()
         for k in range(rounds):
             spec["token"] = "bench-%d" % k
-            s, _ = request("POST", "http://127.0.0.1:%d/fanout" % client, json.dumps(spec).encode(), {"Content-Type": MPLANE}, timeout=120)
-            assert s == 200, s
+            s, body = request("POST", "http://127.0.0.1:%d/fanout" % client, json.dumps(spec).encode(), {"Content-Type": MPLANE}, timeout=120)
+            assert s == 200, (s, body[:500])
         out["jobs_queued_per_s"] = round(rounds * components / (time.time() - started))
         jobs = os.path.join(work, "jobs.txt")
         with open(jobs, "w") as f:

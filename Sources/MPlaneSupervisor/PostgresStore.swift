@@ -355,36 +355,42 @@ public final class PostgresStore: SupervisorStore {
         let encoder = MessageEncoder()
         let bodies = jobs.map { encoder.encodeString($0.specification) }
         let t = now.microseconds
+        // Three statements whatever the number of jobs (a fan-out to 10,000 components is one
+        // request): the queue lengths, the jobs, their work.
         return try await client.withTransaction(logger: logger) { c in
-            var outcomes: [EnqueueOutcome] = []
             var waiting: [String: Int] = [:]
-            for (job, body) in zip(jobs, bodies) {
-                if waiting[job.component] == nil {
-                    for try await n in try await c.query("""
-                        SELECT count(*) FROM work WHERE component = \(job.component) AND state IN ('queued', 'claimed')
-                        """, logger: logger).decode(Int64.self) { waiting[job.component] = Int(n) }
-                }
-                if waiting[job.component, default: 0] >= maxQueued {
-                    outcomes.append(.full)
-                    continue
-                }
-                var inserted = false
-                for try await _ in try await c.query("""
-                    INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
-                    VALUES (\(job.token), \(job.component), \(job.capability), \(job.label), 'queued', \(body), \(t), \(t))
-                    ON CONFLICT (token) DO NOTHING RETURNING token
-                    """, logger: logger).decode(String.self) { inserted = true }
-                guard inserted else {
-                    outcomes.append(.exists)
-                    continue
-                }
-                let start = job.start.microseconds
-                try await c.query("""
-                    INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (\(job.component), \(job.token), 'specification', \(body), \(start), \(t))
-                    """, logger: logger)
+            let components = Array(Set(jobs.map(\.component)))
+            for try await (component, n) in try await c.query("""
+                SELECT component, count(*) FROM work WHERE component = ANY(\(components)) AND state IN ('queued', 'claimed') GROUP BY component
+                """, logger: logger).decode((String, Int64).self) { waiting[component] = Int(n) }
+            var outcomes = [EnqueueOutcome](repeating: .full, count: jobs.count)
+            var candidates: [Int] = []
+            for (i, job) in jobs.enumerated() where waiting[job.component, default: 0] < maxQueued {
                 waiting[job.component, default: 0] += 1
-                outcomes.append(.queued)
+                candidates.append(i)
             }
+            guard !candidates.isEmpty else { return outcomes }
+            let tokens = candidates.map { jobs[$0].token }, owners = candidates.map { jobs[$0].component }
+            let capabilities = candidates.map { jobs[$0].capability ?? "" }, labels = candidates.map { jobs[$0].label ?? "" }
+            let specs = candidates.map { bodies[$0] }, starts = candidates.map { jobs[$0].start.microseconds }
+            var inserted: Set<String> = []
+            for try await token in try await c.query("""
+                INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
+                SELECT v.token, v.component, NULLIF(v.capability, ''), NULLIF(v.label, ''), 'queued', v.body, \(t), \(t)
+                FROM unnest(\(tokens)::text[], \(owners)::text[], \(capabilities)::text[], \(labels)::text[], \(specs)::text[])
+                    AS v(token, component, capability, label, body)
+                ON CONFLICT (token) DO NOTHING RETURNING token
+                """, logger: logger).decode(String.self) { inserted.insert(token) }
+            let kept = candidates.indices.filter { inserted.contains(tokens[$0]) }
+            if !kept.isEmpty {
+                let kt = kept.map { tokens[$0] }, kc = kept.map { owners[$0] }, kb = kept.map { specs[$0] }, ks = kept.map { starts[$0] }
+                try await c.query("""
+                    INSERT INTO work(component, token, kind, body, start_us, created_us)
+                    SELECT v.component, v.token, 'specification', v.body, v.start, \(t)
+                    FROM unnest(\(kc)::text[], \(kt)::text[], \(kb)::text[], \(ks)::bigint[]) AS v(component, token, body, start)
+                    """, logger: logger)
+            }
+            for (k, i) in candidates.enumerated() { outcomes[i] = inserted.contains(tokens[k]) ? .queued : .exists }
             return outcomes
         }
     }
