@@ -36,11 +36,7 @@ public final class PostgresStore: SupervisorStore {
         client = PostgresClient(configuration: c, backgroundLogger: logger)
         let client = self.client, log = logger
         batcher = WriteBatcher { batch in
-            try await client.withTransaction(logger: log) { connection in
-                var outcomes: [StoreOutcome] = []
-                for item in batch { outcomes.append(try await Self.apply(connection, logger: log, component: item.component, item.writes, now: item.now)) }
-                return outcomes
-            }
+            try await client.withTransaction(logger: log) { connection in try await Self.apply(connection, logger: log, batch) }
         }
     }
 
@@ -271,43 +267,83 @@ public final class PostgresStore: SupervisorStore {
         return try await batcher.commit(component: component, writes, now: now.microseconds)
     }
 
-    static func apply(_ c: PostgresConnection, logger: Logger, component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
-        var outcome = StoreOutcome(stored: 0, unknownTokens: [])
-        for w in writes {
-            var known = false
-            for try await k in try await c.query("SELECT EXISTS(SELECT 1 FROM job WHERE token = \(w.token) AND component = \(component))",
-                                                 logger: logger).decode(Bool.self) { known = k }
-            guard known else {
-                outcome.unknownTokens.append(w.token)
+    /// Writes a batch of what components sent, set-wise: a handful of statements for the
+    /// whole batch (receipts, then results, then exceptions), whatever its size. A token that
+    /// is no job of the component that sent it is not written.
+    static func apply(_ c: PostgresConnection, logger: Logger, _ batch: WriteBatcher.Batch) async throws -> [StoreOutcome] {
+        var items: [(index: Int, component: String, write: StoredMessage, now: Int64)] = []
+        for (i, entry) in batch.enumerated() {
+            for w in entry.writes { items.append((i, entry.component, w, entry.now)) }
+        }
+        var known: Set<String> = []
+        let tokens = items.map(\.write.token), owners = items.map(\.component)
+        for try await (token, component) in try await c.query("""
+            SELECT j.token, j.component FROM job j JOIN unnest(\(tokens)::text[], \(owners)::text[]) AS v(token, component)
+                ON j.token = v.token AND j.component = v.component
+            """, logger: logger).decode((String, String).self) { known.insert(token + "\u{0}" + component) }
+        var outcomes = [StoreOutcome](repeating: StoreOutcome(stored: 0, unknownTokens: []), count: batch.count)
+        var receipts: [(String, String, String, Int64)] = [], results: [(String, StoredMessage, Int64)] = []
+        var exceptions: [(String, String, String, Int64)] = []
+        for item in items {
+            guard known.contains(item.write.token + "\u{0}" + item.component) else {
+                outcomes[item.index].unknownTokens.append(item.write.token)
                 continue
             }
-            outcome.stored += 1
-            switch w.kind {
-            case .receipt:
-                try await c.query("""
-                    UPDATE job SET receipt = \(w.body), state = CASE WHEN state IN ('queued', 'claimed') THEN 'running' ELSE state END,
-                        updated_us = \(now) WHERE token = \(w.token) AND component = \(component)
-                    """, logger: logger)
-                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component) AND kind = 'specification'",
-                                  logger: logger)
-            case .result:
-                let bytes = w.body.utf8.count
-                try await c.query("""
-                    INSERT INTO result(component, token, label, start_us, end_us, row_count, bytes, received_us, body)
-                    VALUES (\(component), \(w.token), \(w.label), \(w.start), \(w.end), \(w.rows), \(bytes), \(now), \(w.body))
-                    ON CONFLICT DO NOTHING
-                    """, logger: logger)
-                try await c.query("UPDATE job SET state = 'done', updated_us = \(now) WHERE token = \(w.token) AND component = \(component)",
-                                  logger: logger)
-                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component)", logger: logger)
-            case .exception:
-                try await c.query("""
-                    UPDATE job SET answer = \(w.body), state = 'failed', updated_us = \(now) WHERE token = \(w.token) AND component = \(component)
-                    """, logger: logger)
-                try await c.query("UPDATE work SET state = 'done' WHERE token = \(w.token) AND component = \(component)", logger: logger)
+            outcomes[item.index].stored += 1
+            switch item.write.kind {
+            case .receipt: receipts.append((item.component, item.write.token, item.write.body, item.now))
+            case .result: results.append((item.component, item.write, item.now))
+            case .exception: exceptions.append((item.component, item.write.token, item.write.body, item.now))
             }
         }
-        return outcome
+        if !receipts.isEmpty {
+            let (cs, ts, bs, ns) = (receipts.map(\.0), receipts.map(\.1), receipts.map(\.2), receipts.map(\.3))
+            try await c.query("""
+                UPDATE job j SET receipt = v.body, state = CASE WHEN j.state IN ('queued', 'claimed') THEN 'running' ELSE j.state END,
+                    updated_us = v.now
+                FROM unnest(\(cs)::text[], \(ts)::text[], \(bs)::text[], \(ns)::bigint[]) AS v(component, token, body, now)
+                WHERE j.token = v.token AND j.component = v.component
+                """, logger: logger)
+            try await c.query("""
+                UPDATE work w SET state = 'done' FROM unnest(\(cs)::text[], \(ts)::text[]) AS v(component, token)
+                WHERE w.token = v.token AND w.component = v.component AND w.kind = 'specification'
+                """, logger: logger)
+        }
+        if !results.isEmpty {
+            // A component's retry of a result it sent is kept once (one per start).
+            let cs = results.map(\.0), ts = results.map(\.1.token), ls = results.map { $0.1.label ?? "" }
+            let ss = results.map { $0.1.start ?? Int64.min }, es = results.map { $0.1.end ?? Int64.min }
+            let rs = results.map { Int64($0.1.rows) }, bs = results.map { Int64($0.1.body.utf8.count) }
+            let ns = results.map(\.2), bodies = results.map(\.1.body)
+            try await c.query("""
+                INSERT INTO result(component, token, label, start_us, end_us, row_count, bytes, received_us, body)
+                SELECT v.component, v.token, NULLIF(v.label, ''), NULLIF(v.s, \(Int64.min)), NULLIF(v.e, \(Int64.min)), v.r, v.b, v.now, v.body
+                FROM unnest(\(cs)::text[], \(ts)::text[], \(ls)::text[], \(ss)::bigint[], \(es)::bigint[], \(rs)::bigint[],
+                            \(bs)::bigint[], \(ns)::bigint[], \(bodies)::text[]) AS v(component, token, label, s, e, r, b, now, body)
+                ON CONFLICT DO NOTHING
+                """, logger: logger)
+            try await c.query("""
+                UPDATE job j SET state = 'done', updated_us = v.now FROM unnest(\(cs)::text[], \(ts)::text[], \(ns)::bigint[]) AS v(component, token, now)
+                WHERE j.token = v.token AND j.component = v.component
+                """, logger: logger)
+            try await c.query("""
+                UPDATE work w SET state = 'done' FROM unnest(\(cs)::text[], \(ts)::text[]) AS v(component, token)
+                WHERE w.token = v.token AND w.component = v.component
+                """, logger: logger)
+        }
+        if !exceptions.isEmpty {
+            let (cs, ts, bs, ns) = (exceptions.map(\.0), exceptions.map(\.1), exceptions.map(\.2), exceptions.map(\.3))
+            try await c.query("""
+                UPDATE job j SET answer = v.body, state = 'failed', updated_us = v.now
+                FROM unnest(\(cs)::text[], \(ts)::text[], \(bs)::text[], \(ns)::bigint[]) AS v(component, token, body, now)
+                WHERE j.token = v.token AND j.component = v.component
+                """, logger: logger)
+            try await c.query("""
+                UPDATE work w SET state = 'done' FROM unnest(\(cs)::text[], \(ts)::text[]) AS v(component, token)
+                WHERE w.token = v.token AND w.component = v.component
+                """, logger: logger)
+        }
+        return outcomes
     }
 
     // MARK: Client-facing
