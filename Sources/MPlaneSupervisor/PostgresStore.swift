@@ -35,7 +35,7 @@ public final class PostgresStore: SupervisorStore {
         c.options.maximumConnections = 16
         client = PostgresClient(configuration: c, backgroundLogger: logger)
         let client = self.client, log = logger
-        batcher = WriteBatcher { batch in
+        batcher = WriteBatcher(writers: 4) { batch in
             try await client.withTransaction(logger: log) { connection in try await Self.apply(connection, logger: log, batch) }
         }
     }

@@ -56,19 +56,25 @@ final class WriteBatcher: Sendable {
     }
     private struct State {
         var pending: [Pending] = []
-        var writing = false
+        var writers = 0
     }
     private let state = Mutex(State())
     let write: @Sendable (Batch) async throws -> [StoreOutcome]
+    /// Transactions in flight at once: 1 for SQLite (one writer anyway); more for a server
+    /// database, whose round trips would otherwise leave it idle between batches.
+    let maxWriters: Int
 
-    init(write: @escaping @Sendable (Batch) async throws -> [StoreOutcome]) { self.write = write }
+    init(writers: Int = 1, write: @escaping @Sendable (Batch) async throws -> [StoreOutcome]) {
+        self.write = write
+        maxWriters = writers
+    }
 
     func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<StoreOutcome, any Error>) in
             let start = state.withLock { s -> Bool in
                 s.pending.append(Pending(component: component, writes: writes, now: now, continuation: c))
-                if s.writing { return false }
-                s.writing = true
+                if s.writers >= maxWriters { return false }
+                s.writers += 1
                 return true
             }
             if start { Task { await self.drain() } }
@@ -80,7 +86,7 @@ final class WriteBatcher: Sendable {
             let batch = state.withLock { s -> [Pending] in
                 let b = s.pending
                 s.pending = []
-                if b.isEmpty { s.writing = false }
+                if b.isEmpty { s.writers -= 1 }
                 return b
             }
             if batch.isEmpty { return }
