@@ -105,7 +105,7 @@ struct Serve: AsyncParsableCommand {
         let store = try openStore(location)
         let service = SupervisorService(store: store, configuration: configuration)
         logger.info("starting", metadata: [
-            "mpsup.store": "\(location)",
+            "mpsup.store": "\((store as? PostgresStore)?.location ?? location)",
             "mpsup.probes": "\(configuration.probeAddress):\(configuration.probePort)",
             "mpsup.clients": "\(configuration.clientAddress):\(configuration.clientPort)",
         ])

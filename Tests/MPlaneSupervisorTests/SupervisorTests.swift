@@ -376,6 +376,8 @@ struct SupervisorConfigurationTests {
         #expect(ri.specificationLink == "http://127.0.0.1:18888/")
         let example = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-sqlite.conf"), as: UTF8.self))
         #expect(example.storeLocation(override: nil) == "sqlite:/var/lib/mplane/mpsup.sqlite" && example.probeAddress == "0.0.0.0")
+        let shared = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-postgres.conf"), as: UTF8.self))
+        #expect(shared.storeLocation(override: nil).hasPrefix("postgres://") && shared.capabilityLink == "http://supervisor.example.net:8889/")
         let embedded = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
         #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1")
         #expect(embedded.storeLocation(override: "sqlite:/x.sqlite") == "sqlite:/x.sqlite")
@@ -429,5 +431,31 @@ struct ClaimTests {
             let state = try await store.pollState(component: "p", now: t0, redeliverAfter: 60_000_000)
             #expect(state.registered && !state.due)
         }
+    }
+}
+
+@Suite("PostgreSQL store locations")
+struct PostgresLocationTests {
+    @Test("a location that cannot be used is refused with the reason", arguments: [
+        ("mysql://u@h/db", "not a postgres:// URL"),
+        ("postgres://u@h:99999/db", "port"),
+        ("postgres://u@h:5432/", "name the database"),
+        ("postgres://u@h:5432", "name the database"),
+        ("postgres://u@/db", "name the host"),
+    ])
+    func refused(url: String, why: String) {
+        do {
+            _ = try PostgresStore(url: url)
+            Issue.record("accepted: \(url)")
+        } catch {
+            #expect(error.message.contains(why), "\(error.message)")
+        }
+    }
+
+    @Test("TCP and Unix-socket locations, the password never shown")
+    func accepted() throws {
+        #expect(try PostgresStore(url: "postgres://mplane:secret@db.example.net:6543/mplane").location == "postgres://mplane@db.example.net:6543/mplane")
+        #expect(try PostgresStore(url: "postgresql://mplane@/mplane?host=/run/postgresql&port=5433").location
+                == "postgres://mplane@/mplane?host=/run/postgresql&port=5433")
     }
 }
