@@ -101,6 +101,24 @@ struct ProbeSideTests {
         }
     }
 
+    @Test("registering again replaces what a component offered; a withdrawal removes one capability", arguments: StoreKind.allCases)
+    func replaceAndWithdraw(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, _ in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a"))
+            let counter = CounterService().capability
+            _ = await sup.probeSide(post("/register/capability", registering([counter, loopbackCapability]), component: "a"))
+            let both = try await store.capabilities(presentSince: t0).compactMap(\.label)
+            #expect(both == ["test-counter", "test-loopback"])
+            _ = await sup.probeSide(post("/register/capability", registering([counter]), component: "a"))
+            let one = try await store.capabilities(presentSince: t0).compactMap(\.label)
+            #expect(one == ["test-counter"], "replaced, not added")
+            let withdrawal = Message.withdrawal(Withdrawal(capability: counter))
+            #expect(await sup.probeSide(post("/register/capability", withdrawal, component: "a")).status == 200)
+            let none = try await store.capabilities(presentSince: t0)
+            #expect(none.isEmpty)
+        }
+    }
+
     @Test("the RI's callback capability (verb measure, label callback) gets its callback in its own form")
     func riCallback() async throws {
         try await withSupervisor { sup, _, _ in
