@@ -179,7 +179,12 @@ int csupport_icmp_attach_identifier_filter(int fd, int family, uint16_t identifi
     if (family != 4 && family != 6) return -EAFNOSUPPORT;
     struct sock_fprog prog = family == 4 ? (struct sock_fprog){ .len = sizeof v4 / sizeof *v4, .filter = v4 }
                                          : (struct sock_fprog){ .len = sizeof v6 / sizeof *v6, .filter = v6 };
-    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0 ? -errno : 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return -errno;
+    // What arrived between socket() and the filter was not filtered: drop it (as libpcap does),
+    // or another ping's replies would be read as strays.
+    unsigned char junk[64];
+    for (int i = 0; i < 100000 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) >= 0; i++) {}
+    return 0;
 }
 #undef J
 #undef ID_DROP

@@ -260,11 +260,7 @@ public final class PostgresStore: SupervisorStore {
     }
 
     public func store(component: String, messages: [Message], now: Timestamp) async throws -> StoreOutcome {
-        let encoder = MessageEncoder()
-        var writes: [StoredMessage] = []
-        for m in messages { StoredMessage.collect(m, encoder: encoder, into: &writes) }
-        guard !writes.isEmpty else { return StoreOutcome(stored: 0, unknownTokens: []) }
-        return try await batcher.commit(component: component, writes, now: now.microseconds)
+        try await batcher.store(component: component, messages: messages, now: now)
     }
 
     /// Writes a batch of what components sent, set-wise: a handful of statements for the

@@ -69,6 +69,15 @@ final class WriteBatcher: Sendable {
         maxWriters = writers
     }
 
+    /// What `component` sent, as the store writes it, committed with what else is pending.
+    func store(component: String, messages: [Message], now: Timestamp) async throws -> StoreOutcome {
+        let encoder = MessageEncoder()
+        var writes: [StoredMessage] = []
+        for m in messages { StoredMessage.collect(m, encoder: encoder, into: &writes) }
+        guard !writes.isEmpty else { return StoreOutcome(stored: 0, unknownTokens: []) }
+        return try await commit(component: component, writes, now: now.microseconds)
+    }
+
     func commit(component: String, _ writes: [StoredMessage], now: Int64) async throws -> StoreOutcome {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<StoreOutcome, any Error>) in
             let start = state.withLock { s -> Bool in

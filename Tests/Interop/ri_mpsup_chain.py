@@ -250,11 +250,16 @@ def main(argv):
                             or "Error" in l or "Traceback" in l][:40]
         out["mpcom_log"] = [l for l in com_lines
                             if " error " in l or " warning " in l or "refused" in l or "registered" in l][:40]
-        if os.environ.get("RI_MPSUP_KEEP"):
-            out["work_dir"] = work
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(out))
+        report(out, work)
+
+
+def report(out, work):
+    """Prints the script's JSON object; the work directory stays with RI_MPSUP_KEEP set."""
+    if os.environ.get("RI_MPSUP_KEEP"):
+        out["work_dir"] = work
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

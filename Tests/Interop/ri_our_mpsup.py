@@ -30,7 +30,7 @@ import mplane.model
 import mplane.tls
 
 import ri_common
-from ri_mpsup_chain import MPSUP_CONF, free_port, listening, read_lines, start, stop, wait_until
+from ri_mpsup_chain import MPSUP_CONF, free_port, listening, read_lines, report, start, stop, wait_until
 
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 WAIT = 45  # seconds, for registration and for each result
@@ -190,11 +190,7 @@ def main(argv):
         out["ri_component_log"] = read_lines(os.path.join(work, "ri-com.log"))[-20:]
         out["our_component_log"] = [l for l in read_lines(os.path.join(work, "our-com.log"))
                                     if " error " in l or " warning " in l][:20]
-        if os.environ.get("RI_MPSUP_KEEP"):
-            out["work_dir"] = work
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(out))
+        report(out, work)
 
 
 if __name__ == "__main__":
