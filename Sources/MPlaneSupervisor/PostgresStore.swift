@@ -271,6 +271,7 @@ public final class PostgresStore: SupervisorStore {
         for (i, entry) in batch.enumerated() {
             for w in entry.writes { items.append((i, entry.component, w, entry.now)) }
         }
+        if items.allSatisfy({ $0.write.kind == .result }) { return try await applyResults(c, logger: logger, items, count: batch.count) }
         var known: Set<String> = []
         let tokens = items.map(\.write.token), owners = items.map(\.component)
         for try await (token, component) in try await c.query("""
@@ -338,6 +339,40 @@ public final class PostgresStore: SupervisorStore {
                 UPDATE work w SET state = 'done' FROM unnest(\(cs)::text[], \(ts)::text[]) AS v(component, token)
                 WHERE w.token = v.token AND w.component = v.component
                 """, logger: logger)
+        }
+        return outcomes
+    }
+
+    /// A batch of results only (the common case): one statement, which finds the jobs,
+    /// keeps the results, and marks jobs and work done, and returns what it kept.
+    static func applyResults(_ c: PostgresConnection, logger: Logger,
+                             _ items: [(index: Int, component: String, write: StoredMessage, now: Int64)],
+                             count: Int) async throws -> [StoreOutcome] {
+        let cs = items.map(\.component), ts = items.map(\.write.token), ls = items.map { $0.write.label ?? "" }
+        let ss = items.map { $0.write.start ?? Int64.min }, es = items.map { $0.write.end ?? Int64.min }
+        let rs = items.map { Int64($0.write.rows) }, bs = items.map { Int64($0.write.body.utf8.count) }
+        let ns = items.map(\.now), bodies = items.map(\.write.body)
+        var known: Set<String> = []
+        for try await (token, component) in try await c.query("""
+            WITH v AS (SELECT * FROM unnest(\(cs)::text[], \(ts)::text[], \(ls)::text[], \(ss)::bigint[], \(es)::bigint[],
+                                            \(rs)::bigint[], \(bs)::bigint[], \(ns)::bigint[], \(bodies)::text[])
+                       AS v(component, token, label, s, e, r, b, now, body)),
+            k AS (SELECT v.* FROM v JOIN job j ON j.token = v.token AND j.component = v.component),
+            kept AS (INSERT INTO result(component, token, label, start_us, end_us, row_count, bytes, received_us, body)
+                     SELECT component, token, NULLIF(label, ''), NULLIF(s, \(Int64.min)), NULLIF(e, \(Int64.min)), r, b, now, body FROM k
+                     ON CONFLICT DO NOTHING RETURNING 1),
+            jobs AS (UPDATE job j SET state = 'done', updated_us = k.now FROM k
+                     WHERE j.token = k.token AND j.component = k.component RETURNING 1),
+            spent AS (UPDATE work w SET state = 'done' FROM k WHERE w.token = k.token AND w.component = k.component RETURNING 1)
+            SELECT DISTINCT token, component FROM k
+            """, logger: logger).decode((String, String).self) { known.insert(token + "\u{0}" + component) }
+        var outcomes = [StoreOutcome](repeating: StoreOutcome(stored: 0, unknownTokens: []), count: count)
+        for item in items {
+            if known.contains(item.write.token + "\u{0}" + item.component) {
+                outcomes[item.index].stored += 1
+            } else {
+                outcomes[item.index].unknownTokens.append(item.write.token)
+            }
         }
         return outcomes
     }
