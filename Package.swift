@@ -100,7 +100,7 @@ var targets: [Target] = [
     // store. Knows nothing of measurement services, the scheduler's jobs or C.
     .target(
         name: "MPlaneSupervisor",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneScheduler", grdbProduct, postgresProduct, logging]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneClient", "MPlaneScheduler", grdbProduct, postgresProduct, logging]
     ),
     // `mpsup`: the supervisor an operator runs.
     .executableTarget(

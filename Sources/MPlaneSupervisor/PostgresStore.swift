@@ -514,6 +514,15 @@ public final class PostgresStore: SupervisorStore {
                          specification: specification, receipt: receipt, answer: answer)
     }
 
+    public func openReceipts(component: String, limit: Int) async throws -> [String] {
+        var out: [String] = []
+        for try await r in try await client.query("""
+            SELECT receipt FROM job WHERE component = \(component) AND state = 'running' AND receipt IS NOT NULL
+            ORDER BY updated_us LIMIT \(limit)
+            """, logger: logger).decode(String.self) { out.append(r) }
+        return out
+    }
+
     // MARK: Results and retention
 
     public func results(component: String?, label: String?, from: Timestamp?, to: Timestamp?, limit: Int) async throws -> [ResultSummary] {

@@ -317,6 +317,14 @@ public final class SQLiteStore: SupervisorStore {
         }
     }
 
+    public func openReceipts(component: String, limit: Int) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT receipt FROM job WHERE component = ? AND state = 'running' AND receipt IS NOT NULL ORDER BY updated_us LIMIT ?
+                """, arguments: [component, limit])
+        }
+    }
+
     // MARK: Results and retention
 
     public func results(component: String?, label: String?, from: Timestamp?, to: Timestamp?, limit: Int) async throws -> [ResultSummary] {

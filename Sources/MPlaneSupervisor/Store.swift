@@ -177,6 +177,9 @@ public protocol SupervisorStore: Sendable {
     /// Queues an interrupt of job `token` for its component.
     func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool
     func job(token: String) async throws -> JobRecord?
+    /// The receipts of `component`'s jobs that run and have no result yet (for a supervisor
+    /// that reaches its components to redeem).
+    func openReceipts(component: String, limit: Int) async throws -> [String]
 
     // MARK: Results for people, and retention
 

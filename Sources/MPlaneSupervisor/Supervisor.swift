@@ -166,7 +166,7 @@ public final class Supervisor: Sendable {
                 if named { return .failure(MPlaneException(token: nil, message: "Register first", status: 428)) }
                 return .message(.envelope(Envelope(contents: [])))
             }
-            seen.withLock { $0[identity] = (peer, t) }
+            recordSeen(identity, address: peer, at: t)
             var items: [WorkItem] = []
             var next = state.next
             if state.due {
@@ -190,6 +190,11 @@ public final class Supervisor: Sendable {
         } catch {
             return storeFailure(error)
         }
+    }
+
+    /// Records that `component` was seen (written with the next batch).
+    func recordSeen(_ component: String, address: String?, at t: Timestamp) {
+        seen.withLock { $0[component] = (address, t) }
     }
 
     /// The most items one poll's answer carries.

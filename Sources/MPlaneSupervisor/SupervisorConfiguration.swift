@@ -7,7 +7,16 @@ import MPlaneIO
 /// `mpsup`'s configuration: the RI's supervisor file as it is (`[client]` for the side probes
 /// push to, `[component]` for the side clients use), with our keys in `[supervisor]`.
 public struct SupervisorConfiguration: Sendable, Equatable {
-    // [client]: the probe-facing side (component-initiated workflow).
+    /// How the probe side works: components push to us (`component-initiated`, the default),
+    /// or we reach them at `component-urls` (`client-initiated`, the RI's keys).
+    public enum ProbeWorkflow: String, Sendable, Equatable { case componentInitiated = "component-initiated", clientInitiated = "client-initiated" }
+    public var probeWorkflow = ProbeWorkflow.componentInitiated
+    /// The components a client-initiated probe side reaches (`component-urls`).
+    public var componentURLs: [HTTPURL] = []
+    /// How often a client-initiated probe side visits each component (`component-poll-interval`).
+    public var componentPollInterval: Duration = .seconds(5)
+
+    // [client]: the probe-facing side.
     public var probeAddress = "127.0.0.1"
     public var probePort = 8888
     /// The link given to components for their results (`listen-spec-link`); informative.
@@ -84,9 +93,20 @@ public struct SupervisorConfiguration: Sendable, Equatable {
         }
         do {
             let client = section("client")
-            if let w = client["workflow"], w != "component-initiated" {
-                throw ServiceConfigurationError(message: "[client] workflow = \(w): mpsup's probe side takes component-initiated")
+            if let w = client["workflow"] {
+                guard let wf = ProbeWorkflow(rawValue: w) else {
+                    throw ServiceConfigurationError(message: "[client] workflow = \(w): use component-initiated or client-initiated")
+                }
+                probeWorkflow = wf
             }
+            for item in client.list("component-urls", absent: []) {
+                guard let u = HTTPURL(item) else { throw ServiceConfigurationError(message: "[client] component-urls: \(item) is not an http:// URL") }
+                componentURLs.append(u)
+            }
+            if probeWorkflow == .clientInitiated && componentURLs.isEmpty {
+                throw ServiceConfigurationError(message: "[client] workflow = client-initiated needs component-urls (the components to reach)")
+            }
+            if let d = try client.seconds("component-poll-interval") { componentPollInterval = d }
             probeAddress = client["listen-address"] ?? client["listen-host"] ?? probeAddress
             probePort = try client.integer("listen-port", in: 0...65535, absent: probePort)
             specificationLink = client["listen-spec-link"]

@@ -32,10 +32,18 @@ public final class SupervisorService: Sendable {
         try await Self.within(.seconds(30), "the store could not be reached and made ready within 30 s") { try await store.prepare() }
         do {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await self.probeServer.run() }
+                let reaching = self.supervisor.configuration.probeWorkflow == .clientInitiated
+                if reaching {
+                    // The probe side reaches the components: nothing listens for them.
+                    let poller = ComponentPoller(supervisor: self.supervisor, urls: self.supervisor.configuration.componentURLs,
+                                                 interval: self.supervisor.configuration.componentPollInterval)
+                    group.addTask { try await poller.run() }
+                } else {
+                    group.addTask { try await self.probeServer.run() }
+                }
                 group.addTask { try await self.clientServer.run() }
                 group.addTask {
-                    let probe = await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
+                    let probe = reaching ? 0 : await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
                     self.supervisor.bound(probePort: probe, clientPort: client)
                 }
                 group.addTask {

@@ -125,7 +125,8 @@ struct SupervisorLifecycle: Service {
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await service.run() }
-                let probe = await service.probeServer.boundPort(), client = await service.clientServer.boundPort()
+                let reaching = service.supervisor.configuration.probeWorkflow == .clientInitiated
+                let probe = reaching ? 0 : await service.probeServer.boundPort(), client = await service.clientServer.boundPort()
                 logger.notice("listening", metadata: ["mpsup.probe_port": "\(probe)", "mpsup.client_port": "\(client)"])
             }
         }

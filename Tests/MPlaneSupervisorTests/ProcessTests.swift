@@ -248,4 +248,55 @@ struct SupervisorProcessTests {
             #expect(r.values.value("test.output", row: 0) == .string("via A"))
         }
     }
+
+    @Test("the RI's client-initiated probe side (component-urls): mpsup reaches our mpcom, lists its capabilities and runs a specification on it")
+    func reachingComponents() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let comLog = dir + "/mpcom.log"
+            let com = startInBackground("exec \(repoRoot)/.build/debug/mpcom --port 0 > \(comLog) 2>&1")
+            defer { kill(com, SIGTERM) }
+            var comPort: Int?
+            for _ in 0..<200 where comPort == nil {
+                let text = String(decoding: readFile(comLog) ?? [], as: UTF8.self)
+                if let r = text.range(of: "http.port=") { comPort = Int(text[r.upperBound...].prefix { $0.isNumber }) }
+                if comPort == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let port = try #require(comPort, "mpcom did not start: \(String(decoding: readFile(comLog) ?? [], as: UTF8.self))")
+            let conf = "[client]\nworkflow = client-initiated\ncomponent-urls = http://127.0.0.1:\(port)/\ncomponent-poll-interval = 0.3\n"
+                + "[supervisor]\nreply-wait = 0.001\n"
+            #expect(writeFile(dir + "/mpsup.conf", Array(conf.utf8)))
+            let sup = try await RunningSupervisor.start(store: dir + "/s.sqlite", dir: dir, extra: "--config \(dir)/mpsup.conf")
+            defer { kill(sup.pid, SIGTERM) }
+            #expect(sup.probePort == 0, "nothing listens for components")
+
+            let list = HTTPURL(host: "127.0.0.1", port: sup.clientPort, path: "/capability")
+            var loopback: Capability?
+            for _ in 0..<100 where loopback == nil {
+                if let r = try? await SimpleHTTPClient.request("GET", list, accept: mplaneContentType),
+                   case .envelope(let e)? = try? MessageDecoder().decode(r.body) {
+                    for case .capability(let c) in e.contents where c.statement.label == "test-loopback" { loopback = c }
+                }
+                if loopback == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let cap = try #require(loopback, "mpsup did not list mpcom's capabilities")
+            var spec = Specification(capability: cap, when: try When(parsing: "now"))
+            try spec.statement.setParameterValue("test.input", .string("reached"))
+            spec.statement.token = "reached-1"
+            let link = try #require(cap.statement.link.flatMap(HTTPURL.init))
+            let queued = try await SimpleHTTPClient.request("POST", link, contentType: mplaneContentType, body: MessageEncoder().encode(.specification(spec)))
+            #expect(queued.status == 200, "\(String(decoding: queued.body, as: UTF8.self))")
+            var answer: Message?
+            for _ in 0..<100 {
+                let r = try await SimpleHTTPClient.request("POST", HTTPURL(host: "127.0.0.1", port: sup.clientPort, path: "/"), contentType: mplaneContentType,
+                                                           body: MessageEncoder().encode(.redemption(Redemption(receipt: Receipt(specification: spec)))))
+                if case .result? = try? MessageDecoder().decode(r.body) { answer = try MessageDecoder().decode(r.body); break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            guard case .result(let result)? = answer else { Issue.record("no result through mpsup"); return }
+            #expect(result.values.value("test.output", row: 0) == .string("reached"))
+            let listing = try await runProcess([mpsupBinary, "results", "--store", "sqlite:\(dir)/s.sqlite"])
+            #expect(listing.output.contains("http://127.0.0.1:\(port)\ttest-loopback"), "\(listing.output)")
+        }
+    }
 }
