@@ -173,7 +173,21 @@ final class TestNetwork {
             "ip -n \(router) route add unreachable 198.51.100.0/24",
             "ip netns exec \(router) sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0",
         ]
-        ok = steps.allSatisfy { sh($0) == 0 }
+        var built = steps.allSatisfy { sh($0) == 0 }
+        // A veth end just set up drops packets until the kernel's link watch has activated it
+        // (its operational state UP), which under load can come after the first probe (seen
+        // as one probe lost): wait for both ends, two seconds at most.
+        if built {
+            var up = false
+            for _ in 0..<100 where !up {
+                up = [(prober, "vp\(tag)"), (router, "vr\(tag)")].allSatisfy { ns, link in
+                    String(decoding: run(["ip", "-n", ns, "-o", "link", "show", link]).stdout, as: UTF8.self).contains("state UP")
+                }
+                if !up { usleep(20_000) }
+            }
+            built = up
+        }
+        ok = built
         self.tag = tag
     }
     let tag: String
