@@ -69,6 +69,8 @@ public struct AgentMachine: Sendable {
     private var taken: Set<String> = []
     private var takenOrder: [String] = []
     public static let rememberedTokens = 4096
+    /// The longest a callback may make the probe wait before its next poll (µs): one hour.
+    public static let maxCallbackWait: Int64 = 3_600_000_000
 
     public init(timing: Timing, resultURL: HTTPURL, resultLinkAllow: [String] = [], seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
         self.timing = timing
@@ -129,6 +131,8 @@ public struct AgentMachine: Sendable {
                     // that starts now (`now + 5s`) means its end, as the RI's component reads it.
                     let (start, end) = spec.statement.when.datetimes(now: now)
                     if let start, start > now { callback = start } else { callback = end ?? start ?? now }
+                    // A supervisor cannot send the probe to sleep for longer than an hour.
+                    callback = Swift.min(callback ?? now, now.adding(microseconds: Self.maxCallbackWait))
                 case .specification(let spec):
                     guard remember(spec.token) else {
                         note("duplicate", "the supervisor handed out specification \(spec.token) again; it was taken already")

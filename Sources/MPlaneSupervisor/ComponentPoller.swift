@@ -37,7 +37,13 @@ public final class ComponentPoller: Sendable {
             for chunk in stride(from: 0, to: urls.count, by: 16) {
                 await withDiscardingTaskGroup { group in
                     for url in urls[chunk..<Swift.min(chunk + 16, urls.count)] {
-                        group.addTask { await self.visit(url, register: registerNow) }
+                        group.addTask {
+                            // A component that answers slowly holds up its round for a minute at most.
+                            do { try await SupervisorService.within(.seconds(60), "visit") { await self.visit(url, register: registerNow) } } catch {
+                                self.failures.log("a component's visit took over a minute; cut short", kind: "slow \(url.origin)", level: .warning,
+                                                  metadata: ["mplane.component": "\(url.origin)"])
+                            }
+                        }
                     }
                 }
             }
@@ -56,6 +62,9 @@ public final class ComponentPoller: Sendable {
             let state = try await store.pollState(component: name, now: now, redeliverAfter: Supervisor.microseconds(supervisor.configuration.redeliverAfter))
             if register || !state.registered {
                 let caps = try await client.capabilities()
+                guard caps.count <= supervisor.configuration.maxCapabilitiesPerComponent else {
+                    throw ComponentClient.Failure("\(caps.count) capabilities: max-capabilities-per-component is \(supervisor.configuration.maxCapabilitiesPerComponent)")
+                }
                 _ = try await store.register(component: name, address: url.host, capabilities: caps, callback: nil, now: now)
             }
             supervisor.recordSeen(name, address: url.host, at: now)

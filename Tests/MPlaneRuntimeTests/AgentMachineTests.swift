@@ -203,6 +203,14 @@ struct AgentMachineTests {
         #expect(m.woke(now: t0) == .register)
     }
 
+    @Test("a callback years ahead (a hostile or broken supervisor) makes the probe wait an hour at most")
+    func farCallback() throws {
+        var m = AgentMachine(timing: timing, resultURL: supervisorResults, seed: 9)
+        _ = m.registration(.status(200), now: t0)
+        let (_, next) = m.polled(.status(200), body: envelopeBody([try callback("2099-01-01 00:00:00 ... 2099-01-01 00:00:01")]), now: t0)
+        #expect(next == .sleep(until: t0.adding(microseconds: AgentMachine.maxCallbackWait)))
+    }
+
     @Test("a specification handed out again (the supervisor saw no receipt in time) is not run twice")
     func duplicates() throws {
         var m = AgentMachine(timing: timing, resultURL: supervisorResults, seed: 8)

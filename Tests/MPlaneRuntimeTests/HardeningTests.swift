@@ -174,6 +174,29 @@ struct HTTPLimitTests {
         }
     }
 
+    @Test("a handler's status that is no final status goes out as 500; a body past the per-client buffer gets 413, not a 503 to retry")
+    func statusesAndPerClientBodies() async throws {
+        var limits = HTTPServerLimits()
+        limits.maxBodyBytes = 1 << 20
+        limits.maxBufferedBytesPerPeer = 64 << 10
+        let server = HTTPComponentServer(host: "127.0.0.1", port: 0, limits: limits) { request in
+            HTTPReply(status: request.path == "/negative" ? -1 : 204, contentType: "text/plain", body: [])
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = await server.boundPort()
+            for path in ["/negative", "/nocontent"] {
+                let r = try await SimpleHTTPClient.request("GET", HTTPURL(host: "127.0.0.1", port: port, path: path))
+                #expect(r.status == 500, "\(path): \(r.status)")
+            }
+            let big = try await SimpleHTTPClient.request("POST", HTTPURL(host: "127.0.0.1", port: port, path: "/"), contentType: "text/plain",
+                                                         body: [UInt8](repeating: 65, count: 200 << 10))
+            #expect(big.status == 413)
+            #expect(try await SimpleHTTPClient.request("GET", HTTPURL(host: "127.0.0.1", port: port, path: "/negative")).status == 500, "still serving")
+            group.cancelAll()
+        }
+    }
+
     @Test("a partial request pipelined behind a whole one still gets 408 (review finding)")
     func pipelinedPartial() async throws {
         try await withComponent(limits: limits) { url, _ in

@@ -106,6 +106,24 @@ struct QueueTests {
         }
     }
 
+    @Test("queue files carry their format's version: files without one (the first release) load, a later version is left in place")
+    func versions() async throws {
+        try await withTemporaryDirectory { dir in
+            let queue = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
+            queue.push(Outgoing(message: try receiptMessage("current"), url: target))
+            await queue.flush()
+            let written = try #require(files(in: dir, ending: ".mplane").first)
+            #expect(String(decoding: readFile(dir + "/" + written) ?? [], as: UTF8.self).hasPrefix("mplane-queue 1\n"))
+            let old = Array("\(target)\n".utf8) + MessageEncoder().encode(try receiptMessage("first release"))
+            #expect(writeFile(dir + "/00000000000000000050.mplane", old))
+            #expect(writeFile(dir + "/00000000000000000051.mplane", Array("mplane-queue 2\nsomething new\n".utf8)))
+            let again = MemoryOutgoingQueue(limit: 10, journal: try DirectoryJournal(directory: dir))
+            #expect(again.count == 2, "the current file and the first release's")
+            #expect(files(in: dir, ending: ".mplane").contains("00000000000000000051.mplane"), "left in place")
+            #expect(files(in: dir, ending: ".bad").isEmpty)
+        }
+    }
+
     @Test("a directory that cannot be made, or a file in its place, is a clear error at start")
     func unusableDirectory() async throws {
         do {

@@ -221,6 +221,69 @@ struct SupervisorLimitTests {
     }
 }
 
+@Suite("Supervisor: hostile input from components and clients (review findings)", .timeLimit(.minutes(1)))
+struct SupervisorHostileTests {
+    /// A component "a" registered with a job `spec` handed out to it; the job's receipt.
+    func handedOut(_ sup: Supervisor, _ store: any SupervisorStore, _ spec: Specification) async throws -> Receipt {
+        _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "a"))
+        let cap = try #require(try await store.capabilities(presentSince: t0).first)
+        guard case .receipt(let r) = try decode(await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(spec)))) else {
+            throw HTTPClientError(message: "no receipt")
+        }
+        _ = await sup.probeSide(get("/show/specification", component: "a"))
+        return r
+    }
+
+    @Test("a component's exception with status -1 is stored, and redeeming it answers 400, not a crash")
+    func exceptionStatus() async throws {
+        try await withSupervisor { sup, store, _ in
+            let receipt = try await handedOut(sup, store, try loopbackSpecification("bad status"))
+            let body = "{\"exception\": \"\(receipt.token)\", \"message\": \"x\", \"status\": -1}"
+            let posted = await sup.probeSide(HTTPRequestData(method: "POST", path: "/register/result",
+                                                             headers: [("Content-Type", mplaneContentType), (Supervisor.componentHeader, "a")],
+                                                             body: Array(body.utf8), peer: "127.0.0.1"))
+            #expect(posted.status == 200)
+            #expect(await sup.clientSide(post("/", .redemption(Redemption(receipt: receipt)))).status == 400)
+        }
+    }
+
+    @Test("a client asking to interrupt a job again and again queues one interrupt")
+    func oneInterrupt() async throws {
+        try await withSupervisor { sup, store, _ in
+            let spec = try loopbackSpecification("interrupt me")
+            _ = try await handedOut(sup, store, spec)
+            for _ in 0..<20 { _ = await sup.clientSide(post("/", .interrupt(Interrupt(specification: spec)))) }
+            guard case .envelope(let e) = try decode(await sup.probeSide(get("/show/specification", component: "a"))) else { return }
+            #expect(e.contents.filter { $0.kind == .interrupt }.count == 1)
+        }
+    }
+
+    @Test("another specification under a token in use is refused; the result path refuses what it cannot keep")
+    func tokensAndNothing() async throws {
+        try await withSupervisor { sup, store, _ in
+            var spec = try loopbackSpecification("first")
+            spec.statement.token = "shared-token"
+            _ = try await handedOut(sup, store, spec)
+            var other = try loopbackSpecification("second")
+            other.statement.token = "shared-token"
+            let cap = try #require(try await store.capabilities(presentSince: t0).first)
+            #expect(await sup.clientSide(post("/capability/\(cap.publicToken)", .specification(other))).status == 403)
+            #expect(await sup.probeSide(post("/register/result", .capability(loopbackCapability), component: "a")).status == 400)
+        }
+    }
+
+    @Test("a component name that is not printable, or takes the form of an address identity, is refused with 400", arguments: [
+        "has space", "address:10.0.0.1", String(repeating: "x", count: 256),
+    ])
+    func badNames(name: String) async throws {
+        try await withSupervisor { sup, store, _ in
+            #expect(await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: name)).status == 400)
+            let count = try await store.componentCount(address: nil)
+            #expect(count == 0)
+        }
+    }
+}
+
 @Suite("Supervisor: the client side, without sockets", .timeLimit(.minutes(1)))
 struct ClientSideTests {
     @Test("two components offering the same capability: both listed, each with its own token and link; absent ones leave the list", arguments: StoreKind.allCases)
