@@ -11,6 +11,9 @@ let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift
 // The supervisor's embedded store: SQLite (Debian's libsqlite3) through GRDB. Only mpsup links it.
 let grdb: Package.Dependency = .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0")
 // The supervisor's shared store: PostgreSQL. Only mpsup links it.
+// TLS (BoringSSL) for every program; DER parsing for certificate identities and CRLs.
+let nioSSL: Package.Dependency = .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6")
+let asn1: Package.Dependency = .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4")
 let postgresNIO: Package.Dependency = .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2")
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
@@ -21,6 +24,10 @@ let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let nioSSLProduct: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
+let asn1Product: Target.Dependency = .product(name: "SwiftASN1", package: "swift-asn1")
+let cryptoExtras: Target.Dependency = .product(name: "_CryptoExtras", package: "swift-crypto")
 let grdbProduct: Target.Dependency = .product(name: "GRDB", package: "GRDB.swift")
 let postgresProduct: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
 
@@ -42,7 +49,7 @@ var targets: [Target] = [
     // reply values. Knows nothing of services or the scheduler; TLS plugs in here.
     .target(
         name: "MPlaneHTTP",
-        dependencies: ["MPlane", "MPlaneIO", nioCore, nioPosix, nioHTTP1, logging]
+        dependencies: ["MPlane", "MPlaneIO", nioCore, nioPosix, nioHTTP1, nioSSLProduct, nioTLS, asn1Product, crypto, cryptoExtras, logging]
     ),
     // The client side: talking to components (and, later, supervisors) over HTTP.
     .target(
@@ -105,7 +112,7 @@ var targets: [Target] = [
     // `mpsup`: the supervisor an operator runs.
     .executableTarget(
         name: "mpsup",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneSupervisor", argumentParserProduct, lifecycle, logging]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneSupervisor", argumentParserProduct, lifecycle, unixSignals, logging]
     ),
     // Benchmarks (not timed tests): `swift run -c release mplane-bench`.
     .executableTarget(
@@ -188,6 +195,6 @@ let package = Package(
         .executable(name: "mpsup", targets: ["mpsup"]),
         .executable(name: "mplane-bench", targets: ["mplane-bench"]),
     ],
-    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, serviceLifecycle, grdb, postgresNIO],
+    dependencies: [swiftCrypto, argumentParser, swiftLog, swiftNIO, nioSSL, asn1, serviceLifecycle, grdb, postgresNIO],
     targets: targets
 )

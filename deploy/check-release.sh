@@ -5,7 +5,8 @@
 #  - stripped mpcom within 25 MB;
 #  - the lean link still works: mpcom starts on a free port, serves its capabilities, runs a
 #    loopback measurement, has not loaded libpcap while idle, loads it for a capture (when
-#    privileged), survives a SIGHUP reload, and stops cleanly on SIGTERM.
+#    privileged), survives a SIGHUP reload, and stops cleanly on SIGTERM; the same start over
+#    mutual TLS (a throwaway PKI) serves a client with a certificate and refuses one without.
 # Sizes and idle RSS are printed, not asserted (they are benchmarks: BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,21 @@ if grep -q '"capture-lo"' "$tmp/caps"; then
 else
   echo "check-release: skipped the capture check: capture-lo not offered (not privileged: $(grep -o 'capture left out.*' "$tmp/log" | head -1))"
 fi
+# The same with mutual TLS (a throwaway PKI): the firm idle target is for this.
+deploy/make-certs.sh "$tmp/pki" > /dev/null || fail "deploy/make-certs.sh failed (openssl?)"
+{ printf '[TLS]\ncert = %s\nkey = %s\nca-chain = %s\n\n' "$tmp/pki/component-1.crt" "$tmp/pki/component-1.key" "$tmp/pki/ca.crt"
+  .build/release/mpcom --print-config; } > "$tmp/tls.conf"
+tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 deploy/cold-cache.py .build/release/mpcom
+.build/release/mpcom --config "$tmp/tls.conf" --port "$tport" --log-level info > "$tmp/tls.log" 2>&1 &
+tpid=$!
+tcurl() { curl -sf --cacert "$tmp/pki/ca.crt" --cert "$tmp/pki/client-1.crt" --key "$tmp/pki/client-1.key" "$@"; }
+for _ in $(seq 100); do tcurl -o /dev/null "https://127.0.0.1:$tport/capability" && break; sleep 0.1; done
+tcurl -o "$tmp/tcaps" -H 'Accept: application/x-mplane+json' "https://127.0.0.1:$tport/capability" || { kill $tpid; fail "mpcom does not serve over TLS: $(cat "$tmp/tls.log")"; }
+curl -s -o /dev/null --cacert "$tmp/pki/ca.crt" "https://127.0.0.1:$tport/capability" && { kill $tpid; fail "mpcom served a client without a certificate"; }
+sleep 1
+echo "check-release: ok: mpcom over mutual TLS serves $(grep -o '"label": *"[^"]*"' "$tmp/tcaps" | wc -l) capabilities, refuses a client without a certificate; idle RSS $(awk '/VmRSS/ {print $2, $3}' /proc/$tpid/status) (cold start; the firm target is 12 MiB)"
+kill -TERM $tpid; wait $tpid || fail "mpcom over TLS exited with status $? on SIGTERM: $(cat "$tmp/tls.log")"
 kill -HUP $pid || fail "mpcom is gone before SIGHUP: $(cat "$tmp/log")"
 for _ in $(seq 50); do grep -q 'reloaded' "$tmp/log" && break; sleep 0.1; done
 grep -q 'reloaded' "$tmp/log" || fail "mpcom did not reload on SIGHUP: $(cat "$tmp/log")"

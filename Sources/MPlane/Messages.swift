@@ -209,6 +209,8 @@ public enum Refusal: Sendable, CaseIterable {
     /// The specification does not fulfil the capability with its schema (scope, period,
     /// constraint), or the destination policy refuses it.
     case refused
+    /// The peer's identity has no role that the capability's authorisations allow.
+    case forbidden
     /// No capability with the specification's schema and verb.
     case noService
     /// No such job (or it has expired), capability or path.
@@ -232,7 +234,7 @@ public enum Refusal: Sendable, CaseIterable {
     public var status: Int {
         switch self {
         case .invalidMessage, .invalidValue: 400
-        case .refused: 403
+        case .refused, .forbidden: 403
         case .noService, .unknown: 404
         case .methodNotAllowed: 405
         case .timeout: 408

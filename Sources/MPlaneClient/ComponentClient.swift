@@ -11,6 +11,8 @@ public struct ComponentClient: Sendable {
     /// for its reply wait (5 s on both implementations) before answering with a receipt.
     public var requestTimeout: Duration
     public var decoder: MessageDecoder
+    /// Our certificate and the CA for `https` components (mutual TLS).
+    public var tls: TLSContexts?
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let message: String
@@ -18,8 +20,10 @@ public struct ComponentClient: Sendable {
         public var description: String { message }
     }
 
-    public init(url: HTTPURL, requestTimeout: Duration = .seconds(15), decoder: MessageDecoder = MessageDecoder()) {
+    public init(url: HTTPURL, requestTimeout: Duration = .seconds(15), decoder: MessageDecoder = MessageDecoder(),
+                tls: TLSContexts? = nil) {
         self.url = url
+        self.tls = tls
         self.requestTimeout = requestTimeout
         self.decoder = decoder
     }
@@ -137,10 +141,10 @@ public struct ComponentClient: Sendable {
 
     private func exchange(_ method: String, path: String, contentType: String? = nil, body: [UInt8] = [],
                           accept: String? = nil) async throws(Failure) -> HTTPClientReply {
-        let target = HTTPURL(host: url.host, port: url.port, path: path)
+        let target = url.with(path: path)
         do {
             return try await SimpleHTTPClient.request(method, target, contentType: contentType, body: body,
-                                                      accept: accept, timeout: requestTimeout)
+                                                      accept: accept, timeout: requestTimeout, tls: tls)
         } catch let error as HTTPClientError {
             throw Failure(error.message)  // names the request already
         } catch {

@@ -7,17 +7,25 @@ public struct HTTPRequestData: Sendable {
     public var path: String
     public var headers: [(String, String)]
     public var body: [UInt8]
-    /// Who sent it: the peer's address (its certificate identity once TLS is in); nil when
-    /// unknown. Limits per client count by it.
+    /// Who sent it: the peer's address; nil when unknown. Connection limits count by it.
     public var peer: String?
+    /// The identity of the peer's verified certificate (``certificateIdentity(der:)``); nil
+    /// in plain HTTP.
+    public var identity: String?
 
-    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [], peer: String? = nil) {
+    public init(method: String, path: String, headers: [(String, String)] = [], body: [UInt8] = [], peer: String? = nil,
+                identity: String? = nil) {
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
         self.peer = peer
+        self.identity = identity
     }
+
+    /// Who is asking, for authorisation and for owning jobs: the certificate's identity with
+    /// TLS, the RI's unauthenticated identity without.
+    public var principal: String { identity ?? unauthenticatedIdentity }
 
     public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1

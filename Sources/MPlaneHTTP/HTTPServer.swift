@@ -4,6 +4,8 @@ import MPlaneIO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// What a peer can make the HTTP server hold: every one a bound (README, "Limits").
@@ -57,13 +59,17 @@ public final class HTTPComponentServer: Sendable {
     let serverName: String
     /// Request bodies being read, per client.
     private let bufferedPerPeer = Mutex<[String: Int]>([:])
+    /// Mutual TLS (nil: plain HTTP): every connection starts with a handshake that requires a
+    /// client certificate from the configured CA; requests carry the peer's identity.
+    public let tls: TLSContexts?
 
     /// A server answering every request with `handler` (test supervisors use this too).
     public init(host: String, port: Int, limits: HTTPServerLimits = HTTPServerLimits(),
-                logger: Logger = Logger(label: "mplane.http"), serverName: String = "mpcom",
+                logger: Logger = Logger(label: "mplane.http"), serverName: String = "mpcom", tls: TLSContexts? = nil,
                 onBound: @escaping @Sendable (String) -> Void = { _ in },
                 handler: @escaping Handler) {
         self.handler = handler
+        self.tls = tls
         self.serverName = serverName
         self.onBound = onBound
         self.host = host
@@ -108,6 +114,11 @@ public final class HTTPComponentServer: Sendable {
                         self.accepted.withLock { $0[ObjectIdentifier(channel)] = (nil, connection) }
                         return connection
                     }
+                    if let tls = self.tls {
+                        // The handshake is bounded by the request deadline too.
+                        try channel.pipeline.syncOperations.addHandler(tls.serverHandler())
+                        try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: deadline))
+                    }
                     let timer = RequestDeadline(timeout: deadline)
                     try channel.pipeline.syncOperations.addHandler(timer)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
@@ -127,8 +138,12 @@ public final class HTTPComponentServer: Sendable {
         }
         for w in waiters { w.resume(returning: actual) }
         let advertised = host == "0.0.0.0" ? "127.0.0.1" : (host == "::" ? "[::1]" : (host.contains(":") ? "[\(host)]" : host))
-        onBound("http://\(advertised):\(actual)/")
-        logger.info("listening", metadata: ["http.address": "\(host)", "http.port": "\(actual)"])
+        onBound("\(tls == nil ? "http" : "https")://\(advertised):\(actual)/")
+        logger.info("listening", metadata: ["http.address": "\(host)", "http.port": "\(actual)", "http.tls": "\(tls == nil ? "off" : "mutual")"])
+        if tls == nil && !isLoopback(host) {
+            logger.warning("listening in plain HTTP beyond loopback: anyone who reaches this port is served; configure [TLS]",
+                           metadata: ["http.address": "\(host)"])
+        }
         try await withTaskCancellationHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 var stopped: (any Error)? = nil
@@ -230,6 +245,7 @@ public final class HTTPComponentServer: Sendable {
         var held = 0  // body bytes this connection counts as being read
         defer { unreserve(held, for: peer) }
         let channel = connection.channel
+        var identity: String?  // the peer certificate's, read once the handshake is over
         /// The last response on a connection: written straight to the channel and flushed
         /// before the close (the async writer's pending writes are dropped at close, which cut
         /// long responses short).
@@ -275,8 +291,16 @@ public final class HTTPComponentServer: Sendable {
                         body += buffer.readBytes(length: n) ?? []
                     case .end:
                         guard let h = head else { continue }
+                        if tls != nil && identity == nil {
+                            identity = await peerIdentity(of: channel)
+                            guard identity != nil else {
+                                try await refuse(.forbidden, "No verified client certificate", version: h.version)
+                                return
+                            }
+                        }
                         let request = HTTPRequestData(method: h.method.rawValue, path: h.uri,
-                                                      headers: h.headers.map { ($0.name, $0.value) }, body: body, peer: peer)
+                                                      headers: h.headers.map { ($0.name, $0.value) }, body: body, peer: peer,
+                                                      identity: identity)
                         body = []
                         // The body stays counted while the handler holds it.
                         let reply = await handler(request)
@@ -309,9 +333,44 @@ public final class HTTPComponentServer: Sendable {
                     }
                 }
             }
+        } catch NIOSSLError.uncleanShutdown {
+            // A peer that closed without close_notify (the RI does for every certificate check).
+            logger.debug("TLS connection closed without close_notify", metadata: ["http.peer": "\(peer)"])
+        } catch let error as NIOSSLError {
+            refusals.log("TLS handshake or connection failed", kind: "tls", metadata: ["http.peer": "\(peer)", "error": "\(error)"])
         } catch {
             logger.debug("connection ended", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// Whether a listening address is loopback only.
+func isLoopback(_ host: String) -> Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+}
+
+/// Closes a connection whose TLS handshake has not completed within `timeout`.
+final class HandshakeDeadline: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? TLSUserEvent, case .handshakeCompleted = e {
+            timer?.cancel()
+            timer = nil
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 

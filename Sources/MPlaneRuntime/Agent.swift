@@ -218,6 +218,17 @@ public final class MemoryOutgoingQueue: OutgoingQueue {
 /// tests drive the agent with scripted answers and no sockets.
 public protocol AgentTransport: Sendable {
     func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply
+    /// Sends a body made for the server once it is known who it is (its certificate's
+    /// identity with TLS; the RI's unauthenticated identity without).
+    func send(_ method: String, _ url: HTTPURL, contentType: String?,
+              bodyForServer: @escaping @Sendable (String) -> [UInt8]) async throws -> HTTPClientReply
+}
+
+extension AgentTransport {
+    public func send(_ method: String, _ url: HTTPURL, contentType: String?,
+                     bodyForServer: @escaping @Sendable (String) -> [UInt8]) async throws -> HTTPClientReply {
+        try await send(method, url, contentType: contentType, body: bodyForServer(unauthenticatedIdentity))
+    }
 }
 
 /// The transport over HTTP. Every request names the component (`X-MPlane-Component`), so
@@ -225,11 +236,17 @@ public protocol AgentTransport: Sendable {
 public struct HTTPAgentTransport: AgentTransport {
     public static let componentHeader = "X-MPlane-Component"
     let headers: [(String, String)]
-    public init(componentName: String? = nil) {
+    let tls: TLSContexts?
+    public init(componentName: String? = nil, tls: TLSContexts? = nil) {
         headers = componentName.map { [(Self.componentHeader, $0)] } ?? []
+        self.tls = tls
     }
     public func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply {
-        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body, headers: headers)
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body, headers: headers, tls: tls)
+    }
+    public func send(_ method: String, _ url: HTTPURL, contentType: String?,
+                     bodyForServer: @escaping @Sendable (String) -> [UInt8]) async throws -> HTTPClientReply {
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, headers: headers, tls: tls, bodyForServer: bodyForServer)
     }
 }
 
@@ -255,23 +272,31 @@ public final class ComponentInitiatedAgent: Sendable {
     private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
     /// Set when the capabilities changed: register them again before the next poll.
     private let capabilitiesChanged = Atomic<Bool>(false)
+    /// What the supervisor may see and use (`[Roles]`, `[Authorizations]`), by its identity.
+    let authorization: Authorization
+    /// The supervisor's identity, from its certificate at the last exchange.
+    private let supervisorIdentity = Mutex<String>(unauthenticatedIdentity)
 
+    /// With `tls`, the supervisor is reached over mutual TLS (`https`), as the RI's component
+    /// does when it has a `[TLS]` section.
     public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
-                queue: (any OutgoingQueue)? = nil, transport: (any AgentTransport)? = nil,
+                queue: (any OutgoingQueue)? = nil, transport: (any AgentTransport)? = nil, tls: TLSContexts? = nil,
                 seed: UInt64 = UInt64.random(in: 0...UInt64.max), logger: Logger = Logger(label: "mplane.agent")) {
         self.scheduler = scheduler
         let host = configuration.clientHost ?? "127.0.0.1"
         let port = configuration.clientPort
-        registrationURL = HTTPURL(host: host, port: port, path: configuration.registrationPath)
-        specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath)
-        resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath)
+        let secure = tls != nil
+        registrationURL = HTTPURL(host: host, port: port, path: configuration.registrationPath, secure: secure)
+        specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath, secure: secure)
+        resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath, secure: secure)
+        authorization = configuration.authorization
         machine = Mutex(AgentMachine(timing: .init(pollInterval: configuration.pollInterval,
                                                    minPollInterval: configuration.minPollInterval,
                                                    backoffMax: configuration.backoffMax),
                                      resultURL: resultURL, resultLinkAllow: configuration.resultLinkAllow, seed: seed))
         order = Mutex(DeliveryOrder(resultURL: resultURL))
         self.clock = clock
-        self.transport = transport ?? HTTPAgentTransport(componentName: configuration.componentName)
+        self.transport = transport ?? HTTPAgentTransport(componentName: configuration.componentName, tls: tls)
         self.logger = logger
         warnings = RateLimitedLog(logger: logger)
         self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,
@@ -289,11 +314,20 @@ public final class ComponentInitiatedAgent: Sendable {
     public var counters: (polls: Int, registrations: Int) { stats.withLock { $0 } }
 
     /// The capabilities registered: every service's, plus `callback`.
-    public var registration: Envelope {
-        var caps: [Message] = scheduler.capabilities.map { c in
+    public var registration: Envelope { registration(for: unauthenticatedIdentity) }
+
+    /// The capabilities registered with a supervisor of `identity`: those its roles allow,
+    /// plus `callback`.
+    public func registration(for identity: String) -> Envelope {
+        var caps: [Message] = scheduler.capabilities.compactMap { c in
             var c = c
             c.statement.token = c.token
+            guard authorization.allows(identity, c) else { return nil }
             return .capability(c)
+        }
+        if caps.isEmpty && authorization.isEnforced {
+            warnings.log("no capability is authorised for the supervisor: check [Roles] and [Authorizations]", kind: "azn",
+                         level: .error, metadata: ["tls.peer": "\(identity)"])
         }
         caps.append(.capability(Capability(verb: .callback, label: "callback", when: .nowToFuture)))
         return Envelope(contents: caps)
@@ -339,8 +373,9 @@ public final class ComponentInitiatedAgent: Sendable {
             }
             switch action {
             case .register:
-                let body = MessageEncoder().encode(.envelope(registration))
-                let (outcome, reply) = await exchange("POST", registrationURL, contentType: mplaneContentType, body: body)
+                let (outcome, reply) = await exchange("POST", registrationURL, contentType: mplaneContentType) { [self] identity in
+                    MessageEncoder().encode(.envelope(registration(for: identity)))
+                }
                 if case .status(200) = outcome {
                     stats.withLock { $0.registrations += 1 }
                     logger.info("registered with the supervisor", metadata: ["mplane.url": "\(registrationURL)"])
@@ -365,8 +400,19 @@ public final class ComponentInitiatedAgent: Sendable {
 
     /// One request, its outcome as the machine reads it.
     func exchange(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async -> (AgentMachine.Outcome, HTTPClientReply?) {
+        await exchange { try await transport.send(method, url, contentType: contentType, body: body) }
+    }
+
+    /// One request whose body is made for the server it reaches.
+    func exchange(_ method: String, _ url: HTTPURL, contentType: String?,
+                  bodyForServer: @escaping @Sendable (String) -> [UInt8]) async -> (AgentMachine.Outcome, HTTPClientReply?) {
+        await exchange { try await transport.send(method, url, contentType: contentType, bodyForServer: bodyForServer) }
+    }
+
+    private func exchange(_ send: () async throws -> HTTPClientReply) async -> (AgentMachine.Outcome, HTTPClientReply?) {
         do {
-            let reply = try await transport.send(method, url, contentType: contentType, body: body)
+            let reply = try await send()
+            if let identity = reply.peerIdentity { supervisorIdentity.withLock { $0 = identity } }
             return (.status(reply.status), reply)
         } catch {
             return (.unreachable("\(error)"), nil)
@@ -384,13 +430,20 @@ public final class ComponentInitiatedAgent: Sendable {
         for n in notes { warnings.log("\(n.text)", kind: n.kind, level: .warning, metadata: [:]) }
     }
 
+    /// What the supervisor may use; nil when authorisations are not configured.
+    func permittedForSupervisor() -> Scheduler.Permitted? {
+        guard authorization.isEnforced else { return nil }
+        let (who, authorization) = (supervisorIdentity.withLock { $0 }, authorization)
+        return { authorization.allows(who, $0) }
+    }
+
     /// Carries out what a poll asked for.
     func perform(_ work: AgentMachine.Work) async {
         switch work {
         case .submit(let spec, let url):
             let token = spec.token
             order.withLock { $0.expect(token: token, url: url) }
-            let reply = await scheduler.submit(spec, peer: "supervisor")
+            let reply = await scheduler.submit(spec, peer: "supervisor", permitted: permittedForSupervisor())
             order.withLock { o in for item in o.submitted(token: token, reply: reply) { queue.push(item) } }
         case .interrupt(let token):
             let reply = await scheduler.interrupt(token: token)

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 public import MPlaneProbe
-import MPlane
+public import MPlane
 public import MPlaneScheduler
 public import Logging
 public import MPlaneHTTP
@@ -69,6 +69,10 @@ public struct ComponentConfiguration: Sendable {
     /// `X-MPlane-Component` header), by default the host's name. Our supervisor tells plain
     /// HTTP components apart by it.
     public var componentName: String = hostName()
+    /// `[TLS]`: mutual TLS for the server and the agent; nil: plain HTTP.
+    public var tls: TLSSettings?
+    /// `[Roles]` and `[Authorizations]`.
+    public var authorization = Authorization.open
     public var scheduler = SchedulerConfiguration()
 
     public init() {}
@@ -200,6 +204,10 @@ public struct ComponentConfiguration: Sendable {
         if let d = c["result-queue-dir"], !d.isEmpty { resultQueueDirectory = d }
         if let n = try int("retention", 1...(365 * 86_400)) { scheduler.retention = Int64(n) }
         if let n = try int("max-repeated-results", 1...1_000_000) { scheduler.maxRepeatedResults = n }
+        do { tls = try ini.tlsSettings() } catch {
+            throw Error(message: "configuration: \(error)")
+        }
+        authorization = ini.authorization
         if workflow == .componentInitiated && clientHost == nil {
             throw Error(message: "configuration: component-initiated workflow needs [component] client_host")
         }
@@ -237,6 +245,7 @@ extension ComponentConfiguration {
         var replyWait: Duration, pollInterval: Duration, minPollInterval: Duration, backoffMax: Duration
         var resultLinkAllow: [String], resultQueueLimit: Int, resultQueueBytes: Int, resultQueueDirectory: String?
         var componentName: String
+        var tls: TLSSettings?, authorization: Authorization
     }
 
     var restartSettings: RestartSettings {
@@ -245,7 +254,8 @@ extension ComponentConfiguration {
                         http: http, scheduler: scheduler, replyWait: replyWait, pollInterval: pollInterval,
                         minPollInterval: minPollInterval, backoffMax: backoffMax, resultLinkAllow: resultLinkAllow,
                         resultQueueLimit: resultQueueLimit, resultQueueBytes: resultQueueBytes,
-                        resultQueueDirectory: resultQueueDirectory, componentName: componentName)
+                        resultQueueDirectory: resultQueueDirectory, componentName: componentName,
+                        tls: tls, authorization: authorization)
     }
 }
 

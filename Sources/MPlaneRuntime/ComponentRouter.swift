@@ -32,16 +32,37 @@ public struct ComponentRouter: Sendable {
     let decoder: MessageDecoder
     let encoder = MessageEncoder()
 
-    public init(scheduler: Scheduler, link: String?, replyWait: Duration, decoder: MessageDecoder = MessageDecoder()) {
+    /// Who may see and use which capability (`[Roles]`, `[Authorizations]`).
+    public let authorization: Authorization
+
+    public init(scheduler: Scheduler, link: String?, replyWait: Duration, decoder: MessageDecoder = MessageDecoder(),
+                authorization: Authorization = .open) {
         self.scheduler = scheduler
+        self.authorization = authorization
         self.replyWait = replyWait
         self.decoder = decoder
         self.link = LinkBox(link)
         cache = CapabilityCache()
     }
 
+    /// The capabilities `request`'s sender may see.
+    func capabilities(for request: HTTPRequestData) -> [Capability] {
+        let all = capabilities
+        guard authorization.isEnforced else { return all }
+        let who = request.principal
+        return all.filter { authorization.allows(who, $0) }
+    }
+
+    /// What the sender of `request` may use; nil when authorisations are not configured.
+    func permitted(for request: HTTPRequestData) -> Scheduler.Permitted? {
+        guard authorization.isEnforced else { return nil }
+        let (who, authorization) = (request.principal, authorization)
+        return { authorization.allows(who, $0) }
+    }
+
     public func handle(_ request: HTTPRequestData) async -> HTTPReply {
         let path = request.route
+        let capabilities = capabilities(for: request)
         // Content negotiation for the capability listings: an envelope for clients that ask
         // for mPlane JSON or send no Accept at all (the RI's client sends none, and its HTML
         // crawler no longer works on Python 3); the RI's HTML pages for browsers and curl.
@@ -49,7 +70,7 @@ public struct ComponentRouter: Sendable {
         switch (request.method, path) {
         case ("GET", "/"), ("HEAD", "/"):
             if wantsMessage { return .message(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
-            return .html(indexPage())
+            return .html(indexPage(capabilities))
         case ("GET", "/capability"), ("GET", "/capability/"):
             if wantsMessage { return .message(.envelope(Envelope(contents: capabilities.map { .capability($0) }))) }
             return .html(capabilityList(capabilities))
@@ -75,19 +96,22 @@ public struct ComponentRouter: Sendable {
         case .success(let m): message = m
         case .failure(let e): return .failure(e)
         }
+        // Limits count per certificate identity with TLS, per address without; jobs belong to
+        // the identity that started them.
+        let peer = request.identity ?? request.peer
         switch message {
         case .specification(let spec):
-            let answer = await scheduler.submit(spec, peer: request.peer)
+            let answer = await scheduler.submit(spec, peer: peer, owner: request.principal, permitted: permitted(for: request))
             guard case .receipt = answer else { return .message(answer) }
-            return .message(await scheduler.waitForResult(token: spec.token, timeout: replyWait))
+            return .message(await scheduler.waitForResult(token: spec.token, timeout: replyWait, owner: request.principal))
         case .redemption, .interrupt, .envelope:
-            return .message(await scheduler.process(message, peer: request.peer))
+            return .message(await scheduler.process(message, peer: peer, owner: request.principal, permitted: permitted(for: request)))
         default:
             return .failure(MPlaneException(.invalidMessage, token: message.token, message: "A component does not accept a \(message.kind.rawValue)"))
         }
     }
 
-    func indexPage() -> String {
+    func indexPage(_ capabilities: [Capability]) -> String {
         var s = "<html><head><title>mpcom</title></head><body>This is an mPlane component (mpcom). "
         s += "POST mPlane messages to this URL to use.<br/><a href='/capability'>Capabilities</a> provided by this server:<br/><br/>"
         s += capabilities.map { "<pre>" + escapingHTML(encoder.encodeString(.capability($0))) + "</pre>" }.joined(separator: "<br/>")

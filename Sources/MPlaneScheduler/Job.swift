@@ -25,10 +25,14 @@ final class Job: Sendable {
     /// What the job holds of the scheduler's limits, and for whom: given back when it ends.
     let demand: JobDemand
     let peer: String?
+    /// Who started it (a certificate identity): only they may redeem or interrupt it; nil
+    /// for anyone.
+    let owner: String?
     let state = Mutex(State())
 
     init(token: String, specification: Specification, service: any MeasurementService, submitted: Timestamp,
-         demand: JobDemand = .none, peer: String? = nil) {
+         demand: JobDemand = .none, peer: String? = nil, owner: String? = nil) {
+        self.owner = owner
         self.token = token
         self.specification = specification
         self.service = service

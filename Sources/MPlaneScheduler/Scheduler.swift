@@ -158,15 +158,15 @@ public final class Scheduler: Sendable {
     /// Answers a message: a specification with a receipt or an exception, a redemption
     /// with the result or a receipt, an interrupt with the partial result or a receipt, an
     /// envelope with an envelope of the answers.
-    public func process(_ message: Message, peer: String? = nil) async -> Message {
+    public func process(_ message: Message, peer: String? = nil, owner: String? = nil, permitted: Permitted? = nil) async -> Message {
         purge()
         switch message {
-        case .specification(let spec): return await submit(spec, peer: peer)
-        case .redemption(let r): return redeem(token: r.token)
-        case .interrupt(let i): return await interrupt(token: i.token)
+        case .specification(let spec): return await submit(spec, peer: peer, owner: owner, permitted: permitted)
+        case .redemption(let r): return redeem(token: r.token, owner: owner)
+        case .interrupt(let i): return await interrupt(token: i.token, owner: owner)
         case .envelope(let env):
             var replies: [Message] = []
-            for m in env.contents { replies.append(await process(m, peer: peer)) }
+            for m in env.contents { replies.append(await process(m, peer: peer, owner: owner, permitted: permitted)) }
             return .envelope(Envelope(contents: replies, token: env.token, label: env.label))
         default:
             return .exception(MPlaneException(.invalidMessage, token: message.token, message: "Cannot process a \(message.kind.rawValue) here"))
@@ -178,12 +178,16 @@ public final class Scheduler: Sendable {
         match(spec).map(\.0)
     }
 
+    /// Which capabilities a requester may use (its authorisations); nil: all.
+    public typealias Permitted = @Sendable (Capability) -> Bool
+
     /// The service whose capability `spec` fulfils, with `spec` completed by the service's
     /// parameter defaults; or the reason there is none.
-    func match(_ spec: Specification) -> Swift.Result<(any MeasurementService, Specification), MPlaneException> {
+    func match(_ spec: Specification, permitted: Permitted? = nil) -> Swift.Result<(any MeasurementService, Specification), MPlaneException> {
         let now = clock.now()
         var reason: String? = nil
-        for s in services {
+        let usable = permitted.map { p in services.filter { p($0.capability) } } ?? services
+        for s in usable {
             let candidate = completed(spec, for: s)
             guard let why = candidate.mismatch(with: s.capability, now: now) else {
                 if let refusal = s.refusal(for: candidate) {
@@ -198,6 +202,11 @@ public final class Scheduler: Sendable {
         }
         if let reason {
             return .failure(MPlaneException(.refused, token: spec.token, message: "Specification refused: \(reason)"))
+        }
+        if permitted != nil {
+            // Authorisations apply: whatever the requester may not use is refused alike, and
+            // the answer names nothing it may not see.
+            return .failure(MPlaneException(.forbidden, token: spec.token, message: "Specification not authorised"))
         }
         return .failure(MPlaneException(.noService, token: spec.token, message: "No service registered for specification"))
     }
@@ -219,12 +228,12 @@ public final class Scheduler: Sendable {
     /// Starts a job for `spec` on behalf of `peer` (who sent it: its address or identity,
     /// for the per-client limit); answers with its receipt, or an exception (403 refused,
     /// 404 no such capability, 429 a limit reached, naming it).
-    public func submit(_ spec: Specification, peer: String? = nil) async -> Message {
+    public func submit(_ spec: Specification, peer: String? = nil, owner: String? = nil, permitted: Permitted? = nil) async -> Message {
         let service: any MeasurementService
         let accepted: Specification
         // A specification completed with defaults keeps the token its sender computed.
         let token = spec.token
-        switch self.match(spec) {
+        switch self.match(spec, permitted: permitted) {
         case .success(let (s, completed)):
             service = s
             accepted = completed
@@ -240,6 +249,9 @@ public final class Scheduler: Sendable {
         }
         // The same specification again while it runs: the running job's receipt.
         if let running = jobs.withLock({ $0[token] }), !running.isFinished {
+            guard Self.may(owner, running) else {
+                return .exception(MPlaneException(.refused, token: token, message: "Specification refused: its token is in use"))
+            }
             return .receipt(Receipt(specification: running.specification))
         }
         let demand = service.demand(for: spec)
@@ -248,7 +260,7 @@ public final class Scheduler: Sendable {
             return .exception(MPlaneException(refusal.kind, token: token, message: "Specification refused: \(refusal.message)"))
         }
         purge()
-        let job = Job(token: token, specification: spec, service: service, submitted: clock.now(), demand: demand, peer: peer)
+        let job = Job(token: token, specification: spec, service: service, submitted: clock.now(), demand: demand, peer: peer, owner: owner)
         let existing: Job? = jobs.withLock { table in
             if let j = table[token], !j.isFinished { return j }
             table[token] = job
@@ -264,14 +276,21 @@ public final class Scheduler: Sendable {
 
     /// The result of job `token` if it has finished, else its receipt; an exception for an
     /// unknown (or expired) token.
-    public func redeem(token: String) -> Message {
-        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+    /// Another owner's job is unknown to `owner` (nil: anyone's).
+    public func redeem(token: String, owner: String? = nil) -> Message {
+        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
         return job.final ?? .receipt(Receipt(specification: job.specification))
     }
 
+    /// Whether `owner` may see `job` (its owner's, or either is nil).
+    static func may(_ owner: String?, _ job: Job) -> Bool {
+        guard let owner, let mine = job.owner else { return true }
+        return owner == mine
+    }
+
     /// Waits up to `timeout` (real time) for job `token` to finish; answers as ``redeem``.
-    public func waitForResult(token: String, timeout: Duration) async -> Message {
-        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+    public func waitForResult(token: String, timeout: Duration, owner: String? = nil) async -> Message {
+        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
         if job.final == nil {
             await withTaskGroup(of: Void.self) { g in
                 g.addTask { await job.waitFinished() }
@@ -280,18 +299,18 @@ public final class Scheduler: Sendable {
                 g.cancelAll()
             }
         }
-        return redeem(token: token)
+        return redeem(token: token, owner: owner)
     }
 
     /// Interrupts job `token`: answers with its (partial) result if it hands it over within
     /// ``SchedulerConfiguration/interruptWait``, else with a receipt.
-    public func interrupt(token: String) async -> Message {
-        guard let job = jobs.withLock({ $0[token] }) else { return unknown(token) }
+    public func interrupt(token: String, owner: String? = nil) async -> Message {
+        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
         if !job.isFinished {
             logger.info("job interrupted", metadata: ["mplane.token": "\(token)"])
             job.interrupt()
         }
-        return await waitForResult(token: token, timeout: configuration.interruptWait)
+        return await waitForResult(token: token, timeout: configuration.interruptWait, owner: owner)
     }
 
     private func unknown(_ token: String) -> Message {

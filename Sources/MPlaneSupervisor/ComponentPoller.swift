@@ -17,9 +17,13 @@ public final class ComponentPoller: Sendable {
     let interval: Duration
     let logger: Logger
     let failures: RateLimitedLog
+    /// For `https` components: mutual TLS.
+    let tls: TLSContexts?
 
-    public init(supervisor: Supervisor, urls: [HTTPURL], interval: Duration, logger: Logger = Logger(label: "mplane.poller")) {
+    public init(supervisor: Supervisor, urls: [HTTPURL], interval: Duration, tls: TLSContexts? = nil,
+                logger: Logger = Logger(label: "mplane.poller")) {
         self.supervisor = supervisor
+        self.tls = tls
         self.urls = urls
         self.interval = interval
         self.logger = logger
@@ -55,7 +59,7 @@ public final class ComponentPoller: Sendable {
     /// One visit to one component.
     func visit(_ url: HTTPURL, register: Bool) async {
         let name = Self.identity(url)
-        let client = ComponentClient(url: url)
+        let client = ComponentClient(url: url, tls: tls)
         let store = supervisor.store
         do {
             let now = supervisor.now

@@ -143,6 +143,7 @@ public final class PostgresStore: SupervisorStore {
             "CREATE INDEX result_series ON result(component, label, start_us)",
             "CREATE INDEX result_age ON result(received_us)",
         ]),
+        ("2-job-owner", ["ALTER TABLE job ADD COLUMN owner TEXT"]),
     ]
 
     // MARK: Probe-facing
@@ -440,12 +441,13 @@ public final class PostgresStore: SupervisorStore {
             let tokens = candidates.map { jobs[$0].token }, owners = candidates.map { jobs[$0].component }
             let capabilities = candidates.map { jobs[$0].capability ?? "" }, labels = candidates.map { jobs[$0].label ?? "" }
             let specs = candidates.map { bodies[$0] }, starts = candidates.map { jobs[$0].start.microseconds }
+            let clients = candidates.map { jobs[$0].owner ?? "" }
             var inserted: Set<String> = []
             for try await token in try await c.query("""
-                INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
-                SELECT v.token, v.component, NULLIF(v.capability, ''), NULLIF(v.label, ''), 'queued', v.body, \(t), \(t)
-                FROM unnest(\(tokens)::text[], \(owners)::text[], \(capabilities)::text[], \(labels)::text[], \(specs)::text[])
-                    AS v(token, component, capability, label, body)
+                INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us, owner)
+                SELECT v.token, v.component, NULLIF(v.capability, ''), NULLIF(v.label, ''), 'queued', v.body, \(t), \(t), NULLIF(v.owner, '')
+                FROM unnest(\(tokens)::text[], \(owners)::text[], \(capabilities)::text[], \(labels)::text[], \(specs)::text[], \(clients)::text[])
+                    AS v(token, component, capability, label, body, owner)
                 ON CONFLICT (token) DO NOTHING RETURNING token
                 """, logger: logger).decode(String.self) { inserted.insert(token) }
             let kept = candidates.indices.filter { inserted.contains(tokens[$0]) }
@@ -496,11 +498,11 @@ public final class PostgresStore: SupervisorStore {
     }
 
     public func job(token: String) async throws -> JobRecord? {
-        var found: (String, String, String, String, String?, String?)? = nil
+        var found: (String, String, String, String, String?, String?, String?)? = nil
         for try await row in try await client.query(
-            "SELECT token, component, state, specification, receipt, answer FROM job WHERE token = \(token)", logger: logger
-        ).decode((String, String, String, String, String?, String?).self) { found = row }
-        guard let (t, component, state, specification, receipt, stored) = found else { return nil }
+            "SELECT token, component, state, specification, receipt, answer, owner FROM job WHERE token = \(token)", logger: logger
+        ).decode((String, String, String, String, String?, String?, String?).self) { found = row }
+        guard let (t, component, state, specification, receipt, stored, owner) = found else { return nil }
         var answer = stored
         if answer == nil {
             var bodies: [String] = []
@@ -511,7 +513,7 @@ public final class PostgresStore: SupervisorStore {
             answer = combinedAnswer(token: token, bodies: bodies)
         }
         return JobRecord(token: t, component: component, state: JobRecord.State(rawValue: state) ?? .queued,
-                         specification: specification, receipt: receipt, answer: answer)
+                         specification: specification, receipt: receipt, answer: answer, owner: owner)
     }
 
     public func openReceipts(component: String, limit: Int) async throws -> [String] {

@@ -72,6 +72,9 @@ public final class SQLiteStore: SupervisorStore {
                 CREATE INDEX result_age ON result(received_us);
                 """)
         }
+        m.registerMigration("2-job-owner") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN owner TEXT")
+        }
         return m
     }
 
@@ -244,9 +247,9 @@ public final class SQLiteStore: SupervisorStore {
                     continue
                 }
                 try db.execute(sql: """
-                    INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us)
-                    VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) ON CONFLICT(token) DO NOTHING
-                    """, arguments: [job.token, job.component, job.capability, job.label, body, t, t])
+                    INSERT INTO job(token, component, capability, label, state, specification, created_us, updated_us, owner)
+                    VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?) ON CONFLICT(token) DO NOTHING
+                    """, arguments: [job.token, job.component, job.capability, job.label, body, t, t, job.owner])
                 guard db.changesCount == 1 else {
                     outcomes.append(.exists)
                     continue
@@ -301,7 +304,7 @@ public final class SQLiteStore: SupervisorStore {
     public func job(token: String) async throws -> JobRecord? {
         try await pool.read { db in
             guard let r = try Row.fetchOne(db, sql: """
-                SELECT token, component, state, specification, receipt, answer FROM job WHERE token = ?
+                SELECT token, component, state, specification, receipt, answer, owner FROM job WHERE token = ?
                 """, arguments: [token]) else { return nil }
             var answer: String? = r["answer"]
             if answer == nil {
@@ -313,7 +316,7 @@ public final class SQLiteStore: SupervisorStore {
                 answer = combinedAnswer(token: token, bodies: bodies)
             }
             return JobRecord(token: r["token"], component: r["component"], state: JobRecord.State(rawValue: r["state"]) ?? .queued,
-                             specification: r["specification"], receipt: r["receipt"], answer: answer)
+                             specification: r["specification"], receipt: r["receipt"], answer: answer, owner: r["owner"])
         }
     }
 

@@ -41,6 +41,9 @@ public struct JobRecord: Sendable, Equatable {
     public var receipt: String?
     /// The result, or the exception, once it came.
     public var answer: String?
+    /// The identity of the client that started it (its certificate's with TLS); nil for jobs
+    /// stored before owners were (anyone's).
+    public var owner: String? = nil
 }
 
 /// A result kept in the store, without its body (for listings).
@@ -95,7 +98,11 @@ public struct NewJob: Sendable {
     public var label: String?
     public var specification: Message
     public var start: Timestamp
-    public init(token: String, component: String, capability: String?, label: String?, specification: Message, start: Timestamp) {
+    /// Who asked for it (``JobRecord/owner``).
+    public var owner: String?
+    public init(token: String, component: String, capability: String?, label: String?, specification: Message, start: Timestamp,
+                owner: String? = nil) {
+        self.owner = owner
         self.token = token
         self.component = component
         self.capability = capability

@@ -47,13 +47,16 @@ public final class Supervisor: Sendable {
     var capabilityBase: String {
         if let l = configuration.capabilityLink { return l.hasSuffix("/") ? String(l.dropLast()) : l }
         let host = Self.reachable(configuration.clientAddress)
-        return "http://\(bracketed(host)):\(boundPorts.withLock { $0.client })"
+        return "\(scheme)://\(bracketed(host)):\(boundPorts.withLock { $0.client })"
     }
+
+    /// `https` with a `[TLS]` section: both sides serve only that.
+    var scheme: String { configuration.tls == nil ? "http" : "https" }
 
     /// The link specifications carry to components (where results go).
     var specificationLink: String {
         if let l = configuration.specificationLink { return l }
-        return "http://\(bracketed(Self.reachable(configuration.probeAddress))):\(boundPorts.withLock { $0.probe })/"
+        return "\(scheme)://\(bracketed(Self.reachable(configuration.probeAddress))):\(boundPorts.withLock { $0.probe })/"
     }
 
     static func reachable(_ address: String) -> String { address == "0.0.0.0" || address == "::" ? "127.0.0.1" : address }
@@ -67,6 +70,8 @@ public final class Supervisor: Sendable {
     /// look like one: use TLS). A name that is not 1 to 255 printable ASCII characters, or
     /// that takes the form of an address identity, is refused.
     public static func identity(of request: HTTPRequestData) -> Swift.Result<(name: String, named: Bool), MPlaneException> {
+        // With TLS, the certificate says who it is, whatever the header says.
+        if let certified = request.identity { return .success((certified, true)) }
         guard let name = request.header(componentHeader) else {
             return .success((addressPrefix + (request.peer ?? "unknown"), false))
         }
@@ -260,24 +265,25 @@ public final class Supervisor: Sendable {
 
     public func clientSide(_ request: HTTPRequestData) async -> HTTPReply {
         let path = request.route
+        let who = request.principal
         do {
             switch (request.method, path) {
             case ("GET", "/"), ("GET", "/capability"), ("GET", "/capability/"):
-                let caps = try await offered()
+                let caps = try await offered(to: who)
                 if request.wantsMessage { return .message(.envelope(Envelope(contents: caps.map { .capability($0) }))) }
                 return .html(capabilityList(caps))
             case ("GET", _) where path.hasPrefix("/capability/"):
                 let key = String(path.dropFirst("/capability/".count))
-                guard let c = try await store.capability(publicToken: key), let cap = shown(c) else {
+                guard let c = try await store.capability(publicToken: key), allows(who, c), let cap = shown(c) else {
                     return .failure(MPlaneException(.unknown, token: quoting(key), message: "Unknown capability"))
                 }
                 return .message(.capability(cap))
             case ("GET", "/component"):
-                return try await componentList()
+                return try await componentList(for: who)
             case ("POST", "/"), ("POST", "/capability"), ("POST", "/fanout"):
-                return try await post(request, target: nil, fanOut: path == "/fanout")
+                return try await post(request, target: nil, fanOut: path == "/fanout", who: who)
             case ("POST", _) where path.hasPrefix("/capability/"):
-                return try await post(request, target: String(path.dropFirst("/capability/".count)), fanOut: false)
+                return try await post(request, target: String(path.dropFirst("/capability/".count)), fanOut: false, who: who)
             case (_, "/"), (_, "/capability"), (_, "/fanout"):
                 return .failure(MPlaneException(.methodNotAllowed, message: "Method \(quoting(request.method)) not allowed here"))
             default:
@@ -291,10 +297,14 @@ public final class Supervisor: Sendable {
     /// Every registered component (JSON, ours): its name, its address, when it registered and
     /// was last seen, whether it is present, and the tokens of its capabilities as clients see
     /// them, so that an operator or a script knows which capability reaches which probe.
-    func componentList() async throws -> HTTPReply {
+    func componentList(for who: String) async throws -> HTTPReply {
         let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
-        let items = try await store.components().map { c in
-            let caps = c.capabilities.map { "{\"token\": \"\(jsonEscaped($0.token))\", \"label\": \($0.label.map { "\"\(jsonEscaped($0))\"" } ?? "null")}" }
+        let authorization = configuration.authorization
+        let items = try await store.components().compactMap { c -> String? in
+            let visible = c.capabilities.filter { authorization.allows(who, label: $0.label, token: $0.token) }
+            // With authorisations, a component none of whose capabilities is allowed is not shown.
+            if authorization.isEnforced && visible.isEmpty { return nil }
+            let caps = visible.map { "{\"token\": \"\(jsonEscaped($0.token))\", \"label\": \($0.label.map { "\"\(jsonEscaped($0))\"" } ?? "null")}" }
             return "{\"name\": \"\(jsonEscaped(c.name))\", \"address\": \(c.address.map { "\"\(jsonEscaped($0))\"" } ?? "null"), "
                 + "\"registered\": \"\(c.registered)\", \"seen\": \"\(c.seen)\", \"present\": \(c.seen >= since), "
                 + "\"capabilities\": [\(caps.joined(separator: ", "))]}"
@@ -304,9 +314,20 @@ public final class Supervisor: Sendable {
 
     /// The capabilities of the present components, as clients see them: each with its own
     /// token and a link that reaches its component.
-    func offered() async throws -> [Capability] {
+    func offered(to who: String) async throws -> [Capability] {
         let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
-        return try await store.capabilities(presentSince: since).compactMap(shown)
+        return try await store.capabilities(presentSince: since).filter { allows(who, $0) }.compactMap(shown)
+    }
+
+    /// Whether `who` may see and use `c` (`[Roles]`, `[Authorizations]`: by label, or by the
+    /// token clients see).
+    func allows(_ who: String, _ c: OfferedCapability) -> Bool {
+        configuration.authorization.allows(who, label: c.label, token: c.publicToken)
+    }
+
+    /// The refusal of what `who` may not use; it names nothing.
+    static func notAuthorised(_ token: String?) -> HTTPReply {
+        .failure(MPlaneException(.forbidden, token: token, message: "Specification not authorised"))
     }
 
     func shown(_ c: OfferedCapability) -> Capability? {
@@ -330,7 +351,7 @@ public final class Supervisor: Sendable {
 
     static let decodedCapabilities = 200_000
 
-    func post(_ request: HTTPRequestData, target: String?, fanOut: Bool) async throws -> HTTPReply {
+    func post(_ request: HTTPRequestData, target: String?, fanOut: Bool, who: String) async throws -> HTTPReply {
         if request.body.count > configuration.maxSpecificationBytes {
             return .failure(MPlaneException(.tooLarge, message: "A client's message is at most max-specification-bytes (\(configuration.maxSpecificationBytes))"))
         }
@@ -341,14 +362,18 @@ public final class Supervisor: Sendable {
         }
         switch message {
         case .specification(let spec):
+            let enforced = configuration.authorization.isEnforced
             if let target {
-                guard let c = try await store.capability(publicToken: target) else {
+                let found = try await store.capability(publicToken: target)
+                guard let c = found, allows(who, c) else {
+                    if enforced { return Self.notAuthorised(spec.token) }
                     return .failure(MPlaneException(.unknown, token: quoting(target), message: "Unknown capability"))
                 }
-                return try await submit(spec, to: c).reply
+                return try await submit(spec, to: c, owner: who).reply
             }
-            let matching = try await matches(spec)
+            let matching = try await matches(spec).filter { allows(who, $0) }
             if matching.isEmpty {
+                if enforced { return Self.notAuthorised(spec.token) }
                 return .failure(MPlaneException(.noService, token: spec.token, message: "No present component offers a capability this specification fits"))
             }
             if fanOut {
@@ -361,7 +386,7 @@ public final class Supervisor: Sendable {
                     s.statement.token = md5Hex(spec.token + "\u{0}" + c.component)
                     s.statement.link = specificationLink
                     jobs.append(NewJob(token: s.token, component: c.component, capability: c.publicToken, label: spec.statement.label,
-                                       specification: .specification(s), start: t))
+                                       specification: .specification(s), start: t, owner: who))
                     receipts.append(.receipt(Receipt(specification: s)))
                 }
                 let outcomes = try await store.enqueue(jobs, now: t, maxQueued: configuration.maxQueuedPerComponent)
@@ -378,14 +403,16 @@ public final class Supervisor: Sendable {
             guard matching.count == 1 else {
                 return .failure(MPlaneException(.refused, token: spec.token, message: "\(matching.count) components offer a capability this specification fits: post it to one capability's link, or to /fanout for all"))
             }
-            return try await submit(spec, to: matching[0]).reply
+            return try await submit(spec, to: matching[0], owner: who).reply
         case .redemption(let r):
-            return try await answer(token: r.token, waiting: false)
+            return try await answer(token: r.token, waiting: false, owner: who)
         case .interrupt(let i):
-            guard try await store.enqueueInterrupt(token: i.token, now: now) else {
+            // Another identity's job is unknown to this one.
+            guard let job = try await store.job(token: i.token), Self.may(who, job),
+                  try await store.enqueueInterrupt(token: i.token, now: now) else {
                 return .failure(MPlaneException(.unknown, token: i.token, message: "Unknown job"))
             }
-            return try await answer(token: i.token, waiting: false)
+            return try await answer(token: i.token, waiting: false, owner: who)
         default:
             return .failure(MPlaneException(.invalidMessage, token: message.token, message: "The supervisor's client side does not accept a \(message.kind.rawValue)"))
         }
@@ -408,7 +435,7 @@ public final class Supervisor: Sendable {
 
     /// Queues `spec` for the component offering `c`; answers with the result if it comes
     /// within reply-wait, else a receipt.
-    func submit(_ spec: Specification, to c: OfferedCapability, wait: Bool = true) async throws -> (message: Message, reply: HTTPReply) {
+    func submit(_ spec: Specification, to c: OfferedCapability, wait: Bool = true, owner: String = unauthenticatedIdentity) async throws -> (message: Message, reply: HTTPReply) {
         guard let cap = capability(c) else {
             let e = MPlaneException(.unknown, token: spec.token, message: "Unknown capability")
             return (.exception(e), .failure(e))
@@ -430,14 +457,15 @@ public final class Supervisor: Sendable {
         forwarded.statement.token = token
         forwarded.statement.link = specificationLink
         if let existing = try await store.job(token: token),
-           existing.specification != MessageEncoder().encodeString(.specification(forwarded)) {
+           existing.specification != MessageEncoder().encodeString(.specification(forwarded)) || !Self.may(owner, existing) {
             // A token names one specification: another one under it is refused, not merged.
             let e = MPlaneException(.refused, token: token, message: "This token names another specification already")
             return (.exception(e), .failure(e))
         }
         let t = now
         let outcome = try await store.enqueue([NewJob(token: token, component: c.component, capability: c.publicToken,
-                                                      label: spec.statement.label, specification: .specification(forwarded), start: t)],
+                                                      label: spec.statement.label, specification: .specification(forwarded), start: t,
+                                                      owner: owner)],
                                               now: t, maxQueued: configuration.maxQueuedPerComponent).first
         switch outcome {
         case .queued?:
@@ -450,16 +478,22 @@ public final class Supervisor: Sendable {
         }
         let receipt = Message.receipt(Receipt(specification: forwarded))
         guard wait else { return (receipt, .message(receipt)) }
-        let reply = try await answer(token: token, waiting: true)
+        let reply = try await answer(token: token, waiting: true, owner: owner)
         return (receipt, reply)
+    }
+
+    /// Whether `who` may see `job`: the one who started it (jobs of before owners were
+    /// recorded: anyone).
+    static func may(_ who: String, _ job: JobRecord) -> Bool {
+        job.owner == nil || job.owner == who
     }
 
     /// What a client gets for job `token`: its result or exception once it came; else (after
     /// waiting up to reply-wait when `waiting`) its receipt.
-    func answer(token: String, waiting: Bool) async throws -> HTTPReply {
+    func answer(token: String, waiting: Bool, owner: String) async throws -> HTTPReply {
         let deadline = now.adding(microseconds: waiting ? Self.microseconds(configuration.replyWait) : 0)
         while true {
-            guard let job = try await store.job(token: token) else {
+            guard let job = try await store.job(token: token), Self.may(owner, job) else {
                 return .failure(MPlaneException(.unknown, token: token, message: "Unknown job"))
             }
             if let answer = job.answer {

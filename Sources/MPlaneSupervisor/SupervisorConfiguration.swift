@@ -3,6 +3,7 @@ import Glibc
 #endif
 public import MPlaneHTTP
 import MPlaneIO
+public import MPlane
 
 /// `mpsup`'s configuration: the RI's supervisor file as it is (`[client]` for the side probes
 /// push to, `[component]` for the side clients use), with our keys in `[supervisor]`.
@@ -65,6 +66,10 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     /// The largest message a client may send (`max-specification-bytes`): what is queued
     /// for a component is kept in the store until it answers.
     public var maxSpecificationBytes = 256 << 10
+    /// `[TLS]`: mutual TLS on both sides and towards components; nil: plain HTTP.
+    public var tls: TLSSettings?
+    /// `[Roles]` and `[Authorizations]`: which client sees and uses which capability.
+    public var authorization = Authorization.open
     /// What the HTTP servers let a peer hold (the `mpcom` keys of the same names).
     public var http: HTTPServerLimits = {
         var l = HTTPServerLimits()
@@ -100,7 +105,7 @@ public struct SupervisorConfiguration: Sendable, Equatable {
                 probeWorkflow = wf
             }
             for item in client.list("component-urls", absent: []) {
-                guard let u = HTTPURL(item) else { throw ServiceConfigurationError(message: "[client] component-urls: \(item) is not an http:// URL") }
+                guard let u = HTTPURL(item) else { throw ServiceConfigurationError(message: "[client] component-urls: \(item) is not an http:// or https:// URL") }
                 componentURLs.append(u)
             }
             if probeWorkflow == .clientInitiated && componentURLs.isEmpty {
@@ -148,6 +153,11 @@ public struct SupervisorConfiguration: Sendable, Equatable {
             http.maxConnectionsPerPeer = try s.integer("max-connections-per-client", in: 1...1_000_000, absent: http.maxConnectionsPerPeer)
             if let d = try s.seconds("request-timeout") { http.requestTimeout = d }
             if let d = try s.seconds("idle-timeout") { http.idleTimeout = d }
+            tls = try ini.tlsSettings()
+            if tls == nil, let u = componentURLs.first(where: \.secure) {
+                throw ServiceConfigurationError(message: "[client] component-urls: \(u) is https: it needs a [TLS] section")
+            }
+            authorization = ini.authorization
         } catch let e as ServiceConfigurationError {
             throw Error(message: "configuration: \(e.message)")
         } catch {

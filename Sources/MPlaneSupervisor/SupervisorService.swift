@@ -11,14 +11,19 @@ public final class SupervisorService: Sendable {
     public let clientServer: HTTPComponentServer
     let logger: Logger
 
-    public init(store: any SupervisorStore, configuration: SupervisorConfiguration, logger: Logger = Logger(label: "mplane.supervisor")) {
+    /// Mutual TLS on both sides and towards components (from `[TLS]`, loaded by the program).
+    public let tls: TLSContexts?
+
+    public init(store: any SupervisorStore, configuration: SupervisorConfiguration, tls: TLSContexts? = nil,
+                logger: Logger = Logger(label: "mplane.supervisor")) {
         let supervisor = Supervisor(store: store, configuration: configuration, logger: logger)
+        self.tls = tls
         self.supervisor = supervisor
         self.logger = logger
         probeServer = HTTPComponentServer(host: configuration.probeAddress, port: configuration.probePort, limits: configuration.http,
-                                          logger: Logger(label: "mplane.http.probes"), serverName: "mpsup") { await supervisor.probeSide($0) }
+                                          logger: Logger(label: "mplane.http.probes"), serverName: "mpsup", tls: tls) { await supervisor.probeSide($0) }
         clientServer = HTTPComponentServer(host: configuration.clientAddress, port: configuration.clientPort, limits: configuration.http,
-                                           logger: Logger(label: "mplane.http.clients"), serverName: "mpsup") { await supervisor.clientSide($0) }
+                                           logger: Logger(label: "mplane.http.clients"), serverName: "mpsup", tls: tls) { await supervisor.clientSide($0) }
     }
 
     /// Runs until cancelled. The store (a PostgreSQL pool) runs in a task of its own that
@@ -36,7 +41,7 @@ public final class SupervisorService: Sendable {
                 if reaching {
                     // The probe side reaches the components: nothing listens for them.
                     let poller = ComponentPoller(supervisor: self.supervisor, urls: self.supervisor.configuration.componentURLs,
-                                                 interval: self.supervisor.configuration.componentPollInterval)
+                                                 interval: self.supervisor.configuration.componentPollInterval, tls: self.tls)
                     group.addTask { try await poller.run() }
                 } else {
                     group.addTask { try await self.probeServer.run() }

@@ -2,6 +2,7 @@ import ArgumentParser
 import MPlane
 import MPlaneClient
 import MPlaneHTTP
+import MPlaneIO
 
 /// What `capabilities` and `run` share: the component's address and the registries.
 struct ComponentOptions: ParsableArguments {
@@ -13,14 +14,46 @@ struct ComponentOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds one HTTP exchange may take (more than the 5 s a component may hold a POST).")
     var requestTimeout: Double = 15
 
+    @Option(name: .long, help: "For https: our certificate (PEM), presented to the component (mutual TLS).")
+    var cert: String?
+
+    @Option(name: .long, help: "For https: the private key of --cert (PEM).")
+    var key: String?
+
+    @Option(name: .long, help: "For https: the CA certificates the component's certificate must chain to (PEM).")
+    var caChain: String?
+
+    @Option(name: .long, help: "For https: a configuration file whose [TLS] section (cert, key, ca-chain) to use, e.g. the RI client's.")
+    var tlsConfig: String?
+
     func validate() throws {
         guard requestTimeout.isFinite, requestTimeout >= 1 else { throw ValidationError("--request-timeout must be at least 1 second") }
+        let given = [cert, key, caChain].compactMap { $0 }.count
+        if given != 0 && given != 3 { throw ValidationError("--cert, --key and --ca-chain go together") }
+        if given == 3 && tlsConfig != nil { throw ValidationError("give --cert/--key/--ca-chain or --tls-config, not both") }
+    }
+
+    /// The TLS settings the options give; nil for plain HTTP.
+    func tlsSettings() throws -> TLSSettings? {
+        if let cert, let key, let caChain { return TLSSettings(certificate: cert, key: key, caChain: caChain) }
+        guard let tlsConfig else { return nil }
+        let text: String
+        do { text = String(decoding: try readAll(tlsConfig), as: UTF8.self) } catch { throw ValidationError("--tls-config \(tlsConfig): \(error)") }
+        do {
+            guard let s = try IniFile(parsing: text).tlsSettings() else { throw ValidationError("--tls-config \(tlsConfig): no [TLS] section") }
+            return s
+        } catch let e as ValidationError { throw e } catch { throw ValidationError("--tls-config \(tlsConfig): \(error)") }
     }
 
     /// A client for the component at `url` (only its host and port: requests go to `/` and `/capability`).
     func client() throws -> ComponentClient {
-        guard let address = HTTPURL(url) else { throw ValidationError("not an http:// URL: \(url)") }
-        return ComponentClient(url: address, requestTimeout: .seconds(requestTimeout), decoder: try registry.decoder())
+        guard let address = HTTPURL(url) else { throw ValidationError("not an http:// or https:// URL: \(url)") }
+        var tls: TLSContexts? = nil
+        if let settings = try tlsSettings() {
+            do { tls = try TLSContexts(settings) } catch { throw ValidationError("\(error)") }
+        }
+        if address.secure && tls == nil { throw ValidationError("\(url) is https: give --cert, --key and --ca-chain (or --tls-config)") }
+        return ComponentClient(url: address, requestTimeout: .seconds(requestTimeout), decoder: try registry.decoder(), tls: tls)
     }
 }
 
@@ -183,5 +216,22 @@ func fetchCapabilities(_ client: ComponentClient) async throws -> [Capability] {
     do { return try await client.capabilities() } catch {
         printError("mpcli: \(error)")
         throw ExitCode(1)
+    }
+}
+
+struct Identity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the mPlane identity of a certificate, as [Roles] names it.",
+        discussion: "The values of the certificate's subject, in order, joined by dots (the RI's rule): DC=org, DC=example, OU=clients, CN=client-1 is org.example.clients.client-1."
+    )
+
+    @Argument(help: "A PEM certificate file.")
+    var certificate: String
+
+    func run() throws {
+        do { print(try certificateIdentity(pemFile: certificate)) } catch {
+            printError("mpcli: \(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -7,7 +7,7 @@ struct MPCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mpcli",
         abstract: "The mPlane command-line client.",
-        subcommands: [Check.self, Parse.self, Capabilities.self, Run.self]
+        subcommands: [Check.self, Parse.self, Capabilities.self, Run.self, Identity.self]
     )
 }
 

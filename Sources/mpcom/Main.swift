@@ -66,14 +66,22 @@ struct MPCom: ParsableCommand {
         }
         let scheduler = Scheduler(services: services, configuration: configuration.scheduler,
                                   logger: Logger(label: "mplane.scheduler"))
+        let tls: TLSContexts?
+        do { tls = try configuration.tls.map { try TLSContexts($0, logger: Logger(label: "mplane.tls")) } } catch {
+            throw ValidationError("\(error)")
+        }
         let router = ComponentRouter(scheduler: scheduler, link: configuration.capabilityLink,
-                                     replyWait: configuration.replyWait)
+                                     replyWait: configuration.replyWait, authorization: configuration.authorization)
         let reloader = ConfigurationReloader(scheduler: scheduler, running: configuration, factories: .probe) { path in
             try RegistryStore.shared.register(json: try readAll(path))
         }
         let override = port
         let reload = ReloadService(logger: logger) { [self] in
-            try reloader.reload(text: try configurationText()) { c in if let override { c.listenPort = override } }
+            // New certificates take effect for new handshakes; open connections and jobs go on.
+            if let tls {
+                do { try tls.reload() } catch { logger.error("TLS reload refused, keeping the certificates in use", metadata: ["error": "\(error)"]) }
+            }
+            return try reloader.reload(text: try configurationText()) { c in if let override { c.listenPort = override } }
         }
         // ServiceGroup stops services last to first, each before the next. Client-initiated:
         // the server stops accepting, then the jobs are interrupted. Component-initiated: the
@@ -86,7 +94,7 @@ struct MPCom: ParsableCommand {
                 logger.warning("result-queue-dir is for the component-initiated workflow; ignored")
             }
             let server = HTTPComponentServer(router: router, host: configuration.listenAddress, port: configuration.listenPort,
-                                             limits: configuration.http, logger: Logger(label: "mplane.http"))
+                                             limits: configuration.http, logger: Logger(label: "mplane.http"), tls: tls)
             group.append(HTTPService(server: server))
         case .componentInitiated:
             var queue: (any OutgoingQueue)? = nil
@@ -99,7 +107,7 @@ struct MPCom: ParsableCommand {
                                                 journal: journal, logger: queueLogger)
                 } catch { throw ValidationError("\(error)") }
             }
-            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue,
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue, tls: tls,
                                                 logger: Logger(label: "mplane.agent"))
             group.insert(AgentService(agent: agent), at: 0)
         }

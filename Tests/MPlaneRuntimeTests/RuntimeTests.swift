@@ -22,6 +22,14 @@ struct ConfigurationTests {
         # a component as the RI's mpcom configures it
         [TLS]
         cert = PKI/ca/certs/Component-Plaintext.crt
+        key = PKI/ca/certs/Component-Plaintext.key
+        ca-chain = PKI/ca/root-ca/root-ca.crt
+
+        [Roles]
+        org.mplane.SSB.Clients.Client-1 = guest,admin
+
+        [Authorizations]
+        ping-average-ip4 = guest
 
         [component]
         workflow = component-initiated
@@ -47,6 +55,12 @@ struct ConfigurationTests {
         #expect(c.clientHost == "10.0.0.7" && c.clientPort == 8889)
         #expect(c.listenPort == 18228 && c.capabilityLink == "http://probe.example:18228/")
         #expect(c.replyWait == .milliseconds(2500))
+        #expect(c.tls?.certificate == "PKI/ca/certs/Component-Plaintext.crt" && c.tls?.caChain == "PKI/ca/root-ca/root-ca.crt")
+        #expect(c.tls?.verifyHostname == true && c.tls?.expiryWarningDays == 30)
+        #expect(c.authorization.roles["org.mplane.ssb.clients.client-1"] == ["guest", "admin"])
+        #expect(c.authorization.allows("org.mplane.SSB.Clients.Client-1", label: "ping-average-ip4", token: "x"))
+        #expect(!c.authorization.allows("org.mplane.SSB.Clients.Client-2", label: "ping-average-ip4", token: "x"))
+        #expect(!c.authorization.allows("org.mplane.SSB.Clients.Client-1", label: "ping-detail-ip4", token: "x"))
         let services = try c.makeServices()
         #expect(services.map { $0.capability.statement.label } == ["test-loopback", "test-counter"])
         #expect(services[1].capability.statement.when.period == 2)
@@ -54,10 +68,14 @@ struct ConfigurationTests {
 
     @Test("the example configurations in deploy/ are valid")
     func examples() throws {
+        let secured = try ComponentConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpcom-tls.conf"), as: UTF8.self))
+        #expect(secured.tls?.caChain == "/etc/mplane/pki/ca.crt" && secured.workflow == .componentInitiated)
+        #expect(secured.authorization.allows("org.example.supervisors.supervisor-1", label: "ping-detail-ip6", token: "t"))
         for name in ["component-client-initiated.conf", "component-initiated.conf"] {
             let text = String(decoding: try readAll(repoRoot + "/deploy/" + name), as: UTF8.self)
             let c = try ComponentConfiguration(ini: text)
             #expect(c.resultQueueDirectory == (name == "component-initiated.conf" ? "/var/lib/mplane/queue" : nil))
+            #expect(c.tls == nil)
             if canPing {
                 // The RI's four ping capabilities, loopback and counter.
                 #expect(try c.makeServices(.probe).count == 6, "\(name)")
@@ -134,21 +152,22 @@ func loopbackSpec(_ input: String = "hi") throws -> Specification {
 func withComponent(replyWait: Duration = .seconds(5), maxBodyBytes: Int = 1 << 20,
                    services: [any MeasurementService] = [LoopbackService(), CounterService()],
                    limits: HTTPServerLimits? = nil, scheduling: SchedulerConfiguration = SchedulerConfiguration(),
+                   tls: TLSContexts? = nil, authorization: Authorization = .open,
                    _ body: (HTTPURL, ComponentRouter) async throws -> Void) async throws {
     let scheduler = Scheduler(services: services, configuration: scheduling)
-    let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait)
+    let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait, authorization: authorization)
     var l = limits ?? HTTPServerLimits()
     if limits == nil {
         l.maxBodyBytes = maxBodyBytes
         l.idleTimeout = .seconds(5)
     }
-    let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, limits: l)
+    let server = HTTPComponentServer(router: router, host: "127.0.0.1", port: 0, limits: l, tls: tls)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await scheduler.run() }
         group.addTask { try await server.run() }
         let port = await server.boundPort()
         do {
-            try await body(HTTPURL(host: "127.0.0.1", port: port, path: "/"), router)
+            try await body(HTTPURL(host: "127.0.0.1", port: port, path: "/", secure: tls != nil), router)
         } catch {
             group.cancelAll()
             throw error

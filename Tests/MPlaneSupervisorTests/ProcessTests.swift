@@ -88,6 +88,19 @@ struct SupervisorProcessTests {
         #expect(doc["runs"]?["ri"]?["component"] == .string("address:127.0.0.1"))
     }
 
+    @Test("over TLS: the RI's component registers with our mpsup and is known by its certificate; the RI's client runs a specification through it; a client without a role sees nothing")
+    func interoperationOverTLS() async throws {
+        let py = try #require(riPython, "the reference implementation is not installed: run `make test`")
+        let out = try await runProcess([py, repoRoot + "/Tests/Interop/ri_our_mpsup_tls.py", mpsupBinary])
+        #expect(out.status == 0, "\(out.output)")
+        let doc = try JSON(parsing: out.output.split(separator: "\n").last.map(String.init) ?? "")
+        #expect(doc["errors"] == .array([]), "\(out.output)")
+        #expect(doc["components"] == .array([.string("org.example.components.component-1")]), "\(out.output)")
+        #expect(doc["result"] == .string("via our mpsup over TLS"), "\(out.output)")
+        #expect(doc["capability_link"]?.stringValue?.hasPrefix("https://") == true, "\(out.output)")
+        #expect(doc["unauthorised"]?["labels"] == .array([]) && doc["unauthorised"]?["components"] == .array([]), "\(out.output)")
+    }
+
     @Test("kill -9 in the middle of a burst of result POSTs: after a restart every result answered 200 is there, once")
     func killNine() async throws {
         try await withTemporaryDirectory { dir in

@@ -459,8 +459,11 @@ struct SupervisorConfigurationTests {
         #expect(example.storeLocation(override: nil) == "sqlite:/var/lib/mplane/mpsup.sqlite" && example.probeAddress == "0.0.0.0")
         let shared = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-postgres.conf"), as: UTF8.self))
         #expect(shared.storeLocation(override: nil).hasPrefix("postgres://") && shared.capabilityLink == "http://supervisor.example.net:8889/")
+        let secured = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-tls.conf"), as: UTF8.self))
+        #expect(secured.tls?.certificate == "/etc/mplane/pki/supervisor-1.crt" && secured.authorization.isEnforced)
+        #expect(secured.authorization.allows("org.example.clients.client-1", label: "ping-average-ip4", token: "t"))
         let embedded = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
-        #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1")
+        #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1" && embedded.tls == nil)
         #expect(embedded.storeLocation(override: "sqlite:/x.sqlite") == "sqlite:/x.sqlite")
     }
 
@@ -538,5 +541,72 @@ struct PostgresLocationTests {
         #expect(try PostgresStore(url: "postgres://mplane:secret@db.example.net:6543/mplane").location == "postgres://mplane@db.example.net:6543/mplane")
         #expect(try PostgresStore(url: "postgresql://mplane@/mplane?host=/run/postgresql&port=5433").location
                 == "postgres://mplane@/mplane?host=/run/postgresql&port=5433")
+    }
+}
+
+/// `request` as if it came over mutual TLS from the certificate of `identity`.
+func certified(_ request: HTTPRequestData, _ identity: String) -> HTTPRequestData {
+    var r = request
+    r.identity = identity
+    return r
+}
+
+@Suite("Supervisor: certificate identities and authorisation, without sockets", .timeLimit(.minutes(1)))
+struct SupervisorAuthorisationTests {
+    @Test("with TLS a component is its certificate's identity, whatever name it sends", arguments: [StoreKind.sqlite, .postgres])
+    func certificateIdentity(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, _ in
+            let reply = await sup.probeSide(certified(post("/register/capability", registering([loopbackCapability]), component: "claims-to-be-b"),
+                                                      "org.example.components.a"))
+            #expect(reply.status == 200)
+            let names = try await store.components().map(\.name)
+            #expect(names == ["org.example.components.a"])
+        }
+    }
+
+    @Test("a client sees and uses only what its roles allow; anything else is one 403; another identity's job is unknown (404)", arguments: [StoreKind.sqlite, .postgres])
+    func authorisation(kind: StoreKind) async throws {
+        let roles = try IniFile(parsing: "[Roles]\norg.example.clients.a = ops\norg.example.clients.b = ops\n[Authorizations]\ntest-loopback = ops\n")
+        try await withSupervisor(kind, { $0.authorization = roles.authorization }) { sup, store, _ in
+            var counter = CounterService().capability
+            counter.statement.label = "test-counter"
+            #expect(await sup.probeSide(certified(post("/register/capability", registering([loopbackCapability, counter])), "probe")).status == 200)
+            func labels(_ who: String) async throws -> [String] {
+                guard case .envelope(let e) = try decode(await sup.clientSide(certified(get("/capability"), who))) else { return ["not an envelope"] }
+                return e.contents.compactMap { if case .capability(let c) = $0 { c.statement.label } else { nil } }
+            }
+            #expect(try await labels("org.example.clients.a") == ["test-loopback"])
+            #expect(try await labels("org.example.clients.nobody").isEmpty)
+            #expect(try await labels(unauthenticatedIdentity).isEmpty)
+            let components = await sup.clientSide(certified(get("/component"), "org.example.clients.nobody"))
+            #expect(!String(decoding: components.body, as: UTF8.self).contains("probe"))
+
+            // The counter: refused alike by its token and by schema, naming nothing.
+            let caps = try await store.capabilities(presentSince: t0)
+            let counterToken = try #require(caps.first { $0.label == "test-counter" }?.publicToken)
+            var spec = Specification(capability: counter, when: try When(parsing: "now + 1s / 1s"))
+            try spec.statement.setParameterValue("test.input", .string("x"))
+            for path in ["/capability/\(counterToken)", "/capability", "/fanout"] {
+                let refused = await sup.clientSide(certified(post(path, .specification(spec)), "org.example.clients.a"))
+                #expect(refused.status == 403 && String(decoding: refused.body, as: UTF8.self).contains("Specification not authorised"), "\(path)")
+            }
+            let hidden = await sup.clientSide(certified(get("/capability/\(counterToken)"), "org.example.clients.a"))
+            #expect(hidden.status == 404)
+
+            // a's job: b (same role) cannot redeem or interrupt it; a can.
+            let queued = await sup.clientSide(certified(post("/capability", .specification(try loopbackSpecification("mine"))), "org.example.clients.a"))
+            guard case .receipt(let receipt) = try decode(queued) else { Issue.record("no receipt: \(String(decoding: queued.body, as: UTF8.self))"); return }
+            for m in [Message.redemption(Redemption(receipt: receipt)), .interrupt(Interrupt(receipt.statement))] {
+                let other = await sup.clientSide(certified(post("/", m), "org.example.clients.b"))
+                #expect(other.status == 404 && String(decoding: other.body, as: UTF8.self).contains("Unknown job"))
+            }
+            let job = try await store.job(token: receipt.token)
+            #expect(job?.owner == "org.example.clients.a")
+            let mine = await sup.clientSide(certified(post("/", .redemption(Redemption(receipt: receipt))), "org.example.clients.a"))
+            #expect(mine.status == 200)
+            // The same specification from b: not a way into a's job.
+            let again = await sup.clientSide(certified(post("/capability", .specification(try loopbackSpecification("mine"))), "org.example.clients.b"))
+            #expect(again.status == 403, "\(String(decoding: again.body, as: UTF8.self))")
+        }
     }
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates deploy/link/mpcom.order, the function order the release link uses.
 #
-# Runs the release mpcom under callgrind (valgrind) through start-up, the requests a client
-# makes, a loopback measurement, a ping, a capture and a graceful stop, then writes the
+# Runs the release mpcom under callgrind (valgrind), with the embedded default configuration
+# and a [TLS] section (a throwaway PKI from deploy/make-certs.sh), through start-up, the
+# requests a client makes over mutual TLS, a loopback measurement, a ping, a capture and a
+# graceful stop, then writes the
 # functions it ran (in callgrind's order, which groups them by object). lld places them
 # first in .text, so the code the probe needs sits in about 1.5 MB of contiguous pages
 # instead of being spread over 14 MB; idle RSS falls accordingly (BENCHMARKS.md). A stale
@@ -18,10 +20,14 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 strip --strip-debug -o "$tmp/mpcom" "$BIN"   # valgrind cannot read the toolchain's DWARF 5
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+deploy/make-certs.sh "$tmp/pki" > /dev/null
+{ printf '[TLS]\ncert = %s\nkey = %s\nca-chain = %s\n\n' "$tmp/pki/component-1.crt" "$tmp/pki/component-1.key" "$tmp/pki/ca.crt"
+  "$BIN" --print-config; } > "$tmp/mpcom.conf"
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg.out" \
-  "$tmp/mpcom" --port "$port" --log-level info > "$tmp/mpcom.log" 2>&1 &
+  "$tmp/mpcom" --config "$tmp/mpcom.conf" --port "$port" --log-level info > "$tmp/mpcom.log" 2>&1 &
 pid=$!
-url=http://127.0.0.1:$port
+url=https://127.0.0.1:$port
+curl() { command curl --cacert "$tmp/pki/ca.crt" --cert "$tmp/pki/client-1.crt" --key "$tmp/pki/client-1.key" "$@"; }
 for _ in $(seq 300); do curl -sf -o /dev/null "$url/" && break; sleep 0.2; done
 json='Content-Type: application/x-mplane+json'
 post() { curl -s -o /dev/null -w "%{http_code} " -XPOST -H "$json" --data-binary "$1" "$url/"; }
