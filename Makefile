@@ -26,7 +26,7 @@ RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl
 
-.PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping fuzz fuzz-http soak clean
+.PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping bench-tls fuzz fuzz-http soak clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
@@ -93,6 +93,11 @@ bench: deps ri $(STATIC_CXX)/libstdc++.a
 	   Benchmarks/fixtures/specification.json Benchmarks/fixtures/result-1000.json \
 	   --seconds $${SECONDS_PER_RUN:-1} | tee .build/bench-ri.json
 	@python3 Benchmarks/ratios.py .build/bench-ours.json .build/bench-ri.json
+
+# mpcom over mutual TLS beside plain HTTP, the RI over TLS and nginx (BENCHMARKS.md, "TLS").
+bench-tls: deps release ri
+	@command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nginx-light libssl-dev wrk; }
+	Benchmarks/tls_bench.sh | tee .build/bench-tls.txt
 
 # mpcom against the RI's mpcom on loopback (idle RSS, requests/s, latencies); needs wrk.
 bench-runtime: deps ri release

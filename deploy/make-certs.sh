@@ -7,12 +7,19 @@
 #
 # Names follow the RI's convention: the subject is DC=<domain parts>, OU=<role>, CN=<name>,
 # and the identity the programs derive from it is those values joined by dots
-# (DOMAIN=org.example: "org.example.components.component-1"). Each certificate names
-# 127.0.0.1, ::1 and localhost, plus what HOSTS lists (comma-separated DNS names or addresses),
-# so servers on this host pass hostname verification.
+# (DOMAIN=org.example: "org.example.components.component-1").
+#
+# Certificates of clients (OU=clients) can only authenticate clients: extended key usage
+# clientAuth, no host names. The others (components, supervisors: servers and clients) name
+# 127.0.0.1, ::1 and localhost, plus what HOSTS lists when they are issued one by one
+# (`HOSTS=probe-1.example.net,192.0.2.7 make-certs.sh DIR issue probe-1 components`): give
+# each server only its own names, and have components check the supervisor's identity
+# ([component] supervisor-identity), since any server certificate of the CA naming a host
+# passes hostname verification for it.
 #
 # Options of `issue`: --days N (validity, default 825), --expired (valid only in 2020),
-# --subject '/DC=.../CN=...' (a subject of your own, multi-valued RDNs with '+').
+# --subject '/DC=.../CN=...' (a subject of your own, multi-valued RDNs with '+'),
+# --client / --server (the profile, when the OU does not say).
 # Keys are EC P-256, unencrypted, mode 0600: keep them on the host that uses them.
 # Environment: DOMAIN (org.example), HOSTS (none), CA_DAYS (3650).
 set -euo pipefail
@@ -54,11 +61,15 @@ copy_extensions = copy
 domainComponent = optional
 organizationalUnitName = optional
 commonName = supplied
-[leaf]
+[server]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = \${ENV::SAN}
+[client]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
 EOF
 }
 
@@ -84,13 +95,16 @@ san() {
 # issue NAME OU [--days N] [--expired] [--subject S]
 issue() {
   local name=$1 ou=$2; shift 2
-  local days=825 dates=() subject
+  local days=825 dates=() subject profile=server
   subject="$(dc_subject)/OU=$ou/CN=$name"
+  [ "$ou" = clients ] && profile=client
   while [ $# -gt 0 ]; do
     case $1 in
       --days) days=$2; shift ;;
       --expired) dates=(-startdate 20200101000000Z -enddate 20200102000000Z) ;;
       --subject) subject=$2; shift ;;
+      --client) profile=client ;;
+      --server) profile=server ;;
       *) echo "make-certs: unknown option $1" >&2; exit 64 ;;
     esac
     shift
@@ -100,7 +114,7 @@ issue() {
   openssl pkcs8 -topk8 -nocrypt -in "$name.key.tmp" -out "$name.key"
   rm -f "$name.key.tmp"
   openssl req -new -key "$name.key" -out "$name.csr" -subj "$subject"
-  openssl ca -batch -config ca.db/openssl.cnf -extensions leaf -days "$days" "${dates[@]}" \
+  openssl ca -batch -config ca.db/openssl.cnf -extensions "$profile" -days "$days" "${dates[@]}" \
     -preserveDN -notext -in "$name.csr" -out "$name.pem" 2>/dev/null
   # The RI reads its own identity from the text before the PEM block ("Subject: ...").
   openssl x509 -in "$name.pem" -text -certopt no_pubkey,no_sigdump,no_extensions > "$name.crt"
@@ -118,6 +132,9 @@ revoke() {
 }
 
 export SAN; SAN=$(san)
+case ${1:-} in
+  "") SAN="IP:127.0.0.1,IP:::1,DNS:localhost" ;;  # the first set: loopback names only
+esac
 case ${1:-} in
   issue) shift; make_ca; issue "$@" ;;
   revoke) shift; revoke "$@" ;;

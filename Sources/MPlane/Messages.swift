@@ -79,6 +79,18 @@ public struct Specification: StatementMessage {
         return nil
     }
 
+    /// Why this specification does not fit `capability` when it may leave out parameters
+    /// (for the component to fill in with its defaults): the same checks as
+    /// ``mismatch(with:now:)`` on the verb, the registry, the result columns, the scope and
+    /// the value of every parameter it gives; nil when it fits.
+    public func mismatch(allowingLeftOutParametersOf capability: Capability, now: Timestamp) -> String? {
+        // The capability as if it had only the parameters given: the schema, the scope and
+        // the given values are then checked as for a whole specification.
+        var reduced = capability
+        for cp in capability.statement.parameters where statement.parameter(cp.name) == nil { reduced.statement.removeParameter(cp.name) }
+        return mismatch(with: reduced, now: now)
+    }
+
     /// True if this specification fulfils `capability` (see ``mismatch(with:now:)``).
     public func fulfills(_ capability: Capability, now: Timestamp) -> Bool {
         mismatch(with: capability, now: now) == nil

@@ -77,19 +77,22 @@ public struct HTTPClientError: Error, CustomStringConvertible {
 
 /// One request per connection (`Connection: close`), with an overall timeout. An `https`
 /// URL is reached with mutual TLS (`tls`: our certificate, the CA the server's must chain
-/// to); without `tls` it is an error, as it is for the RI.
+/// to); without `tls` it is an error, as it is for the RI. With `expectServer`, a server
+/// whose certificate identity is another is refused before anything is sent.
 public enum SimpleHTTPClient {
     public static func request(_ method: String, _ url: HTTPURL, contentType: String? = nil, body: [UInt8] = [],
                                accept: String? = nil, headers extra: [(String, String)] = [], timeout: Duration = .seconds(10),
                                maxResponseBytes: Int = 64 << 20, tls: TLSContexts? = nil,
-                               bodyForServer: (@Sendable (String) -> [UInt8])? = nil) async throws -> HTTPClientReply {
+                               bodyForServer: (@Sendable (String) -> [UInt8])? = nil,
+                               expectServer: String? = nil) async throws -> HTTPClientReply {
         if url.secure && tls == nil {
             throw HTTPClientError(message: "\(url): an https URL needs a [TLS] section (cert, key, ca-chain)")
         }
         return try await withThrowingTaskGroup(of: HTTPClientReply?.self) { group in
             group.addTask {
                 try await perform(method, url, contentType: contentType, body: body, accept: accept, headers: extra,
-                                  maxResponseBytes: maxResponseBytes, tls: url.secure ? tls : nil, bodyForServer: bodyForServer)
+                                  maxResponseBytes: maxResponseBytes, tls: url.secure ? tls : nil, bodyForServer: bodyForServer,
+                                  expectServer: expectServer)
             }
             group.addTask {
                 try await Task.sleep(for: timeout)
@@ -104,7 +107,8 @@ public enum SimpleHTTPClient {
     }
 
     static func perform(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8], accept: String?, headers extra: [(String, String)],
-                        maxResponseBytes: Int, tls: TLSContexts?, bodyForServer: (@Sendable (String) -> [UInt8])?) async throws -> HTTPClientReply {
+                        maxResponseBytes: Int, tls: TLSContexts?, bodyForServer: (@Sendable (String) -> [UInt8])?,
+                        expectServer: String?) async throws -> HTTPClientReply {
         let handshake = HandshakeCompletion()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
@@ -126,6 +130,11 @@ public enum SimpleHTTPClient {
             if tls != nil {
                 try await handshake.completed(on: channel.channel)
                 serverIdentity = await peerIdentity(of: channel.channel)
+                if let expectServer, !(serverIdentity ?? "").utf8.elementsEqual(expectServer.utf8) {
+                    // Any certificate of the CA would pass the handshake: nothing goes to
+                    // a server that is not the one expected.
+                    throw HTTPClientError(message: "\(url): the server is \(serverIdentity ?? "unknown"), not \(expectServer)")
+                }
                 if let bodyForServer { body = bodyForServer(serverIdentity ?? "") }
             } else if let bodyForServer {
                 body = bodyForServer(unauthenticatedIdentity)

@@ -169,7 +169,10 @@ public final class TLSContexts: Sendable {
         var client: NIOSSLContext
         var identity: String
         var notValidAfter: Int
+        /// Revoked certificates by issuer (the issuer name's DER) and serial number.
         var revoked: Set<[UInt8]>
+        /// When the first CRL needs its next issue (seconds since 1970), if one says.
+        var crlNextUpdate: Int?
     }
     private let loaded: Mutex<Loaded>
     private let logger: Logger
@@ -198,6 +201,11 @@ public final class TLSContexts: Sendable {
     }
 
     private func warnOfExpiry(now: Int) {
+        if let next = loaded.withLock({ $0.crlNextUpdate }), next < now, let crl = settings.crl {
+            // Still used (a stale list revokes what it revoked), but the CA has a newer one.
+            logger.warning("the CRL is past its next update: fetch the CA's current one and reload (SIGHUP)", metadata: [
+                "tls.crl": "\(crl)", "tls.next-update": "\(Timestamp(secondsSince1970: Int64(next)))"])
+        }
         let left = notValidAfter - now
         if left < settings.expiryWarningDays * 86_400 {
             logger.warning("our certificate expires soon", metadata: [
@@ -206,10 +214,13 @@ public final class TLSContexts: Sendable {
         }
     }
 
-    /// Whether a peer's leaf certificate (DER) is revoked by the configured CRL.
-    func isRevoked(serial: [UInt8]) -> Bool {
-        loaded.withLock { $0.revoked.contains(serial) }
+    /// Whether the CRL of `issuer` (a Name's DER) lists `serial`.
+    func isRevoked(issuer: [UInt8], serial: [UInt8]) -> Bool {
+        loaded.withLock { $0.revoked.contains(revocationKey(issuer: issuer, serial: serial)) }
     }
+
+    /// Whether a CRL is configured.
+    var checksRevocation: Bool { settings.crl != nil }
 
     static func load(_ s: TLSSettings, now: Int) throws -> Loaded {
         func readable(_ path: String, _ what: String) throws {
@@ -244,7 +255,7 @@ public final class TLSContexts: Sendable {
         do { identity = try certificateIdentity(der: leaf.toDERBytes()) } catch {
             throw TLSSetupError("[TLS] cert \(s.certificate): its subject cannot be read (\(error))")
         }
-        let revoked = try s.crl.map { try revokedSerials(crlFile: $0, issuers: roots) } ?? []
+        let lists = try s.crl.map { try revocationLists(crlFile: $0, issuers: roots) }
 
         let certificates = chain.map(NIOSSLCertificateSource.certificate)
         var server = TLSConfiguration.makeServerConfigurationWithMTLS(
@@ -259,7 +270,8 @@ public final class TLSContexts: Sendable {
         client.certificateVerification = s.verifyHostname ? .fullVerification : .noHostnameVerification
         do {
             return Loaded(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
-                          identity: identity, notValidAfter: Int(leaf.notValidAfter), revoked: revoked)
+                          identity: identity, notValidAfter: Int(leaf.notValidAfter), revoked: lists?.revoked ?? [],
+                          crlNextUpdate: lists?.nextUpdate)
         } catch NIOSSLError.failedToLoadPrivateKey {
             throw TLSSetupError("[TLS] key \(s.key) does not match the certificate \(s.certificate)")
         } catch {
@@ -291,7 +303,12 @@ extension TLSContexts {
     }
 
     private func checkRevocation(_ certificate: NIOSSLCertificate, _ channel: any Channel) -> EventLoopFuture<Void> {
-        if isRevoked(serial: normalizedSerial(certificate.serialNumber[...])) {
+        guard checksRevocation else { return channel.eventLoop.makeSucceededVoidFuture() }
+        // The leaf only: intermediates are not looked up (README, "Security").
+        guard let der = try? certificate.toDERBytes(), let fields = try? CertificateFields(der: der) else {
+            return channel.eventLoop.makeFailedFuture(TLSSetupError("peer certificate unreadable"))
+        }
+        if isRevoked(issuer: fields.issuer.der, serial: normalizedSerial(certificate.serialNumber[...])) {
             logger.notice("peer certificate revoked by the CRL", metadata: ["tls.peer": "\(channel.remoteAddress?.description ?? "?")"])
             return channel.eventLoop.makeFailedFuture(TLSSetupError("certificate revoked"))
         }
@@ -313,10 +330,18 @@ func normalizedSerial(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
     Array(bytes.drop { $0 == 0 })
 }
 
-/// The serial numbers a PEM file of CRLs revokes. Each CRL must be signed by one of the CA
-/// certificates (`issuers`) and name it as its issuer: anything else is a start-up error,
-/// not a list silently ignored.
-func revokedSerials(crlFile path: String, issuers: [NIOSSLCertificate]) throws -> Set<[UInt8]> {
+/// What names a revoked certificate: its issuer's name (DER) and its serial number.
+func revocationKey(issuer: [UInt8], serial: [UInt8]) -> [UInt8] {
+    var key = [UInt8(truncatingIfNeeded: issuer.count >> 8), UInt8(truncatingIfNeeded: issuer.count)] + issuer
+    key += serial
+    return key
+}
+
+/// The certificates a PEM file of CRLs revokes (``revocationKey(issuer:serial:)``), and the
+/// earliest next update they announce. Each CRL must be signed by one of the CA certificates
+/// (`issuers`) and name it as its issuer: anything else is a start-up error, not a list
+/// silently ignored.
+func revocationLists(crlFile path: String, issuers: [NIOSSLCertificate]) throws -> (revoked: Set<[UInt8]>, nextUpdate: Int?) {
     let text: String
     do { text = String(decoding: try readAll(path, limit: 64 << 20), as: UTF8.self) } catch {
         throw TLSSetupError("[TLS] crl \(path): cannot be read (\(error))")
@@ -328,6 +353,7 @@ func revokedSerials(crlFile path: String, issuers: [NIOSSLCertificate]) throws -
     guard !documents.isEmpty else { throw TLSSetupError("[TLS] crl \(path): holds no X509 CRL") }
     let cas = try issuers.map { ca in (fields: try CertificateFields(der: ca.toDERBytes()), key: try ca.extractPublicKey().toSPKIBytes()) }
     var revoked = Set<[UInt8]>()
+    var nextUpdate: Int?
     for document in documents {
         do {
             let crl = try RevocationList(der: document.derBytes)
@@ -337,14 +363,28 @@ func revokedSerials(crlFile path: String, issuers: [NIOSSLCertificate]) throws -
             guard crl.isSigned(by: issuer.key) else {
                 throw TLSSetupError("[TLS] crl \(path): its signature does not verify with \(issuer.fields.subject)'s key")
             }
-            revoked.formUnion(crl.serials)
+            revoked.formUnion(crl.serials.map { revocationKey(issuer: crl.issuer.der, serial: $0) })
+            if let n = crl.nextUpdate { nextUpdate = min(nextUpdate ?? n, n) }
         } catch let error as TLSSetupError {
             throw error
         } catch {
             throw TLSSetupError("[TLS] crl \(path): not a CRL (\(error))")
         }
     }
-    return revoked
+    return (revoked, nextUpdate)
+}
+
+/// A UTCTime or GeneralizedTime node as seconds since 1970; nil for anything else.
+func secondsSince1970(_ node: ASN1Node) -> Int? {
+    let t: Timestamp
+    if let u = try? UTCTime(derEncoded: node) {
+        t = Timestamp(year: u.year, month: u.month, day: u.day, hour: u.hours, minute: u.minutes, second: u.seconds)
+    } else if let g = try? GeneralizedTime(derEncoded: node) {
+        t = Timestamp(year: g.year, month: g.month, day: g.day, hour: g.hours, minute: g.minutes, second: g.seconds)
+    } else {
+        return nil
+    }
+    return Int(t.microseconds / 1_000_000)
 }
 
 /// The parts of an X.509 CRL (RFC 5280, 5.1) that revocation needs.
@@ -354,14 +394,16 @@ struct RevocationList {
     var serials: [[UInt8]] = []
     var signatureAlgorithm: String
     var signature: ArraySlice<UInt8>
+    /// nextUpdate, seconds since 1970, if given.
+    var nextUpdate: Int?
 
     init(der: [UInt8]) throws {
         let root = try DER.parse(der)
-        (signedBytes, issuer, serials, signatureAlgorithm, signature) = try DER.sequence(root, identifier: .sequence) { nodes in
+        (signedBytes, issuer, serials, signatureAlgorithm, signature, nextUpdate) = try DER.sequence(root, identifier: .sequence) { nodes in
             guard let tbs = nodes.next(), let algorithm = nodes.next(), let value = nodes.next() else {
                 throw ASN1Error.invalidASN1Object(reason: "CertificateList needs three parts")
             }
-            let (issuer, serials) = try DER.sequence(tbs, identifier: .sequence) { fields -> (DistinguishedName, [[UInt8]]) in
+            let (issuer, serials, nextUpdate) = try DER.sequence(tbs, identifier: .sequence) { fields -> (DistinguishedName, [[UInt8]], Int?) in
                 var next = fields.next()
                 if let n = next, n.identifier == .integer { next = fields.next() }  // version
                 next = fields.next()  // past the signature algorithm: issuer
@@ -369,8 +411,10 @@ struct RevocationList {
                 let issuer = try DistinguishedName(derEncoded: issuerNode)
                 _ = fields.next()  // thisUpdate
                 var serials: [[UInt8]] = []
+                var nextUpdate: Int?
                 while let field = fields.next() {
                     // nextUpdate is a time; revokedCertificates a SEQUENCE; extensions [0].
+                    if let t = secondsSince1970(field) { nextUpdate = t; continue }
                     guard field.identifier == .sequence else { continue }
                     try DER.sequence(field, identifier: .sequence) { entries in
                         while let entry = entries.next() {
@@ -382,14 +426,14 @@ struct RevocationList {
                         }
                     }
                 }
-                return (issuer, serials)
+                return (issuer, serials, nextUpdate)
             }
             let oid = try DER.sequence(algorithm, identifier: .sequence) { parts -> ASN1ObjectIdentifier in
                 guard let o = parts.next() else { throw ASN1Error.invalidASN1Object(reason: "no algorithm") }
                 while parts.next() != nil {}
                 return try ASN1ObjectIdentifier(derEncoded: o)
             }
-            return (tbs.encodedBytes, issuer, serials, oid.description, try ASN1BitString(derEncoded: value).bytes)
+            return (tbs.encodedBytes, issuer, serials, oid.description, try ASN1BitString(derEncoded: value).bytes, nextUpdate)
         }
     }
 
@@ -446,5 +490,21 @@ extension IniFile {
     public var authorization: Authorization {
         Authorization(rolesSection: self["Roles"]?.entries.map { ($0.key, $0.value) },
                       authorizationsSection: self["Authorizations"]?.entries.map { ($0.key, $0.value) })
+    }
+}
+
+/// The authorisations in force, shared by the parts that enforce them and replaced whole on
+/// a reload (SIGHUP), so that taking a role away takes effect without a restart.
+public final class AuthorizationPolicy: Sendable {
+    private let current: Mutex<Authorization>
+    public init(_ authorization: Authorization = .open) { current = Mutex(authorization) }
+    public var authorization: Authorization { current.withLock { $0 } }
+    /// Puts `new` in force; whether it differs from what was.
+    @discardableResult
+    public func replace(with new: Authorization) -> Bool {
+        current.withLock { a in
+            defer { a = new }
+            return a != new
+        }
     }
 }

@@ -237,16 +237,21 @@ public struct HTTPAgentTransport: AgentTransport {
     public static let componentHeader = "X-MPlane-Component"
     let headers: [(String, String)]
     let tls: TLSContexts?
-    public init(componentName: String? = nil, tls: TLSContexts? = nil) {
+    /// The supervisor's certificate identity, when configured (`supervisor-identity`).
+    let supervisor: String?
+    public init(componentName: String? = nil, tls: TLSContexts? = nil, supervisor: String? = nil) {
         headers = componentName.map { [(Self.componentHeader, $0)] } ?? []
         self.tls = tls
+        self.supervisor = supervisor
     }
     public func send(_ method: String, _ url: HTTPURL, contentType: String?, body: [UInt8]) async throws -> HTTPClientReply {
-        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body, headers: headers, tls: tls)
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, body: body, headers: headers, tls: tls,
+                                           expectServer: supervisor)
     }
     public func send(_ method: String, _ url: HTTPURL, contentType: String?,
                      bodyForServer: @escaping @Sendable (String) -> [UInt8]) async throws -> HTTPClientReply {
-        try await SimpleHTTPClient.request(method, url, contentType: contentType, headers: headers, tls: tls, bodyForServer: bodyForServer)
+        try await SimpleHTTPClient.request(method, url, contentType: contentType, headers: headers, tls: tls, bodyForServer: bodyForServer,
+                                           expectServer: supervisor)
     }
 }
 
@@ -272,8 +277,10 @@ public final class ComponentInitiatedAgent: Sendable {
     private let stats = Mutex<(polls: Int, registrations: Int)>((0, 0))
     /// Set when the capabilities changed: register them again before the next poll.
     private let capabilitiesChanged = Atomic<Bool>(false)
-    /// What the supervisor may see and use (`[Roles]`, `[Authorizations]`), by its identity.
-    let authorization: Authorization
+    /// What the supervisor may see and use (`[Roles]`, `[Authorizations]`), by its identity;
+    /// replaced on reload.
+    let policy: AuthorizationPolicy
+    var authorization: Authorization { policy.authorization }
     /// The supervisor's identity, from its certificate at the last exchange.
     private let supervisorIdentity = Mutex<String>(unauthenticatedIdentity)
 
@@ -281,6 +288,7 @@ public final class ComponentInitiatedAgent: Sendable {
     /// does when it has a `[TLS]` section.
     public init(scheduler: Scheduler, configuration: ComponentConfiguration, clock: any ProbeClock = SystemClock(),
                 queue: (any OutgoingQueue)? = nil, transport: (any AgentTransport)? = nil, tls: TLSContexts? = nil,
+                policy: AuthorizationPolicy? = nil,
                 seed: UInt64 = UInt64.random(in: 0...UInt64.max), logger: Logger = Logger(label: "mplane.agent")) {
         self.scheduler = scheduler
         let host = configuration.clientHost ?? "127.0.0.1"
@@ -289,14 +297,15 @@ public final class ComponentInitiatedAgent: Sendable {
         registrationURL = HTTPURL(host: host, port: port, path: configuration.registrationPath, secure: secure)
         specificationURL = HTTPURL(host: host, port: port, path: configuration.specificationPath, secure: secure)
         resultURL = HTTPURL(host: host, port: port, path: configuration.resultPath, secure: secure)
-        authorization = configuration.authorization
+        self.policy = policy ?? AuthorizationPolicy(configuration.authorization)
         machine = Mutex(AgentMachine(timing: .init(pollInterval: configuration.pollInterval,
                                                    minPollInterval: configuration.minPollInterval,
                                                    backoffMax: configuration.backoffMax),
                                      resultURL: resultURL, resultLinkAllow: configuration.resultLinkAllow, seed: seed))
         order = Mutex(DeliveryOrder(resultURL: resultURL))
         self.clock = clock
-        self.transport = transport ?? HTTPAgentTransport(componentName: configuration.componentName, tls: tls)
+        self.transport = transport ?? HTTPAgentTransport(componentName: configuration.componentName, tls: tls,
+                                                         supervisor: configuration.supervisorIdentity)
         self.logger = logger
         warnings = RateLimitedLog(logger: logger)
         self.queue = queue ?? MemoryOutgoingQueue(limit: configuration.resultQueueLimit, byteLimit: configuration.resultQueueBytes,
@@ -319,6 +328,7 @@ public final class ComponentInitiatedAgent: Sendable {
     /// The capabilities registered with a supervisor of `identity`: those its roles allow,
     /// plus `callback`.
     public func registration(for identity: String) -> Envelope {
+        let authorization = authorization
         var caps: [Message] = scheduler.capabilities.compactMap { c in
             var c = c
             c.statement.token = c.token
@@ -432,8 +442,9 @@ public final class ComponentInitiatedAgent: Sendable {
 
     /// What the supervisor may use; nil when authorisations are not configured.
     func permittedForSupervisor() -> Scheduler.Permitted? {
+        let authorization = authorization
         guard authorization.isEnforced else { return nil }
-        let (who, authorization) = (supervisorIdentity.withLock { $0 }, authorization)
+        let who = supervisorIdentity.withLock { $0 }
         return { authorization.allows(who, $0) }
     }
 

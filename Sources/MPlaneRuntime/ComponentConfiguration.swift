@@ -73,6 +73,9 @@ public struct ComponentConfiguration: Sendable {
     public var tls: TLSSettings?
     /// `[Roles]` and `[Authorizations]`.
     public var authorization = Authorization.open
+    /// The supervisor's certificate identity (`supervisor-identity`): with TLS, any other
+    /// server is refused before the agent sends it anything.
+    public var supervisorIdentity: String?
     public var scheduler = SchedulerConfiguration()
 
     public init() {}
@@ -208,6 +211,12 @@ public struct ComponentConfiguration: Sendable {
             throw Error(message: "configuration: \(error)")
         }
         authorization = ini.authorization
+        if let v = c["supervisor-identity"], !v.isEmpty {
+            guard tls != nil else {
+                throw Error(message: "configuration: [component] supervisor-identity needs [TLS]: without it the supervisor is not authenticated")
+            }
+            supervisorIdentity = v
+        }
         if workflow == .componentInitiated && clientHost == nil {
             throw Error(message: "configuration: component-initiated workflow needs [component] client_host")
         }
@@ -245,7 +254,7 @@ extension ComponentConfiguration {
         var replyWait: Duration, pollInterval: Duration, minPollInterval: Duration, backoffMax: Duration
         var resultLinkAllow: [String], resultQueueLimit: Int, resultQueueBytes: Int, resultQueueDirectory: String?
         var componentName: String
-        var tls: TLSSettings?, authorization: Authorization
+        var tls: TLSSettings?, supervisorIdentity: String?
     }
 
     var restartSettings: RestartSettings {
@@ -255,13 +264,13 @@ extension ComponentConfiguration {
                         minPollInterval: minPollInterval, backoffMax: backoffMax, resultLinkAllow: resultLinkAllow,
                         resultQueueLimit: resultQueueLimit, resultQueueBytes: resultQueueBytes,
                         resultQueueDirectory: resultQueueDirectory, componentName: componentName,
-                        tls: tls, authorization: authorization)
+                        tls: tls, supervisorIdentity: supervisorIdentity)
     }
 }
 
 /// Applies a changed configuration to a running component (SIGHUP): the services of the
-/// `[module_*]` sections are rebuilt and swapped in; changes to `[component]` settings are
-/// reported and wait for a restart. An invalid configuration changes nothing.
+/// `[module_*]` sections are rebuilt and swapped in, `[Roles]` and `[Authorizations]` apply
+/// at once; changes to `[component]` and `[TLS]` settings are reported and wait for a restart. An invalid configuration changes nothing.
 public struct ConfigurationReloader: Sendable {
     public let scheduler: Scheduler
     public let running: ComponentConfiguration
@@ -269,9 +278,13 @@ public struct ConfigurationReloader: Sendable {
     let logger: Logger
     /// Loads a registry file (`registry_preload`); the tools pass their file reader.
     let loadRegistry: @Sendable (String) throws -> Void
+    /// The authorisations in force: `[Roles]` and `[Authorizations]` apply at once.
+    let policy: AuthorizationPolicy?
 
     public init(scheduler: Scheduler, running: ComponentConfiguration, factories: ServiceFactoryRegistry,
+                policy: AuthorizationPolicy? = nil,
                 logger: Logger = Logger(label: "mplane.reload"), loadRegistry: @escaping @Sendable (String) throws -> Void) {
+        self.policy = policy
         self.scheduler = scheduler
         self.running = running
         self.factories = factories
@@ -304,9 +317,13 @@ public struct ConfigurationReloader: Sendable {
         }
         let restart = next.restartSettings != running.restartSettings
         if restart {
-            logger.notice("[component] settings changed: they take effect at the next restart")
+            // [TLS] paths among them: the files named at start are what SIGHUP reads again.
+            logger.warning("[component] or [TLS] settings changed: they take effect at the next restart")
         }
         scheduler.replaceServices(services)
+        if let policy, policy.replace(with: next.authorization) {
+            logger.notice("[Roles] and [Authorizations] reloaded: they apply from now on")
+        }
         return Outcome(labels: services.compactMap(\.capability.statement.label), restartNeeded: restart)
     }
 }

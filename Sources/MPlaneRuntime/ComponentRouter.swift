@@ -32,13 +32,14 @@ public struct ComponentRouter: Sendable {
     let decoder: MessageDecoder
     let encoder = MessageEncoder()
 
-    /// Who may see and use which capability (`[Roles]`, `[Authorizations]`).
-    public let authorization: Authorization
+    /// Who may see and use which capability (`[Roles]`, `[Authorizations]`; replaced on reload).
+    public let policy: AuthorizationPolicy
+    var authorization: Authorization { policy.authorization }
 
     public init(scheduler: Scheduler, link: String?, replyWait: Duration, decoder: MessageDecoder = MessageDecoder(),
-                authorization: Authorization = .open) {
+                policy: AuthorizationPolicy = AuthorizationPolicy()) {
         self.scheduler = scheduler
-        self.authorization = authorization
+        self.policy = policy
         self.replyWait = replyWait
         self.decoder = decoder
         self.link = LinkBox(link)
@@ -48,6 +49,7 @@ public struct ComponentRouter: Sendable {
     /// The capabilities `request`'s sender may see.
     func capabilities(for request: HTTPRequestData) -> [Capability] {
         let all = capabilities
+        let authorization = authorization
         guard authorization.isEnforced else { return all }
         let who = request.principal
         return all.filter { authorization.allows(who, $0) }
@@ -55,8 +57,9 @@ public struct ComponentRouter: Sendable {
 
     /// What the sender of `request` may use; nil when authorisations are not configured.
     func permitted(for request: HTTPRequestData) -> Scheduler.Permitted? {
+        let authorization = authorization
         guard authorization.isEnforced else { return nil }
-        let (who, authorization) = (request.principal, authorization)
+        let who = request.principal
         return { authorization.allows(who, $0) }
     }
 

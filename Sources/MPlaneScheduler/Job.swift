@@ -41,6 +41,7 @@ final class Job: Sendable {
         self.peer = peer
     }
 
+    var key: JobKey { JobKey(owner, token) }
     var isInterrupted: Bool { state.withLock { $0.interrupted } }
     var isFinished: Bool { state.withLock { $0.phase == .finished } }
     var finishedAt: Timestamp? { state.withLock { $0.finishedAt } }
@@ -111,5 +112,16 @@ final class Job: Sendable {
             return w
         }
         for w in waiters { w.resume() }
+    }
+}
+
+/// What names a job: its owner's identity and its token, compared byte for byte (two
+/// spellings of one name in Unicode are two identities, as they are two certificates).
+struct JobKey: Hashable {
+    var owner: [UInt8]?
+    var token: [UInt8]
+    init(_ owner: String?, _ token: String) {
+        self.owner = owner.map { Array($0.utf8) }
+        self.token = Array(token.utf8)
     }
 }

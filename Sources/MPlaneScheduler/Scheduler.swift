@@ -70,7 +70,9 @@ public final class Scheduler: Sendable {
     public let clock: any ProbeClock
     public let configuration: SchedulerConfiguration
     let logger: Logger
-    private let jobs = Mutex<[String: Job]>([:])
+    /// Jobs by owner and token: one identity's token never names, reveals or replaces
+    /// another's job.
+    private let jobs = Mutex<[JobKey: Job]>([:])
     private let queue: AsyncStream<Job>
     private let enqueue: AsyncStream<Job>.Continuation
     private let observers = Mutex<[UInt64: @Sendable (JobEvent) -> Void]>([:])
@@ -248,10 +250,7 @@ public final class Scheduler: Sendable {
             return .exception(MPlaneException(.invalidValue, token: token, message: "Specification refused: \(refusal)"))
         }
         // The same specification again while it runs: the running job's receipt.
-        if let running = jobs.withLock({ $0[token] }), !running.isFinished {
-            guard Self.may(owner, running) else {
-                return .exception(MPlaneException(.refused, token: token, message: "Specification refused: its token is in use"))
-            }
+        if let running = jobs.withLock({ $0[JobKey(owner, token)] }), !running.isFinished {
             return .receipt(Receipt(specification: running.specification))
         }
         let demand = service.demand(for: spec)
@@ -262,8 +261,8 @@ public final class Scheduler: Sendable {
         purge()
         let job = Job(token: token, specification: spec, service: service, submitted: clock.now(), demand: demand, peer: peer, owner: owner)
         let existing: Job? = jobs.withLock { table in
-            if let j = table[token], !j.isFinished { return j }
-            table[token] = job
+            if let j = table[job.key], !j.isFinished { return j }
+            table[job.key] = job
             return nil
         }
         if existing != nil { admission.release(demand, peer: peer) }
@@ -278,19 +277,23 @@ public final class Scheduler: Sendable {
     /// unknown (or expired) token.
     /// Another owner's job is unknown to `owner` (nil: anyone's).
     public func redeem(token: String, owner: String? = nil) -> Message {
-        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
+        guard let job = lookup(token, owner: owner) else { return unknown(token) }
         return job.final ?? .receipt(Receipt(specification: job.specification))
     }
 
-    /// Whether `owner` may see `job` (its owner's, or either is nil).
-    static func may(_ owner: String?, _ job: Job) -> Bool {
-        guard let owner, let mine = job.owner else { return true }
-        return owner == mine
+    /// Job `token` of `owner`; with no owner (the program's own callers), anyone's.
+    func lookup(_ token: String, owner: String?) -> Job? {
+        jobs.withLock { table in
+            if let job = table[JobKey(owner, token)] { return job }
+            guard owner == nil else { return nil }
+            let wanted = Array(token.utf8)
+            return table.first { $0.key.token == wanted }?.value
+        }
     }
 
     /// Waits up to `timeout` (real time) for job `token` to finish; answers as ``redeem``.
     public func waitForResult(token: String, timeout: Duration, owner: String? = nil) async -> Message {
-        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
+        guard let job = lookup(token, owner: owner) else { return unknown(token) }
         if job.final == nil {
             await withTaskGroup(of: Void.self) { g in
                 g.addTask { await job.waitFinished() }
@@ -305,7 +308,7 @@ public final class Scheduler: Sendable {
     /// Interrupts job `token`: answers with its (partial) result if it hands it over within
     /// ``SchedulerConfiguration/interruptWait``, else with a receipt.
     public func interrupt(token: String, owner: String? = nil) async -> Message {
-        guard let job = jobs.withLock({ $0[token] }), Self.may(owner, job) else { return unknown(token) }
+        guard let job = lookup(token, owner: owner) else { return unknown(token) }
         if !job.isFinished {
             logger.info("job interrupted", metadata: ["mplane.token": "\(token)"])
             job.interrupt()
@@ -346,7 +349,7 @@ public final class Scheduler: Sendable {
         guard !forget.isEmpty else { return }
         jobs.withLock { table in
             // Only the job that finished: a token run again since is a different job.
-            for job in forget where table[job.token] === job { table[job.token] = nil }
+            for job in forget where table[job.key] === job { table[job.key] = nil }
         }
     }
 

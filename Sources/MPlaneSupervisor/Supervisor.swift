@@ -30,10 +30,15 @@ public final class Supervisor: Sendable {
     /// The prefix of the identity of a component known by its address; no name may start so.
     public static let addressPrefix = "address:"
 
+    /// `[Roles]` and `[Authorizations]` in force (replaced on SIGHUP).
+    public let policy: AuthorizationPolicy
+    var authorization: Authorization { policy.authorization }
+
     public init(store: any SupervisorStore, configuration: SupervisorConfiguration, clock: any ProbeClock = SystemClock(),
                 logger: Logger = Logger(label: "mplane.supervisor")) {
         self.store = store
         self.configuration = configuration
+        policy = AuthorizationPolicy(configuration.authorization)
         self.clock = clock
         self.logger = logger
         refusals = RateLimitedLog(logger: logger)
@@ -89,6 +94,12 @@ public final class Supervisor: Sendable {
         switch Self.identity(of: request) {
         case .success(let who): (identity, named) = who
         case .failure(let e): return .failure(e)
+        }
+        // With `component-role`, only certificates whose identity has that role are components.
+        if let role = configuration.componentRole, !authorization.has(identity, role: role) {
+            refusals.log("probe-side request refused: no component role", kind: "component-role", level: .warning,
+                         metadata: ["mplane.component": "\(identity)", "mplane.role": "\(role)"])
+            return .failure(MPlaneException(.forbidden, message: "Not a component here"))
         }
         switch (request.method, path) {
         case ("POST", "/" + configuration.registrationPath):
@@ -299,7 +310,7 @@ public final class Supervisor: Sendable {
     /// them, so that an operator or a script knows which capability reaches which probe.
     func componentList(for who: String) async throws -> HTTPReply {
         let since = now.adding(microseconds: -Self.microseconds(configuration.absentAfter))
-        let authorization = configuration.authorization
+        let authorization = authorization
         let items = try await store.components().compactMap { c -> String? in
             let visible = c.capabilities.filter { authorization.allows(who, label: $0.label, token: $0.token) }
             // With authorisations, a component none of whose capabilities is allowed is not shown.
@@ -322,7 +333,7 @@ public final class Supervisor: Sendable {
     /// Whether `who` may see and use `c` (`[Roles]`, `[Authorizations]`: by label, or by the
     /// token clients see).
     func allows(_ who: String, _ c: OfferedCapability) -> Bool {
-        configuration.authorization.allows(who, label: c.label, token: c.publicToken)
+        authorization.allows(who, label: c.label, token: c.publicToken)
     }
 
     /// The refusal of what `who` may not use; it names nothing.
@@ -362,7 +373,7 @@ public final class Supervisor: Sendable {
         }
         switch message {
         case .specification(let spec):
-            let enforced = configuration.authorization.isEnforced
+            let enforced = authorization.isEnforced
             if let target {
                 let found = try await store.capability(publicToken: target)
                 guard let c = found, allows(who, c) else {
@@ -383,7 +394,9 @@ public final class Supervisor: Sendable {
                 let t = now
                 for c in matching {
                     var s = spec
-                    s.statement.token = md5Hex(spec.token + "\u{0}" + c.component)
+                    // Per component and per client: another client's fan-out of the same
+                    // token is another set of jobs.
+                    s.statement.token = md5Hex(spec.token + "\u{0}" + c.component + "\u{0}" + who)
                     s.statement.link = specificationLink
                     jobs.append(NewJob(token: s.token, component: c.component, capability: c.publicToken, label: spec.statement.label,
                                        specification: .specification(s), start: t, owner: who))
@@ -440,16 +453,20 @@ public final class Supervisor: Sendable {
             let e = MPlaneException(.unknown, token: spec.token, message: "Unknown capability")
             return (.exception(e), .failure(e))
         }
-        if spec.statement.verb != cap.statement.verb {
-            let e = MPlaneException(.refused, token: spec.token, message: "verb '\(spec.statement.verb)' does not match the capability's '\(cap.statement.verb)'")
-            return (.exception(e), .failure(e))
-        }
-        for p in spec.statement.parameters where cap.statement.parameters.first(where: { $0.name == p.name }) == nil {
-            let e = MPlaneException(.refused, token: spec.token, message: "parameter '\(quoting(p.name))' is not one of the capability's")
+        // It must fit this capability (what it leaves out, the component fills in): a
+        // capability's link is not a way to run another one, of another schema or beyond
+        // this one's constraints, on the same component.
+        if let why = spec.mismatch(allowingLeftOutParametersOf: cap, now: now) {
+            let e = MPlaneException(.refused, token: spec.token, message: "Specification refused: \(why)")
             return (.exception(e), .failure(e))
         }
         var forwarded = spec
         var token = spec.token
+        if let existing = try await store.job(token: token), !Self.may(owner, existing) {
+            // Another identity's token: a token of this client's own, so that a token says
+            // nothing of another's jobs and cannot be taken from them.
+            token = md5Hex(token + "\u{0}owner\u{0}" + owner)
+        }
         if let existing = try await store.job(token: token), existing.component != c.component {
             // The same specification for another component: a token of its own.
             token = md5Hex(token + "\u{0}" + c.component)
@@ -485,7 +502,9 @@ public final class Supervisor: Sendable {
     /// Whether `who` may see `job`: the one who started it (jobs of before owners were
     /// recorded: anyone).
     static func may(_ who: String, _ job: JobRecord) -> Bool {
-        job.owner == nil || job.owner == who
+        // Byte for byte: two Unicode spellings of one name are two certificates.
+        guard let owner = job.owner else { return true }
+        return owner.utf8.elementsEqual(who.utf8)
     }
 
     /// What a client gets for job `token`: its result or exception once it came; else (after

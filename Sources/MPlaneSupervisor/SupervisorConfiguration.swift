@@ -70,6 +70,9 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     public var tls: TLSSettings?
     /// `[Roles]` and `[Authorizations]`: which client sees and uses which capability.
     public var authorization = Authorization.open
+    /// The role a certificate's identity needs to act as a component on the probe side
+    /// (`component-role`, needs `[TLS]`); nil: any certificate of the CA.
+    public var componentRole: String?
     /// What the HTTP servers let a peer hold (the `mpcom` keys of the same names).
     public var http: HTTPServerLimits = {
         var l = HTTPServerLimits()
@@ -158,6 +161,12 @@ public struct SupervisorConfiguration: Sendable, Equatable {
                 throw ServiceConfigurationError(message: "[client] component-urls: \(u) is https: it needs a [TLS] section")
             }
             authorization = ini.authorization
+            if let role = s["component-role"], !role.isEmpty {
+                guard tls != nil else {
+                    throw ServiceConfigurationError(message: "[supervisor] component-role needs [TLS]: without it a component's identity is not authenticated")
+                }
+                componentRole = role
+            }
         } catch let e as ServiceConfigurationError {
             throw Error(message: "configuration: \(e.message)")
         } catch {

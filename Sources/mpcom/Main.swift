@@ -70,9 +70,10 @@ struct MPCom: ParsableCommand {
         do { tls = try configuration.tls.map { try TLSContexts($0, logger: Logger(label: "mplane.tls")) } } catch {
             throw ValidationError("\(error)")
         }
+        let policy = AuthorizationPolicy(configuration.authorization)
         let router = ComponentRouter(scheduler: scheduler, link: configuration.capabilityLink,
-                                     replyWait: configuration.replyWait, authorization: configuration.authorization)
-        let reloader = ConfigurationReloader(scheduler: scheduler, running: configuration, factories: .probe) { path in
+                                     replyWait: configuration.replyWait, policy: policy)
+        let reloader = ConfigurationReloader(scheduler: scheduler, running: configuration, factories: .probe, policy: policy) { path in
             try RegistryStore.shared.register(json: try readAll(path))
         }
         let override = port
@@ -107,7 +108,7 @@ struct MPCom: ParsableCommand {
                                                 journal: journal, logger: queueLogger)
                 } catch { throw ValidationError("\(error)") }
             }
-            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue, tls: tls,
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, queue: queue, tls: tls, policy: policy,
                                                 logger: Logger(label: "mplane.agent"))
             group.insert(AgentService(agent: agent), at: 0)
         }

@@ -64,7 +64,8 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Without --config, runs the embedded default (print it with --print-config): the probe side on \
         127.0.0.1:8888, the client side on 127.0.0.1:8889, the store in the state directory. \
-        SIGTERM or SIGINT stop it gracefully.
+        SIGTERM or SIGINT stop it gracefully. SIGHUP reloads the TLS certificates and the \
+        [Roles] and [Authorizations] sections.
         """
     )
 
@@ -115,7 +116,7 @@ struct Serve: AsyncParsableCommand {
             "mpsup.clients": "\(configuration.clientAddress):\(configuration.clientPort)",
         ])
         var services: [any Service] = [SupervisorLifecycle(service: service, logger: logger)]
-        if let tls { services.append(TLSReloadService(tls: tls, logger: logger)) }
+        services.append(ReloadService(tls: tls, supervisor: service.supervisor, options: options, logger: logger))
         let group = ServiceGroup(services: services,
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
@@ -123,17 +124,37 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Reloads the certificates on SIGHUP: new handshakes use the new ones, open connections
-/// and queued work go on.
-struct TLSReloadService: Service {
-    let tls: TLSContexts
+/// SIGHUP: the certificates are read again (new handshakes use them; open connections and
+/// queued work go on), and so are `[Roles]` and `[Authorizations]` from the configuration
+/// file, which apply at once; other changes are reported and wait for a restart.
+struct ReloadService: Service {
+    let tls: TLSContexts?
+    let supervisor: Supervisor
+    let options: ConfigOptions
     let logger: Logger
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             for await _ in signals {
-                do { try tls.reload() } catch {
-                    logger.error("TLS reload refused, keeping the certificates in use", metadata: ["error": "\(error)"])
+                if let tls {
+                    do { try tls.reload() } catch {
+                        logger.error("TLS reload refused, keeping the certificates in use", metadata: ["error": "\(error)"])
+                    }
+                }
+                guard options.config != nil else { continue }
+                do {
+                    var next = try options.load()
+                    if supervisor.policy.replace(with: next.authorization) {
+                        logger.notice("[Roles] and [Authorizations] reloaded: they apply from now on")
+                    }
+                    next.authorization = supervisor.configuration.authorization
+                    next.probePort = supervisor.configuration.probePort
+                    next.clientPort = supervisor.configuration.clientPort
+                    if next != supervisor.configuration {
+                        logger.warning("other settings changed (including [TLS] paths): they take effect at the next restart")
+                    }
+                } catch {
+                    logger.error("configuration reload refused, keeping the one in use", metadata: ["error": "\(error)"])
                 }
             }
         }

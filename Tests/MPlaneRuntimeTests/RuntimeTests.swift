@@ -57,7 +57,8 @@ struct ConfigurationTests {
         #expect(c.replyWait == .milliseconds(2500))
         #expect(c.tls?.certificate == "PKI/ca/certs/Component-Plaintext.crt" && c.tls?.caChain == "PKI/ca/root-ca/root-ca.crt")
         #expect(c.tls?.verifyHostname == true && c.tls?.expiryWarningDays == 30)
-        #expect(c.authorization.roles["org.mplane.ssb.clients.client-1"] == ["guest", "admin"])
+        #expect(c.authorization.roles(of: "org.mplane.SSB.Clients.Client-1") == ["guest", "admin"])
+        #expect(c.authorization.roles(of: "org.mplane.ssb.clients.client-1") == ["guest", "admin"])
         #expect(c.authorization.allows("org.mplane.SSB.Clients.Client-1", label: "ping-average-ip4", token: "x"))
         #expect(!c.authorization.allows("org.mplane.SSB.Clients.Client-2", label: "ping-average-ip4", token: "x"))
         #expect(!c.authorization.allows("org.mplane.SSB.Clients.Client-1", label: "ping-detail-ip4", token: "x"))
@@ -69,7 +70,8 @@ struct ConfigurationTests {
     @Test("the example configurations in deploy/ are valid")
     func examples() throws {
         let secured = try ComponentConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpcom-tls.conf"), as: UTF8.self))
-        #expect(secured.tls?.caChain == "/etc/mplane/pki/ca.crt" && secured.workflow == .componentInitiated)
+        #expect(secured.tls?.caChain == "/etc/mplane/pki/ca.crt" && secured.workflow == .componentInitiated
+                && secured.supervisorIdentity == "org.example.supervisors.supervisor-1")
         #expect(secured.authorization.allows("org.example.supervisors.supervisor-1", label: "ping-detail-ip6", token: "t"))
         for name in ["component-client-initiated.conf", "component-initiated.conf"] {
             let text = String(decoding: try readAll(repoRoot + "/deploy/" + name), as: UTF8.self)
@@ -155,7 +157,7 @@ func withComponent(replyWait: Duration = .seconds(5), maxBodyBytes: Int = 1 << 2
                    tls: TLSContexts? = nil, authorization: Authorization = .open,
                    _ body: (HTTPURL, ComponentRouter) async throws -> Void) async throws {
     let scheduler = Scheduler(services: services, configuration: scheduling)
-    let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait, authorization: authorization)
+    let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: replyWait, policy: AuthorizationPolicy(authorization))
     var l = limits ?? HTTPServerLimits()
     if limits == nil {
         l.maxBodyBytes = maxBodyBytes

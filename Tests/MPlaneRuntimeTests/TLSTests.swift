@@ -255,6 +255,104 @@ struct TLSTests {
         #expect(reached.load(ordering: .relaxed) == 0)
     }
 
+    @Test("supervisor-identity: a server certificate of the same CA that is not the supervisor's gets nothing; a client certificate cannot serve at all")
+    func supervisorIdentity() async throws {
+        let p = try pki()
+        let seen = Atomic<Int>(0)
+        // Another server of the CA (a component's certificate) where the supervisor should be.
+        let impostor = HTTPComponentServer(host: "127.0.0.1", port: 0, tls: try contexts("component-2")) { _ in
+            seen.add(1, ordering: .relaxed)
+            return registeredReply
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await impostor.run() }
+            let port = await impostor.boundPort()
+            let text = p.section("component-1") + "[component]\nworkflow = component-initiated\nclient_host = 127.0.0.1\nclient_port = \(port)\n"
+                + "supervisor-identity = org.example.supervisors.supervisor-1\n"
+            var configuration = try ComponentConfiguration(ini: text)
+            #expect(configuration.supervisorIdentity == "org.example.supervisors.supervisor-1")
+            configuration.backoffMax = .seconds(1)
+            let scheduler = Scheduler(services: [LoopbackService()])
+            let agent = ComponentInitiatedAgent(scheduler: scheduler, configuration: configuration, tls: try contexts("component-1"))
+            group.addTask { await scheduler.run() }
+            group.addTask { try await agent.run() }
+            try await Task.sleep(for: .seconds(2))
+            #expect(agent.counters.registrations == 0)
+            group.cancelAll()
+            scheduler.shutdown()
+        }
+        #expect(seen.load(ordering: .relaxed) == 0, "nothing reached the impostor")
+        // Without [TLS] the key makes no sense.
+        #expect(throws: ComponentConfiguration.Error.self) {
+            try ComponentConfiguration(ini: "[component]\nsupervisor-identity = x\n")
+        }
+        // A client-only certificate (make-certs.sh gives clients clientAuth only) does not
+        // authenticate a server.
+        let fake = HTTPComponentServer(host: "127.0.0.1", port: 0, tls: try contexts("client-2")) { _ in registeredReply }
+        let client = try contexts("client-1")
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fake.run() }
+            let port = await fake.boundPort()
+            await #expect(throws: (any Error).self) {
+                _ = try await SimpleHTTPClient.request("GET", HTTPURL(host: "127.0.0.1", port: port, path: "/", secure: true), tls: client)
+            }
+            group.cancelAll()
+        }
+    }
+
+    @Test("another identity's token neither reveals, nor blocks, nor replaces a job; identities are compared byte for byte")
+    func tokensBelongToTheirOwner() async throws {
+        try await withComponent(replyWait: .milliseconds(500), tls: try contexts("component-1")) { url, _ in
+            func post(_ m: Message, as name: String) async throws -> Message {
+                let reply = try await SimpleHTTPClient.request("POST", url, contentType: mplaneContentType, body: MessageEncoder().encode(m),
+                                                               tls: try contexts(name))
+                return try MessageDecoder().decode(reply.body)
+            }
+            var mine = try loopbackSpec("client-1's secret")
+            mine.statement.token = "11112222333344445555666677778888"
+            guard case .result = try await post(.specification(mine), as: "client-1") else { Issue.record("no result"); return }
+            // client-2 reuses the token for its own specification: its own job.
+            var theirs = try loopbackSpec("client-2's")
+            theirs.statement.token = mine.token
+            guard case .result(let r2) = try await post(.specification(theirs), as: "client-2") else { Issue.record("no result for client-2"); return }
+            #expect(r2.values.columns[0][0] == .string("client-2's"))
+            // client-1's result is still there, and still its own.
+            guard case .result(let r1) = try await post(.redemption(Redemption(receipt: Receipt(specification: mine))), as: "client-1") else {
+                Issue.record("client-1's result is gone")
+                return
+            }
+            #expect(r1.values.columns[0][0] == .string("client-1's secret"))
+        }
+        // Canonically equivalent spellings are two identities.
+        let a = Authorization(roles: ["jos\u{E9}": ["r"], "kate": ["r"]], allowed: ["x": ["r"]])
+        #expect(a.allows("jos\u{E9}", label: "x", token: "t") && a.allows("KATE", label: "x", token: "t"))
+        #expect(!a.allows("jose\u{301}", label: "x", token: "t"))
+        #expect(!a.allows("\u{212A}ate", label: "x", token: "t"), "the Kelvin sign is not a K")
+    }
+
+    @Test("SIGHUP applies [Roles] and [Authorizations] at once: a role taken away is gone for the next request")
+    func rolesReload() async throws {
+        let p = try pki()
+        let before = p.section("component-1") + "[Roles]\norg.example.clients.client-1 = ops\n[Authorizations]\ntest-loopback = ops\n"
+            + "[component]\nworkflow = client-initiated\n[module_loopback]\nmodule = loopback\n"
+        let after = before.replacingOccurrences("org.example.clients.client-1 = ops", "org.example.clients.client-2 = ops")
+        let running = try ComponentConfiguration(ini: before)
+        let policy = AuthorizationPolicy(running.authorization)
+        let scheduler = Scheduler(services: try running.makeServices())
+        let reloader = ConfigurationReloader(scheduler: scheduler, running: running, factories: .builtIn, policy: policy) { _ in }
+        let router = ComponentRouter(scheduler: scheduler, link: nil, replyWait: .seconds(1), policy: policy)
+        func labels(_ who: String) async -> [String] {
+            let reply = await router.handle(HTTPRequestData(method: "GET", path: "/capability", headers: [("Accept", mplaneContentType)], identity: who))
+            guard case .envelope(let e)? = try? MessageDecoder().decode(reply.body) else { return ["?"] }
+            return e.contents.compactMap { if case .capability(let c) = $0 { c.statement.label } else { nil } }
+        }
+        #expect(await labels("org.example.clients.client-1") == ["test-loopback"])
+        let outcome = try reloader.reload(text: after)
+        #expect(!outcome.restartNeeded)
+        #expect(await labels("org.example.clients.client-1").isEmpty)
+        #expect(await labels("org.example.clients.client-2") == ["test-loopback"])
+    }
+
     @Test("interop over TLS: the RI's client, with its [TLS] section, drives our component; the component knows it by its certificate")
     func referenceClientOverTLS() async throws {
         let py = try #require(riPython, "the reference implementation is not installed: run `make test`")

@@ -460,7 +460,7 @@ struct SupervisorConfigurationTests {
         let shared = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-postgres.conf"), as: UTF8.self))
         #expect(shared.storeLocation(override: nil).hasPrefix("postgres://") && shared.capabilityLink == "http://supervisor.example.net:8889/")
         let secured = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-tls.conf"), as: UTF8.self))
-        #expect(secured.tls?.certificate == "/etc/mplane/pki/supervisor-1.crt" && secured.authorization.isEnforced)
+        #expect(secured.tls?.certificate == "/etc/mplane/pki/supervisor-1.crt" && secured.authorization.isEnforced && secured.componentRole == "components")
         #expect(secured.authorization.allows("org.example.clients.client-1", label: "ping-average-ip4", token: "t"))
         let embedded = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
         #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1" && embedded.tls == nil)
@@ -592,6 +592,11 @@ struct SupervisorAuthorisationTests {
             }
             let hidden = await sup.clientSide(certified(get("/capability/\(counterToken)"), "org.example.clients.a"))
             #expect(hidden.status == 404)
+            // The counter through the loopback's own link: it does not fit that capability.
+            let loopbackToken = try #require(caps.first { $0.label == "test-loopback" }?.publicToken)
+            let smuggled = await sup.clientSide(certified(post("/capability/\(loopbackToken)", .specification(spec)), "org.example.clients.a"))
+            #expect(smuggled.status == 403 && String(decoding: smuggled.body, as: UTF8.self).contains("Specification refused"),
+                    "\(String(decoding: smuggled.body, as: UTF8.self))")
 
             // a's job: b (same role) cannot redeem or interrupt it; a can.
             let queued = await sup.clientSide(certified(post("/capability", .specification(try loopbackSpecification("mine"))), "org.example.clients.a"))
@@ -604,9 +609,33 @@ struct SupervisorAuthorisationTests {
             #expect(job?.owner == "org.example.clients.a")
             let mine = await sup.clientSide(certified(post("/", .redemption(Redemption(receipt: receipt))), "org.example.clients.a"))
             #expect(mine.status == 200)
-            // The same specification from b: not a way into a's job.
+            // The same specification from b: a job of b's own, under a token of its own; a's
+            // job is neither revealed nor touched.
             let again = await sup.clientSide(certified(post("/capability", .specification(try loopbackSpecification("mine"))), "org.example.clients.b"))
-            #expect(again.status == 403, "\(String(decoding: again.body, as: UTF8.self))")
+            guard case .receipt(let other) = try decode(again) else { Issue.record("no receipt for b: \(String(decoding: again.body, as: UTF8.self))"); return }
+            #expect(other.token != receipt.token)
+            let bJob = try await store.job(token: other.token)
+            let aJob = try await store.job(token: receipt.token)
+            #expect(bJob?.owner == "org.example.clients.b" && aJob?.owner == "org.example.clients.a")
+        }
+    }
+
+    @Test("component-role: only certificates with that role act as components; it needs [TLS]")
+    func componentRole() async throws {
+        let roles = try IniFile(parsing: "[Roles]\norg.example.components.probe = components\n")
+        try await withSupervisor(.sqlite, { c in
+            c.authorization = roles.authorization
+            c.componentRole = "components"
+        }) { sup, store, _ in
+            let refused = await sup.probeSide(certified(post("/register/capability", registering([loopbackCapability])), "org.example.clients.a"))
+            #expect(refused.status == 403)
+            let accepted = await sup.probeSide(certified(post("/register/capability", registering([loopbackCapability])), "org.example.components.probe"))
+            #expect(accepted.status == 200)
+            let names = try await store.components().map(\.name)
+            #expect(names == ["org.example.components.probe"])
+        }
+        #expect(throws: SupervisorConfiguration.Error.self) {
+            try SupervisorConfiguration(ini: "[supervisor]\ncomponent-role = components\n")
         }
     }
 }
