@@ -162,7 +162,7 @@ targets += [
     .testTarget(
         name: "MPlaneRuntimeTests",
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlaneClient", "MPlanePing", "MPlaneCapture",
-                       "MPlaneIO", "MPlaneTestSupport", "mpcom"]
+                       "MPlaneIO", "MPlaneTestSupport", "mpcom", logging]
     ),
     .testTarget(
         name: "MPlaneSupervisorTests",

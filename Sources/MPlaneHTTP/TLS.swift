@@ -166,7 +166,9 @@ public final class TLSContexts: Sendable {
     public let settings: TLSSettings
     struct Loaded: Sendable {
         var server: NIOSSLContext
-        var client: NIOSSLContext
+        /// Made on first use: a component serving clients never connects out (its memory).
+        var client: NIOSSLContext?
+        var clientConfiguration: TLSConfiguration
         var identity: String
         var notValidAfter: Int
         /// Revoked certificates by issuer (the issuer name's DER) and serial number.
@@ -190,7 +192,14 @@ public final class TLSContexts: Sendable {
     /// When our certificate expires (seconds since 1970).
     public var notValidAfter: Int { loaded.withLock { $0.notValidAfter } }
     var serverContext: NIOSSLContext { loaded.withLock { $0.server } }
-    var clientContext: NIOSSLContext { loaded.withLock { $0.client } }
+    func clientContext() throws -> NIOSSLContext {
+        try loaded.withLock { l in
+            if let c = l.client { return c }
+            let c = try NIOSSLContext(configuration: l.clientConfiguration)
+            l.client = c
+            return c
+        }
+    }
 
     /// Reads the files again; on an error the contexts in use stay and the error is thrown.
     public func reload(now: Int? = nil) throws {
@@ -269,7 +278,7 @@ public final class TLSContexts: Sendable {
         client.trustRoots = .certificates(roots)
         client.certificateVerification = s.verifyHostname ? .fullVerification : .noHostnameVerification
         do {
-            return Loaded(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
+            return Loaded(server: try NIOSSLContext(configuration: server), client: nil, clientConfiguration: client,
                           identity: identity, notValidAfter: Int(leaf.notValidAfter), revoked: lists?.revoked ?? [],
                           crlNextUpdate: lists?.nextUpdate)
         } catch NIOSSLError.failedToLoadPrivateKey {
@@ -297,7 +306,7 @@ extension TLSContexts {
     func clientHandler(host: String) throws -> NIOSSLClientHandler {
         let isAddress = IPAddress(host) != nil
         return try NIOSSLClientHandler._makeSSLClientHandler(
-            context: clientContext, serverHostname: isAddress ? nil : host) { certificate, channel in
+            context: try clientContext(), serverHostname: isAddress ? nil : host) { certificate, channel in
             self.checkRevocation(certificate, channel)
         }
     }

@@ -7,6 +7,7 @@ import Synchronization
 @testable import MPlaneClient
 import MPlaneIO
 import MPlaneTestSupport
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,8 +37,50 @@ func curl(_ url: HTTPURL, as name: String?, path: String = "/capability") async 
     return try await runProcess(argv + [url.with(path: path).description])
 }
 
+/// A log handler that keeps what is logged, for tests of warnings.
+struct KeptLog: LogHandler {
+    let box: LogBox
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let extra = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+        box.lines.withLock { $0.append("\(event.level) \(event.message) \(extra)") }
+    }
+}
+
+final class LogBox: Sendable {
+    let lines = Mutex<[String]>([])
+    var logger: Logger { Logger(label: "test") { _ in KeptLog(box: self) } }
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+}
+
 @Suite("TLS: mutual authentication, identities, authorisation", .timeLimit(.minutes(2)))
 struct TLSTests {
+    @Test("warnings: our certificate expiring within expiry-warning-days, a CRL past its next update")
+    func warnings() throws {
+        let p = try pki()
+        var s = TLSSettings(certificate: p.certificate("component-1"), key: p.key("component-1"), caChain: p.ca)
+        let notAfter = try TLSContexts(s).notValidAfter
+        let log = LogBox()
+        _ = try TLSContexts(s, logger: log.logger, now: notAfter - 10 * 86_400)
+        #expect(log.text.contains("our certificate expires soon") && log.text.contains("tls.days-left=10"), "\(log.text)")
+        let quiet = LogBox()
+        _ = try TLSContexts(s, logger: quiet.logger, now: notAfter - 40 * 86_400)
+        #expect(!quiet.text.contains("expires soon"), "\(quiet.text)")
+        // make-certs.sh issues CRLs for 30 days.
+        s.crl = p.crl
+        let stale = LogBox()
+        _ = try TLSContexts(s, logger: stale.logger, now: Int(time(nil)) + 40 * 86_400)
+        #expect(stale.text.contains("the CRL is past its next update"), "\(stale.text)")
+        let fresh = LogBox()
+        _ = try TLSContexts(s, logger: fresh.logger)
+        #expect(!fresh.text.contains("CRL"), "\(fresh.text)")
+    }
+
     @Test("identities as the RI derives them, from the same certificates: DN values joined by dots, a multi-valued RDN's first value in DER order")
     func identities() async throws {
         let p = try pki()
