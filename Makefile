@@ -24,7 +24,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -gnone -Xswiftc -L$(S
 VENV := .venv-ri
 RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl
+APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl libedit-dev
 
 .PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping bench-tls fuzz fuzz-http soak clean
 

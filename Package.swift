@@ -101,7 +101,14 @@ var targets: [Target] = [
     // It depends on the client side only: no component, no measurement service, no C.
     .executableTarget(
         name: "mpcli",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneClient", "MPlaneHTTP", argumentParserProduct]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneClient", "MPlaneHTTP", "CEditLine", argumentParserProduct]
+    ),
+    // Debian's libedit (libedit-dev), mpcli's line editor.
+    .systemLibrary(
+        name: "CEditLine",
+        path: "Sources/CEditLine",
+        pkgConfig: "libedit",
+        providers: [.apt(["libedit-dev"])]
     ),
     // The supervisor: the side probes push to and the side clients use, over a durable
     // store. Knows nothing of measurement services, the scheduler's jobs or C.

@@ -6,8 +6,9 @@ import MPlaneIO
 struct MPCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mpcli",
-        abstract: "The mPlane command-line client.",
-        subcommands: [Check.self, Parse.self, Capabilities.self, Run.self, Identity.self]
+        abstract: "The mPlane command-line client: without a subcommand, the interactive shell.",
+        subcommands: [ShellCommand.self, Capabilities.self, ListCap.self, RunCap.self, ShowMeas.self, Run.self, Check.self, Parse.self, Identity.self],
+        defaultSubcommand: ShellCommand.self
     )
 }
 

@@ -264,3 +264,26 @@ def report(out, work):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+
+
+PING_WRAPPER = """\
+#!/bin/sh
+# The RI's ping component passes BSD's -S <source>; iputils takes -I <source>.
+for a in "$@"; do shift; if [ "$a" = "-S" ]; then set -- "$@" -I; else set -- "$@" "$a"; fi; done
+exec {ping} "$@"
+"""
+
+
+def install_ping_wrapper(work):
+    """Writes WORK/bin/ping, the wrapper the RI's ping component needs on Linux, to go first
+    on its PATH; returns that directory, or None when there is no ping to wrap."""
+    real_ping = shutil.which("ping")
+    if not real_ping:
+        return None
+    bindir = os.path.join(work, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    wrapper = os.path.join(bindir, "ping")
+    with open(wrapper, "w") as f:
+        f.write(PING_WRAPPER.format(ping=real_ping))
+    os.chmod(wrapper, 0o755)
+    return bindir

@@ -30,7 +30,7 @@ import mplane.model
 import mplane.tls
 
 import ri_common
-from ri_mpsup_chain import MPSUP_CONF, free_port, listening, read_lines, report, start, stop, wait_until
+from ri_mpsup_chain import MPSUP_CONF, install_ping_wrapper, free_port, listening, read_lines, report, start, stop, wait_until
 
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 WAIT = 45  # seconds, for registration and for each result
@@ -63,14 +63,6 @@ module = mplane.components.ping
 ip4addr = 127.0.0.1
 """
 
-PING_WRAPPER = """\
-#!/bin/sh
-# The RI's ping component passes BSD's -S <source>; iputils takes -I <source>.
-for a in "$@"; do shift; if [ "$a" = "-S" ]; then set -- "$@" -I; else set -- "$@" "$a"; fi; done
-exec {ping} "$@"
-"""
-
-
 def main(argv):
     if len(argv) != 3:
         print("usage: ri_our_mpsup.py MPSUP_BINARY MPCOM_BINARY", file=sys.stderr)
@@ -82,15 +74,9 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="our-mpsup-")
     procs = []
     try:
-        real_ping = shutil.which("ping")
-        if not real_ping:
+        if not install_ping_wrapper(work):
             out["errors"].append("no ping on PATH (Debian: iputils-ping)")
             return 0
-        os.mkdir(os.path.join(work, "bin"))
-        wrapper = os.path.join(work, "bin", "ping")
-        with open(wrapper, "w") as f:
-            f.write(PING_WRAPPER.format(ping=real_ping))
-        os.chmod(wrapper, 0o755)
 
         probe_port, client_port = free_port(), free_port()
         while client_port == probe_port:
