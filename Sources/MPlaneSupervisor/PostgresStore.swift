@@ -17,6 +17,10 @@ public final class PostgresStore: SupervisorStore {
     let client: PostgresClient
     let logger: Logger
     private let batcher: WriteBatcher
+    /// Components whose last poll found nothing due (see ``PollCache``).
+    let pollCache = PollCache()
+    /// The channel every change to a component's registration or queue is announced on.
+    static let channel = "mpsup_work"
     /// Where it connects, without the password (for logs).
     public let location: String
 
@@ -90,7 +94,42 @@ public final class PostgresStore: SupervisorStore {
                 "postgres://\(user)@\(host):\(port)/\(database)")
     }
 
-    public func run() async { await client.run() }
+    /// Runs the pool, and the listener that keeps ``pollCache`` true to the database: one
+    /// connection of the pool stays on `LISTEN mpsup_work`; while it is down the cache is off.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.listen() }
+        }
+    }
+
+    func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        self.pollCache.setEnabled(true)
+                        for try await n in notifications { self.pollCache.invalidate(n.payload == "*" ? nil : n.payload) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                logger.notice("listening for other supervisors' changes failed; polls read the database until it is back",
+                              metadata: ["error": "\(error)"])
+            }
+            pollCache.setEnabled(false)
+            try? await Task.sleep(for: .seconds(1))
+        }
+        pollCache.setEnabled(false)
+    }
+
+    /// Announces, inside the transaction of `connection`, that `components` changed (on
+    /// commit); and forgets them here at once.
+    func announce(_ components: [String], on connection: PostgresConnection) async throws {
+        guard !components.isEmpty else { return }
+        for c in components { pollCache.invalidate(c) }
+        try await connection.query("SELECT pg_notify(\(Self.channel), c) FROM unnest(\(components)::text[]) AS c", logger: logger)
+    }
 
     /// Applies the migrations the database lacks, in one transaction under an advisory lock
     /// (``run()`` must be running).
@@ -164,6 +203,7 @@ public final class PostgresStore: SupervisorStore {
                     registered_us = EXCLUDED.registered_us, seen_us = EXCLUDED.seen_us
                 """, logger: logger)
             try await c.query("DELETE FROM capability WHERE component = \(component)", logger: logger)
+            try await announce([component], on: c)
             for (pt, token, label, position, body) in rows {
                 try await c.query("""
                     INSERT INTO capability(public_token, component, token, label, position, body)
@@ -185,10 +225,11 @@ public final class PostgresStore: SupervisorStore {
             SELECT callback,
                 EXISTS(SELECT 1 FROM work WHERE component = $1 AND state = 'queued' AND start_us <= $2) OR
                 EXISTS(SELECT 1 FROM work WHERE component = $1 AND state = 'claimed' AND claimed_us < $3),
-                (SELECT min(start_us) FROM work WHERE component = $1 AND state = 'queued')
+                (SELECT min(start_us) FROM work WHERE component = $1 AND state = 'queued'),
+                (SELECT min(claimed_us) FROM work WHERE component = $1 AND state = 'claimed')
             FROM component WHERE name = $1
             """
-        typealias Row = (String?, Bool, Int64?)
+        typealias Row = (String?, Bool, Int64?, Int64?)
         var component: String
         var now: Int64
         var before: Int64
@@ -204,10 +245,13 @@ public final class PostgresStore: SupervisorStore {
 
     public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
         let t = now.microseconds
+        if let known = pollCache.lookup(component, now: t, redeliverAfter: redeliverAfter) { return known }
+        let epoch = pollCache.epoch
         let rows = try await client.execute(PollStateQuery(component: component, now: t, before: t - redeliverAfter), logger: logger)
-        for try await (style, due, next) in rows {
-            return PollState(registered: true, callback: style.flatMap(CallbackStyle.init(rawValue:)), due: due,
-                             next: next.map(Timestamp.init(microsecondsSince1970:)))
+        for try await (style, due, next, oldestClaim) in rows {
+            let callback = style.flatMap(CallbackStyle.init(rawValue:))
+            if !due { pollCache.keep(component, .init(callback: callback, nextStart: next, oldestClaim: oldestClaim), readAt: epoch) }
+            return PollState(registered: true, callback: callback, due: due, next: next.map(Timestamp.init(microsecondsSince1970:)))
         }
         return PollState(registered: false, callback: nil, due: false, next: nil)
     }
@@ -230,6 +274,7 @@ public final class PostgresStore: SupervisorStore {
                 items.append(WorkItem(id: id, token: token, kind: WorkItem.Kind(rawValue: kind) ?? .specification, body: body))
             }
             items.sort { $0.id < $1.id }
+            if !items.isEmpty { try await announce([component], on: c) }
             let tokens = items.filter { $0.kind == .specification }.map(\.token)
             if !tokens.isEmpty {
                 try await c.query("UPDATE job SET state = 'claimed', updated_us = \(t) WHERE token = ANY(\(tokens)) AND state = 'queued'",
@@ -458,6 +503,7 @@ public final class PostgresStore: SupervisorStore {
                     SELECT v.component, v.token, 'specification', v.body, v.start, \(t)
                     FROM unnest(\(kc)::text[], \(kt)::text[], \(kb)::text[], \(ks)::bigint[]) AS v(component, token, body, start)
                     """, logger: logger)
+                try await announce(Array(Set(kc)), on: c)
             }
             for (k, i) in candidates.enumerated() { outcomes[i] = inserted.contains(tokens[k]) ? .queued : .exists }
             return outcomes
@@ -476,6 +522,7 @@ public final class PostgresStore: SupervisorStore {
             if state == JobRecord.State.queued.rawValue {
                 // Never handed out: it need not reach the component. Its result is empty.
                 try await c.query("UPDATE work SET state = 'done' WHERE token = \(token) AND state = 'queued'", logger: logger)
+                try await announce([component], on: c)
                 var empty = Result(specification: spec, when: When(start: .at(now), end: .at(now)))
                 empty.statement.token = token
                 let body = MessageEncoder().encodeString(.result(empty))
@@ -493,6 +540,7 @@ public final class PostgresStore: SupervisorStore {
             try await c.query("""
                 INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (\(component), \(token), 'interrupt', \(body), \(t), \(t))
                 """, logger: logger)
+            try await announce([component], on: c)
             return true
         }
     }
@@ -579,6 +627,9 @@ public final class PostgresStore: SupervisorStore {
                 DELETE FROM component k WHERE k.seen_us < \(forget) AND NOT EXISTS (
                     SELECT 1 FROM work w WHERE w.component = k.name AND w.state IN ('queued', 'claimed'))
                 """, logger: logger)
+            // Forgotten components: every supervisor drops what it knew.
+            pollCache.invalidate(nil)
+            try await c.query("SELECT pg_notify(\(Self.channel), '*')", logger: logger)
             return deleted
         }
     }

@@ -489,4 +489,20 @@ struct TLSTests {
             #expect(try await stop(pid), "stopped on SIGTERM")
         }
     }
+
+    @Test("mpcli over mutual TLS: runcap with --cert, --key and --ca-chain; an https URL without them is a usage error")
+    func mpcliOverTLS() async throws {
+        let p = try pki()
+        let mpcli = repoRoot + "/.build/debug/mpcli"
+        try await withComponent(tls: try contexts("component-1")) { url, _ in
+            let ok = try await runProcess([mpcli, "runcap", "test-loopback", "--url", url.description, "--set", "test.input=over tls",
+                                           "--cert", p.certificate("client-1"), "--key", p.key("client-1"), "--ca-chain", p.ca])
+            #expect(ok.status == 0 && ok.output.contains("over tls"), "\(ok.output)")
+            let bare = try await runProcess([mpcli, "runcap", "test-loopback", "--url", url.description, "--set", "test.input=x"])
+            #expect(bare.status == 64 && bare.output.contains("is https: give --cert"), "\(bare.output)")
+            let otherCA = try await runProcess([mpcli, "listcap", "--url", url.description, "--cert", p.dir + "/other/client-1.crt",
+                                                "--key", p.dir + "/other/client-1.key", "--ca-chain", p.dir + "/other/ca.crt"])
+            #expect(otherCA.status == 1, "\(otherCA.output)")
+        }
+    }
 }

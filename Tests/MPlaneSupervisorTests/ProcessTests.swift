@@ -310,6 +310,13 @@ struct SupervisorProcessTests {
             #expect(result.values.value("test.output", row: 0) == .string("reached"))
             let listing = try await runProcess([mpsupBinary, "results", "--store", "sqlite:\(dir)/s.sqlite"])
             #expect(listing.output.contains("http://127.0.0.1:\(port)\ttest-loopback"), "\(listing.output)")
+            // mpcli through the supervisor's client side, as against a component.
+            let supervisorURL = "http://127.0.0.1:\(sup.clientPort)/"
+            let listcap = try await runProcess([repoRoot + "/.build/debug/mpcli", "listcap", "--url", supervisorURL])
+            #expect(listcap.status == 0 && listcap.output.contains("test-loopback  measure"), "\(listcap.output)")
+            let runcap = try await runProcess([repoRoot + "/.build/debug/mpcli", "runcap", "test-loopback", "--url", supervisorURL,
+                                               "--set", "test.input=through mpsup", "--poll", "0.2", "--timeout", "20"])
+            #expect(runcap.status == 0 && runcap.output.contains("through mpsup"), "\(runcap.output)")
         }
     }
 }

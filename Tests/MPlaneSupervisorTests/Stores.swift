@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MPlane
 import MPlaneIO
-import MPlaneSupervisor
+@testable import MPlaneSupervisor
 import MPlaneTestSupport
 import Synchronization
 import Testing
@@ -101,4 +102,45 @@ func withStore(_ kind: StoreKind, _ body: (any SupervisorStore) async throws -> 
             try await body(store)
         }
     }
+}
+
+@Suite("PostgreSQL store: polls answered from memory, kept true by NOTIFY", .timeLimit(.minutes(1)))
+struct PollCacheTests {
+    @Test("a poll that found nothing is answered from memory until work is queued, here or through another supervisor; redelivery time is kept")
+    func pollCache() async throws {
+        let cluster = try PostgresCluster.shared.get()
+        let url = try cluster.database()
+        let a = try PostgresStore(url: url), b = try PostgresStore(url: url)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await a.run() }
+            group.addTask { await b.run() }
+            defer { group.cancelAll() }
+            try await a.prepare()
+            try await b.prepare()
+            _ = try await a.register(component: "p", address: nil, capabilities: [loopbackCapability], callback: .verb, now: t0)
+            // Both listening before anything is cached.
+            for _ in 0..<100 where !(a.pollCache.isEnabled && b.pollCache.isEnabled) { try await Task.sleep(for: .milliseconds(20)) }
+            try #require(a.pollCache.isEnabled && b.pollCache.isEnabled, "both stores listen")
+            let empty = try await a.pollState(component: "p", now: t0, redeliverAfter: 60_000_000)
+            #expect(empty.registered && !empty.due)
+            #expect(a.pollCache.lookup("p", now: t0.microseconds, redeliverAfter: 60_000_000) != nil, "kept in memory")
+            // Queued through b: a learns of it by NOTIFY.
+            let job = NewJob(token: "nt-1", component: "p", capability: nil, label: "l",
+                             specification: .specification(try loopbackSpecification("x")), start: t0)
+            #expect(try await b.enqueue([job], now: t0, maxQueued: 10) == [.queued])
+            var due = false
+            for _ in 0..<100 where !due {
+                due = try await a.pollState(component: "p", now: t0, redeliverAfter: 60_000_000).due
+                if !due { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(due, "the other supervisor's queued item is seen within 2 s")
+            // Claimed through a: nothing due, until the redelivery time.
+            let (items, _) = try await a.claim(component: "p", now: t0, redeliverAfter: 60_000_000, limit: 10)
+            #expect(items.count == 1)
+            #expect(try await b.pollState(component: "p", now: t0, redeliverAfter: 60_000_000).due == false)
+            let later = t0.adding(seconds: 61)
+            #expect(try await b.pollState(component: "p", now: later, redeliverAfter: 60_000_000).due, "handed out again after redeliver-after")
+        }
+    }
+
 }
