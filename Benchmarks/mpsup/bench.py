@@ -203,7 +203,8 @@ def main(argv):
 
         # Jobs for the results to answer: specifications with tokens of our own, fanned out to
         # every component (one transaction each); each component's job token is then
-        # md5(<token> NUL <component>), which the load generator reads from a file.
+        # md5(<token> NUL <component> NUL <client identity>), the client being the RI's
+        # unauthenticated identity in plain HTTP; the load generator reads them from a file.
         import hashlib
         spec = dict(LOOPBACK_CAP)
         spec.pop("capability")
@@ -220,7 +221,8 @@ def main(argv):
             for k in range(rounds):
                 for i in range(components):
                     name = "sim-%d" % i
-                    f.write("%s %s\n" % (name, hashlib.md5(("bench-%d\0%s" % (k, name)).encode()).hexdigest()))
+                    derived = "bench-%d\0%s\0Identity.Unauthenticated.Default" % (k, name)
+                    f.write("%s %s\n" % (name, hashlib.md5(derived.encode()).hexdigest()))
         for rows in (1, 1000):
             r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows), "JOBS": jobs})
             r["rows_per_s"] = round(r["requests_per_s"] * rows)
