@@ -75,6 +75,11 @@ public struct PingReport: Sendable {
 /// an absolute schedule and receives with kernel timestamps, all buffers allocated before
 /// the first probe.
 public enum PingEngine {
+    /// Errors the kernel reports on a datagram socket for an earlier packet's ICMP error.
+    static func mayBeEarlierProbesError(_ e: Int32) -> Bool {
+        e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ECONNREFUSED || e == EPROTO || e == EMSGSIZE
+    }
+
     /// Longest the loop sleeps without looking at `shouldStop`.
     static let stopCheck: Int64 = 20_000_000
 
@@ -195,10 +200,21 @@ public enum PingEngine {
                                       sequence: tracker.nextSequence, cookie: tracker.cookie, probe: tracker.nextProbe)
                 let real = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
                 let mono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
-                let r = addresses.withUnsafeBufferPointer { a in
-                    UnsafeRawPointer(a.baseAddress! + t).withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        csupport_icmp_send(fd, packet.baseAddress!, packetLength, $0, lengths[t])
+                func send() -> Int {
+                    addresses.withUnsafeBufferPointer { a in
+                        UnsafeRawPointer(a.baseAddress! + t).withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            Int(csupport_icmp_send(fd, packet.baseAddress!, packetLength, $0, lengths[t]))
+                        }
                     }
+                }
+                var r = send()
+                if r < 0, Self.mayBeEarlierProbesError(Int32(-r)) {
+                    // An ICMP error for an earlier probe (another destination's unreachable)
+                    // is also handed to the next send on the socket, which then fails though
+                    // it did nothing wrong; that send consumed it: this one goes out. (The
+                    // error reached its own probe through the error queue.) A destination
+                    // that is itself unreachable fails again and is counted below.
+                    r = send()
                 }
                 if r >= 0 {
                     tracker.sent(target: t, mono: mono, real: real, sink: &sink)

@@ -81,10 +81,9 @@ actor Shell {
 
     private func run(_ command: String, _ args: [String], rest: String) async throws -> Outcome {
         func need(_ n: Int) throws {
-            guard args.count >= n, let usage = Self.commands.first(where: { $0.name == command })?.usage else {
+            guard args.count >= n else {
                 throw ClientError("usage: \(Self.commands.first { $0.name == command }?.usage ?? command)")
             }
-            _ = usage
         }
         switch command {
         case "help":

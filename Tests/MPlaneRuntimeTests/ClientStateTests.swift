@@ -131,10 +131,11 @@ struct ShellTests {
                 #expect(ok.output.contains("when now + 2s / 1s\ntest.input = hello"), "\(ok.output)")
                 #expect(ok.output.contains("test-counter-0 "), "\(ok.output)")
                 #expect(ok.output.contains("test-counter-0  ") && (ok.output.contains("running") || ok.output.contains("done")), "\(ok.output)")
-                let bad = "seturl \(url)\ngetcap\nshowcap no-such-thing\nlistcap\n"
+                let bad = "seturl \(url)\ngetcap\nshowcap no-such-thing\nset only-a-name\nlistcap\n"
                 #expect(writeFile(dir + "/bad.txt", Array(bad.utf8)))
                 let failed = try await runProcess(["/bin/sh", "-c", "'\(mpcli)' < '\(dir)/bad.txt'"])
                 #expect(failed.status == 1 && failed.output.contains("error: no capability no-such-thing"), "\(failed.output)")
+                #expect(failed.output.contains("error: usage: set NAME VALUE"), "\(failed.output)")
                 #expect(failed.output.contains("test-loopback  measure"), "the script went on after the failure: \(failed.output)")
             }
         }
