@@ -211,32 +211,7 @@ def main(argv):
 
         # As mpcli's runcap without a relabel: the label is "test-loopback-<n>", the form
         # mpsup's relay needs (it strips a "-<digits>" suffix to find the capability).
-        try:
-            spec = client.invoke_capability("test-loopback", "now", {"test.input": "via-mpsup"})
-        except Exception as e:  # noqa: BLE001
-            out["errors"].append("invoke: " + ri_common.describe_error(e))
-            return 0
-        label = spec.get_label()
-        out["spec_label"] = label
-
-        # As mpcli's listmeas/showmeas: result_for redeems an outstanding receipt at the
-        # client's default URL (the base URL crawled above).
-        def reply():
-            try:
-                r = client.result_for(label)
-            except Exception as e:  # noqa: BLE001
-                out["last_redeem_error"] = ri_common.describe_error(e)
-                return None
-            out["reply_kind"] = r.kind_str() if ri_common.is_statement(r) else type(r).__name__
-            return r if isinstance(r, (mplane.model.Result, mplane.model.Exception)) else None
-
-        res = wait_until(reply, WAIT, step=1.0)
-        if isinstance(res, mplane.model.Result):
-            out["result"] = res._resultcolumns["test.output"][0]
-        elif isinstance(res, mplane.model.Exception):
-            out["errors"].append("exception: %s" % res._errmsg)
-        else:
-            out["errors"].append("no result within %d s (last reply: %s)" % (WAIT, out["reply_kind"]))
+        invoke_and_redeem(client, "now", "via-mpsup", out, WAIT)
         return 0
     finally:
         stop(com)
@@ -262,8 +237,6 @@ def report(out, work):
     print(json.dumps(out))
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
 
 
 PING_WRAPPER = """\
@@ -287,3 +260,42 @@ def install_ping_wrapper(work):
         f.write(PING_WRAPPER.format(ping=real_ping))
     os.chmod(wrapper, 0o755)
     return bindir
+
+
+def invoke_and_redeem(client, when, text, out, seconds):
+    """Invokes test-loopback with `text` through the RI's client and redeems (as mpcli's
+    showmeas: result_for redeems an outstanding receipt at the client's default URL) until
+    the result or an exception comes, within `seconds`. Records in `out`: spec_label,
+    reply_kind, result and result_token, or what went wrong in errors. Returns the result."""
+    try:
+        spec = client.invoke_capability("test-loopback", when, {"test.input": text})
+    except Exception as e:  # noqa: BLE001
+        out["errors"].append("invoke: " + ri_common.describe_error(e))
+        return None
+    label = spec.get_label()
+    out["spec_label"] = label
+
+    def reply():
+        try:
+            r = client.result_for(label)
+        except Exception as e:  # noqa: BLE001
+            out["last_redeem_error"] = ri_common.describe_error(e)
+            return None
+        out["reply_kind"] = r.kind_str() if ri_common.is_statement(r) else type(r).__name__
+        return r if isinstance(r, (mplane.model.Result, mplane.model.Exception)) else None
+
+    res = wait_until(reply, seconds, step=1.0)
+    if isinstance(res, mplane.model.Result):
+        out.pop("last_redeem_error", None)
+        out["result"] = res._resultcolumns["test.output"][0]
+        out["result_token"] = res.get_token()
+        return res
+    if isinstance(res, mplane.model.Exception):
+        out["errors"].append("exception: %s" % res._errmsg)
+    else:
+        out["errors"].append("no result within %d s (last reply: %s)" % (seconds, out.get("reply_kind")))
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

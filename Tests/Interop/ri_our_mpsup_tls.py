@@ -36,7 +36,7 @@ import mplane.model
 import mplane.tls
 
 import ri_common
-from ri_mpsup_chain import LinkCollector, free_port, read_lines, report, start, stop, wait_until  # noqa: F401 - LinkCollector patches the RI's crawl
+from ri_mpsup_chain import LinkCollector, free_port, invoke_and_redeem, read_lines, report, start, stop, wait_until  # noqa: F401 - LinkCollector patches the RI's crawl
 from ri_supervisor_tls import make_pki
 
 VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
@@ -211,32 +211,8 @@ def main(argv):
         # never sent. A start after the RI component's next poll (every 5 s) leaves it time.
         when = mplane.model.unparse_time(datetime.datetime.utcnow() + datetime.timedelta(seconds=START_DELAY))
         out["when"] = when
-        try:
-            spec = client.invoke_capability("test-loopback", when, {"test.input": "via our mpsup over TLS"})
-        except Exception as e:  # noqa: BLE001
-            out["errors"].append("invoke: " + ri_common.describe_error(e))
-            return 0
-        label = spec.get_label()
-        out["spec_label"] = label
-
-        def reply():
-            try:
-                r = client.result_for(label)
-            except Exception as e:  # noqa: BLE001
-                out["last_redeem_error"] = ri_common.describe_error(e)
-                return None
-            out["reply_kind"] = r.kind_str() if ri_common.is_statement(r) else type(r).__name__
-            return r if isinstance(r, (mplane.model.Result, mplane.model.Exception)) else None
-
-        res = wait_until(reply, WAIT, step=1.0)
-        if isinstance(res, mplane.model.Result):
-            out.pop("last_redeem_error", None)
-            out["result"] = res._resultcolumns["test.output"][0]
-            out["result_token"] = res.get_token()
-        elif isinstance(res, mplane.model.Exception):
-            out["errors"].append("exception: %s" % res._errmsg)
-        else:
-            out["errors"].append("no result within %d s (last reply: %s)" % (WAIT, out.get("reply_kind")))
+        if invoke_and_redeem(client, when, "via our mpsup over TLS", out, WAIT) is None and "spec_label" not in out:
+            return 0  # the invocation itself failed
 
         # Which component the store filed the result under.
         listing = subprocess.run([mpsup_binary, "results", "--store", "sqlite:" + store],

@@ -33,6 +33,7 @@ import mplane.tls
 
 import ri_common
 from ri_mpsup_chain import free_port, read_lines, report, start, stop
+from ri_supervisor import lookup, pump, wait_for
 
 REPO = os.path.dirname(os.path.dirname(ri_common.HERE))
 MAKE_CERTS = os.path.join(REPO, "deploy", "make-certs.sh")
@@ -80,30 +81,6 @@ def make_pki(directory, more=()):
             return "make-certs.sh %s: %s" % (" ".join(args), ri_common.describe_error(e))
         if r.returncode != 0:
             return "make-certs.sh %s exited %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()[-500:])
-    return None
-
-
-def pump(seconds):
-    """Runs the main thread's IOLoop for a while: the listener's server lives on it (its
-    own background thread starts a different, empty loop under tornado 6)."""
-    tornado.ioloop.IOLoop.current().run_sync(lambda: tornado.gen.sleep(seconds))
-
-
-def lookup(client, label):
-    """What the client holds for `label` (a receipt, a result) or None yet."""
-    try:
-        return client.result_for(label)
-    except KeyError:
-        return None
-
-
-def wait_for(predicate, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        pump(0.1)
     return None
 
 
