@@ -169,7 +169,7 @@ targets += [
     .testTarget(
         name: "MPlaneRuntimeTests",
         dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlaneClient", "MPlanePing", "MPlaneCapture",
-                       "MPlaneIO", "MPlaneTestSupport", "mpcom", logging]
+                       "MPlaneIO", "MPlaneTestSupport", "mpcom", logging, asn1Product]
     ),
     .testTarget(
         name: "MPlaneSupervisorTests",

@@ -115,9 +115,13 @@ public final class HTTPComponentServer: Sendable {
                         return connection
                     }
                     if let tls = self.tls {
-                        // The handshake is bounded by the request deadline too.
+                        // The handshake is bounded by the request deadline too; missed, the
+                        // socket is closed under the TLS handler (no close_notify exchange
+                        // for a peer that never finished its handshake).
+                        let socket = SocketCloser()
+                        try channel.pipeline.syncOperations.addHandler(socket)
                         try channel.pipeline.syncOperations.addHandler(tls.serverHandler())
-                        try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: deadline))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: deadline, closer: socket))
                     }
                     let timer = RequestDeadline(timeout: deadline)
                     try channel.pipeline.syncOperations.addHandler(timer)
@@ -349,18 +353,31 @@ func isLoopback(_ host: String) -> Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
 }
 
+/// The first handler of a connection: closes the socket itself, past the handlers after it.
+final class SocketCloser: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var context: ChannelHandlerContext?
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func closeNow() { context?.close(promise: nil) }
+}
+
 /// Closes a connection whose TLS handshake has not completed within `timeout`.
 final class HandshakeDeadline: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     let timeout: TimeAmount
+    let closer: SocketCloser
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount) { self.timeout = timeout }
+    init(timeout: TimeAmount, closer: SocketCloser) {
+        self.timeout = timeout
+        self.closer = closer
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { loopBound.value.close(promise: nil) }
+        let closer = NIOLoopBound(closer, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { closer.value.closeNow() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) { timer?.cancel() }

@@ -193,11 +193,15 @@ public final class TLSContexts: Sendable {
     public var notValidAfter: Int { loaded.withLock { $0.notValidAfter } }
     var serverContext: NIOSSLContext { loaded.withLock { $0.server } }
     func clientContext() throws -> NIOSSLContext {
-        try loaded.withLock { l in
+        let (existing, configuration) = loaded.withLock { ($0.client, $0.clientConfiguration) }
+        if let existing { return existing }
+        // Made outside the lock (it reads the key and the roots into BoringSSL); a context
+        // made at the same time elsewhere is as good, and the first one stored is kept.
+        let made = try NIOSSLContext(configuration: configuration)
+        return loaded.withLock { l in
             if let c = l.client { return c }
-            let c = try NIOSSLContext(configuration: l.clientConfiguration)
-            l.client = c
-            return c
+            l.client = made
+            return made
         }
     }
 

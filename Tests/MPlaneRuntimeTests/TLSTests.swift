@@ -5,6 +5,7 @@ import Synchronization
 @testable import MPlaneRuntime
 @testable import MPlaneHTTP
 @testable import MPlaneClient
+import SwiftASN1
 import MPlaneIO
 import MPlaneTestSupport
 import Logging
@@ -504,5 +505,63 @@ struct TLSTests {
                                                 "--key", p.dir + "/other/client-1.key", "--ca-chain", p.dir + "/other/ca.crt"])
             #expect(otherCA.status == 1, "\(otherCA.output)")
         }
+    }
+
+    @Test("hostile peers: a connection that never finishes its handshake is closed at the request deadline and counted out; the server serves on")
+    func handshakeDeadline() async throws {
+        var limits = HTTPServerLimits()
+        limits.requestTimeout = .seconds(1)
+        limits.maxConnectionsPerPeer = 2
+        try await withComponent(limits: limits, tls: try contexts("component-1")) { url, _ in
+            let (silent, partial, took) = await blocking { () -> (Bool, Bool, String) in
+                // One says nothing; one sends the start of a ClientHello and stops.
+                guard let quiet = RawConnection(port: url.port), let half = RawConnection(port: url.port) else { return (false, false, "") }
+                _ = half.send("\u{16}\u{03}\u{01}\u{02}\u{00}\u{01}")
+                let t0 = ContinuousClock.now
+                let q = quiet.readAll(seconds: 30).closed
+                let t1 = ContinuousClock.now
+                let h = half.readAll(seconds: 30).closed
+                return (q, h, "silent closed after \(t1 - t0), half after \(ContinuousClock.now - t0)")
+            }
+            #expect(silent && partial, "both closed by the server: \(took)")
+            // Within 30 s, well before the 60 s idle close: the handshake deadline did it (how
+            // soon depends on the machine's load; the deadline is 1 s).
+            // Their places are free again: with max-connections-per-client 2, a client is served.
+            var status = 0
+            for _ in 0..<50 where status != 200 {
+                status = (try? await SimpleHTTPClient.request("GET", url.with(path: "/capability"), tls: try contexts("client-1")))?.status ?? 0
+                if status != 200 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(status == 200)
+        }
+    }
+
+    @Test("hostile DER: truncated or garbage certificates and CRLs are errors, never a crash; odd-length BMP and Universal strings read")
+    func hostileDER() throws {
+        let p = try pki()
+        let derFile = p.dir + "/client-1.der"
+        #expect(run(["openssl", "x509", "-in", p.certificate("client-1"), "-outform", "DER", "-out", derFile]).status == 0)
+        let good = try readAll(derFile)
+        #expect(try certificateIdentity(der: good) == "org.example.clients.client-1")
+        // Cut anywhere, or bytes changed: an error each time, never a trap.
+        for cut in stride(from: 0, to: good.count - 1, by: 7) {
+            #expect(throws: (any Error).self) { try certificateIdentity(der: Array(good.prefix(cut))) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var bent = good
+            for _ in 0..<4 { bent[Int.random(in: 0..<bent.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator) }
+            _ = try? certificateIdentity(der: bent)  // any outcome but a crash
+            _ = try? RevocationList(der: bent)
+        }
+        // A name whose values are an odd-length BMPString and a 5-byte UniversalString.
+        let name: [UInt8] = [0x30, 0x1A,
+                             0x31, 0x0C, 0x30, 0x0A, 0x06, 0x03, 0x55, 0x04, 0x03, 0x1E, 0x03, 0x00, 0x41, 0x00,
+                             0x31, 0x0A, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0B, 0x1C, 0x01, 0x00]
+        #expect(try DistinguishedName(derEncoded: DER.parse(name)).identity == "A.")
+        // A CRL file whose block is not a CRL: a start-up error naming the file.
+        let bogus = p.dir + "/bogus-crl.pem"
+        #expect(writeFile(bogus, Array("-----BEGIN X509 CRL-----\nMIIBAAECAwQFBgcICQ==\n-----END X509 CRL-----\n".utf8)))
+        #expect(throws: TLSSetupError.self) { try revocationLists(crlFile: bogus, issuers: []) }
     }
 }
