@@ -24,9 +24,9 @@ RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -gnone -Xswiftc -L$(S
 VENV := .venv-ri
 RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl libedit-dev
+APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl libedit-dev tshark tcpdump
 
-.PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping bench-tls fuzz fuzz-http soak clean
+.PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping bench-tls bench-flows fuzz fuzz-http soak clean
 
 run: deps release
 	.build/release/mpcli check --quiet deploy/messages/*.json
@@ -49,7 +49,7 @@ deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	 python3 -m venv --help >/dev/null 2>&1 && missing=$${missing/ python3-venv/}; \
 	 command -v python3 >/dev/null && missing=$${missing/ python3-pip/} && missing=$${missing/ python3 / } && missing=$${missing% python3}; \
-	 if [ -n "$${missing// /}" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
+	 if [ -n "$${missing// /}" ]; then echo "installing:$$missing"; $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 # The Python reference implementation (mplane-sdk 0.9.0 from PyPI) in a virtualenv.
 ri: $(RI_PYTHON)
@@ -109,6 +109,12 @@ bench-ping: deps $(STATIC_CXX)/libstdc++.a
 	@for p in iputils-ping fping; do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iputils-ping fping; break; }; done
 	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
 	python3 Benchmarks/ping_bench.py .build/release/mplane-bench | tee .build/bench-ping.md
+
+# Flow metering over a 1.2 M-packet trace beside a bare pcap read loop, a C 5-tuple table and
+# tcpdump; the memory of a 1 M-entry flow table (BENCHMARKS.md, "Passive flows").
+bench-flows: deps $(STATIC_CXX)/libstdc++.a
+	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
+	Benchmarks/flow_bench.sh .build/release/mplane-bench | tee .build/bench-flows.txt
 
 # libFuzzer over the JSON decoder and encoder. FUZZ_RUNS inputs (default one million).
 fuzz:

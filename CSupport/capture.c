@@ -1,14 +1,17 @@
-// Passive capture for the capture service: a libpcap handle in immediate, non-blocking
-// mode whose frames are counted in C, in place, without copying or allocating.
+// Passive capture for the capture services: a libpcap handle in immediate, non-blocking
+// mode (or on a trace file) whose frames are handed to Swift in place, without copying or
+// allocating; the decoding and metering are Swift's (MPlaneCapture).
 #define _GNU_SOURCE
 #include "CSupport.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <linux/if_packet.h>
 
-// TrafficCounts (Swift) copies the counters field by field: eight 64-bit counters, no padding.
-_Static_assert(sizeof(struct csupport_counts) == 8 * sizeof(uint64_t), "csupport_counts is eight uint64_t");
 #include <net/if.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,7 +44,9 @@ _Static_assert(sizeof(struct csupport_counts) == 8 * sizeof(uint64_t), "csupport
     X(pcap_t *, pcap_open_dead, (int, int)) \
     X(int, pcap_get_selectable_fd, (pcap_t *)) \
     X(int, pcap_dispatch, (pcap_t *, int, pcap_handler, u_char *)) \
-    X(int, pcap_stats, (pcap_t *, struct pcap_stat *))
+    X(int, pcap_stats, (pcap_t *, struct pcap_stat *)) \
+    X(pcap_t *, pcap_fopen_offline_with_tstamp_precision, (FILE *, u_int, char *)) \
+    X(int, pcap_get_tstamp_precision, (pcap_t *))
 
 static struct {
 #define PCAP_FIELD(ret, name, args) ret(*name) args;
@@ -86,109 +91,31 @@ static int lib_ready(char *errbuf) {
 struct csupport_capture {
     pcap_t *pcap;
     int linktype;
-    struct csupport_counts *counts;  // where the dispatch callback counts (set per call)
+    int64_t ts_scale;  // nanoseconds per unit of the frame header's fraction (1000 or 1)
+    csupport_frame_handler handler;  // set per dispatch
+    void *context;
 };
-
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-// Counts an IP packet starting at `p` (caplen bytes available). `version` 0 means: read it.
-static void count_ip(const uint8_t *p, uint32_t caplen, struct csupport_counts *c) {
-    if (caplen < 1) { c->other_packets++; return; }
-    int version = p[0] >> 4;
-    uint64_t total, header;
-    uint8_t proto;
-    if (version == 4) {
-        if (caplen < 20) { c->other_packets++; return; }
-        total = be16(p + 2);
-        header = (uint64_t)(p[0] & 0x0F) * 4;
-        proto = p[9];
-        // Only the first fragment carries the transport header.
-        if ((be16(p + 6) & 0x1FFF) != 0) proto = 0xFF;
-    } else if (version == 6) {
-        if (caplen < 40) { c->other_packets++; return; }
-        total = 40 + (uint64_t)be16(p + 4);
-        header = 40;
-        proto = p[6];
-        // Skip the usual extension headers (hop-by-hop, routing, destination options, fragment).
-        for (int i = 0; i < 8; i++) {
-            if (proto == 0 || proto == 43 || proto == 60) {
-                if (caplen < header + 2) break;
-                uint8_t next = p[header];
-                header += 8 + (uint64_t)p[header + 1] * 8;
-                proto = next;
-            } else if (proto == 44) {
-                if (caplen < header + 8) break;
-                uint8_t next = p[header];
-                int first = (be16(p + header + 2) & 0xFFF8) == 0;
-                header += 8;
-                proto = first ? next : 0xFF;
-            } else {
-                break;
-            }
-        }
-    } else {
-        c->other_packets++;
-        return;
-    }
-    c->ip_packets++;
-    c->ip_octets += total;
-    uint64_t l4 = total > header ? total - header : 0;
-    if (proto == 6) { c->tcp_packets++; c->tcp_octets += l4; }
-    else if (proto == 17) { c->udp_packets++; c->udp_octets += l4; }
-}
-
-void csupport_count_frame(int linktype, const uint8_t *data, uint32_t caplen, struct csupport_counts *c) {
-    c->frames++;
-    uint32_t at = 0;
-    uint16_t ethertype = 0;
-    switch (linktype) {
-    case DLT_EN10MB:
-        if (caplen < 14) { c->other_packets++; return; }
-        ethertype = be16(data + 12);
-        at = 14;
-        // Up to two VLAN tags.
-        for (int i = 0; i < 2 && (ethertype == 0x8100 || ethertype == 0x88A8); i++) {
-            if (caplen < at + 4) { c->other_packets++; return; }
-            ethertype = be16(data + at + 2);
-            at += 4;
-        }
-        break;
-    case DLT_LINUX_SLL:
-        if (caplen < 16) { c->other_packets++; return; }
-        ethertype = be16(data + 14);
-        at = 16;
-        break;
-#ifdef DLT_LINUX_SLL2
-    case DLT_LINUX_SLL2:
-        if (caplen < 20) { c->other_packets++; return; }
-        ethertype = be16(data);
-        at = 20;
-        break;
-#endif
-    case DLT_NULL:
-    case DLT_LOOP:
-        if (caplen < 4) { c->other_packets++; return; }
-        at = 4;
-        ethertype = 0;  // the family word's byte order varies: read the IP version instead
-        break;
-    case DLT_RAW:
-#ifdef DLT_IPV4
-    case DLT_IPV4:
-    case DLT_IPV6:
-#endif
-        ethertype = 0;
-        break;
-    default:
-        c->other_packets++;
-        return;
-    }
-    if (ethertype != 0 && ethertype != 0x0800 && ethertype != 0x86DD) { c->other_packets++; return; }
-    count_ip(data + at, caplen - at, c);
-}
 
 static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
     struct csupport_capture *cap = (struct csupport_capture *)user;
-    csupport_count_frame(cap->linktype, bytes, h->caplen, cap->counts);
+    // A trace's timestamps are whatever its writer put there (pcapng's are 64 bits): kept
+    // within 1970..2100 and their fraction within a second, so that the time arithmetic
+    // downstream (timeouts, periods, in nanoseconds) cannot overflow.
+    int64_t sec = (int64_t)h->ts.tv_sec, frac = (int64_t)h->ts.tv_usec * cap->ts_scale;
+    if (sec < 0) sec = 0;
+    if (sec > 4102444800) sec = 4102444800;
+    if (frac < 0 || frac > 999999999) frac = 0;
+    int64_t ts = sec * 1000000000 + frac;
+    cap->handler(cap->context, ts, bytes, h->caplen, h->len);
+}
+
+static struct csupport_capture *wrap(pcap_t *p, char *errbuf, int *status) {
+    struct csupport_capture *cap = calloc(1, sizeof *cap);
+    if (!cap) { *status = PCAP_ERROR; snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); lib.pcap_close(p); return NULL; }
+    cap->pcap = p;
+    cap->linktype = lib.pcap_datalink(p);
+    cap->ts_scale = lib.pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO ? 1 : 1000;
+    return cap;
 }
 
 struct csupport_capture *csupport_capture_open(const char *device, int snaplen, int buffer_bytes, char *errbuf,
@@ -212,12 +139,46 @@ struct csupport_capture *csupport_capture_open(const char *device, int snaplen, 
         return NULL;
     }
     if (lib.pcap_setnonblock(p, 1, errbuf) < 0) { *status = PCAP_ERROR; lib.pcap_close(p); return NULL; }
-    struct csupport_capture *cap = calloc(1, sizeof *cap);
-    if (!cap) { *status = PCAP_ERROR; snprintf(errbuf, PCAP_ERRBUF_SIZE, "out of memory"); lib.pcap_close(p); return NULL; }
-    cap->pcap = p;
-    cap->linktype = lib.pcap_datalink(p);
-    return cap;
+    return wrap(p, errbuf, status);
 }
+
+struct csupport_capture *csupport_capture_open_file(const char *dir, const char *name, char *errbuf, int *status) {
+    *status = 0;
+    errbuf[0] = 0;
+    if (lib_ready(errbuf) < 0) { *status = -1; return NULL; }
+    int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "capture-dir %s: %s", dir, strerror(errno));
+        *status = -5;
+        return NULL;
+    }
+    // O_NONBLOCK: a FIFO must not block the open (it is refused just below).
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+    int e = errno;
+    close(dirfd);
+    if (fd < 0) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(e));
+        *status = e == ENOENT || e == ENOTDIR ? -2 : e == EXDEV || e == ELOOP ? -3 : -5;
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "not a regular file");
+        close(fd);
+        *status = -4;
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(errno)); close(fd); *status = -5; return NULL; }
+    pcap_t *p = lib.pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+    if (!p) { fclose(f); *status = -1; return NULL; }  // libpcap's reason is in errbuf
+    return wrap(p, errbuf, status);  // pcap_close closes f
+}
+
+int csupport_capture_linktype(struct csupport_capture *cap) { return cap->linktype; }
 
 int csupport_capture_filter(struct csupport_capture *cap, const char *expression, char *errbuf) {
     struct bpf_program prog;
@@ -254,9 +215,11 @@ int csupport_capture_check_filter(const char *expression, char *errbuf) {
 
 int csupport_capture_fd(struct csupport_capture *cap) { return lib.pcap_get_selectable_fd(cap->pcap); }
 
-int csupport_capture_dispatch(struct csupport_capture *cap, struct csupport_counts *counts, char *errbuf) {
-    cap->counts = counts;
-    int n = lib.pcap_dispatch(cap->pcap, -1, on_frame, (u_char *)cap);
+int csupport_capture_dispatch(struct csupport_capture *cap, int max, csupport_frame_handler handler, void *context,
+                              char *errbuf) {
+    cap->handler = handler;
+    cap->context = context;
+    int n = lib.pcap_dispatch(cap->pcap, max, on_frame, (u_char *)cap);
     if (n == PCAP_ERROR) snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", lib.pcap_geterr(cap->pcap));
     return n;
 }

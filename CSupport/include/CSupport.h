@@ -70,18 +70,11 @@ int csupport_set_timerslack_ns(unsigned long ns);
 
 // MARK: Passive capture (capture.c, libpcap).
 
-/// Counters of one measurement period.
-struct csupport_counts {
-    uint64_t frames;                     ///< frames seen (after the filter)
-    uint64_t ip_packets, ip_octets;      ///< IPv4 and IPv6 packets, octets at layer 3 (IP total length)
-    uint64_t tcp_packets, tcp_octets;    ///< TCP segments, octets at layer 4
-    uint64_t udp_packets, udp_octets;    ///< UDP datagrams, octets at layer 4
-    uint64_t other_packets;              ///< frames that are not IP (ARP, ...) or too short to read
-};
-
-/// Counts one frame of pcap link type `linktype` with `caplen` captured bytes.
-void csupport_count_frame(int linktype, const uint8_t *_Nonnull data, uint32_t caplen,
-                          struct csupport_counts *_Nonnull counts);
+/// Called for each captured frame: `ts_ns` is the frame's time (nanoseconds since 1970),
+/// `data` its first `caplen` bytes (valid only during the call), `wirelen` its length on the
+/// wire.
+typedef void (*csupport_frame_handler)(void *_Nullable context, int64_t ts_ns, const uint8_t *_Nonnull data,
+                                       uint32_t caplen, uint32_t wirelen);
 
 struct csupport_capture;
 /// Opens `device` for capture (immediate, non-blocking, not promiscuous). NULL on failure,
@@ -96,9 +89,19 @@ int csupport_capture_filter(struct csupport_capture *_Nonnull cap, const char *_
 int csupport_capture_check_filter(const char *_Nonnull expression, char *_Nonnull errbuf);
 /// A descriptor to poll for readability.
 int csupport_capture_fd(struct csupport_capture *_Nonnull cap);
-/// Counts every frame waiting into `counts`; the number of frames, or -1 (`errbuf`).
-int csupport_capture_dispatch(struct csupport_capture *_Nonnull cap, struct csupport_counts *_Nonnull counts,
-                              char *_Nonnull errbuf);
+/// Hands up to `max` waiting frames (a trace file: the next `max`) to `handler`, in place;
+/// the number handed, 0 when none wait (a trace file: at its end), or -1 (`errbuf`).
+int csupport_capture_dispatch(struct csupport_capture *_Nonnull cap, int max, csupport_frame_handler _Nonnull handler,
+                              void *_Nullable context, char *_Nonnull errbuf);
+/// The capture's pcap link type (DLT_*).
+int csupport_capture_linktype(struct csupport_capture *_Nonnull cap);
+/// Opens the trace file (pcap or pcapng) `name`, a path relative to the directory `dir`
+/// that may not leave it (no absolute path, no `..` above it, no symbolic link out of it;
+/// openat2 RESOLVE_BENEATH), and must be a regular file. NULL on failure, with the reason in
+/// `errbuf` (256 bytes) and `status`: -1 libpcap cannot read it, -2 not found, -3 outside
+/// `dir`, -4 not a regular file, -5 other (permissions, the directory).
+struct csupport_capture *_Nullable csupport_capture_open_file(const char *_Nonnull dir, const char *_Nonnull name,
+                                                               char *_Nonnull errbuf, int *_Nonnull status);
 /// Frames the kernel received and dropped for this handle so far.
 int csupport_capture_stats(struct csupport_capture *_Nonnull cap, uint64_t *_Nonnull received,
                            uint64_t *_Nonnull dropped);

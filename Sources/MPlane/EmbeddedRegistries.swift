@@ -701,6 +701,116 @@ enum EmbeddedRegistries {
       "name": "icmp.rate.destination.max",
       "prim": "natural",
       "desc": "The most probes per second the probe sends to one destination, all active measurements together"
+    },
+    {
+      "name": "capture.file",
+      "prim": "string",
+      "desc": "A trace file (pcap or pcapng) to meter, named relative to the probe's capture-dir; no path outside it is opened"
+    },
+    {
+      "name": "ip.protocol",
+      "prim": "natural",
+      "desc": "The IP protocol number of a flow (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...)"
+    },
+    {
+      "name": "packets.ip.forward",
+      "prim": "natural",
+      "desc": "IP packets of a flow from its initiator (source) to its responder (destination)"
+    },
+    {
+      "name": "octets.ip.forward",
+      "prim": "natural",
+      "desc": "Octets at the IP layer (IP total length) of a flow from its initiator to its responder"
+    },
+    {
+      "name": "packets.ip.reverse",
+      "prim": "natural",
+      "desc": "IP packets of a flow from its responder (destination) to its initiator (source)"
+    },
+    {
+      "name": "octets.ip.reverse",
+      "prim": "natural",
+      "desc": "Octets at the IP layer (IP total length) of a flow from its responder to its initiator"
+    },
+    {
+      "name": "rtt.responder.us",
+      "prim": "natural",
+      "desc": "TCP handshake, SYN to SYN/ACK as seen at the probe: the round trip from the probe to the responder and back, in microseconds"
+    },
+    {
+      "name": "rtt.initiator.us",
+      "prim": "natural",
+      "desc": "TCP handshake, SYN/ACK to ACK as seen at the probe: the round trip from the probe to the initiator and back, in microseconds"
+    },
+    {
+      "name": "packets.retransmitted.forward",
+      "prim": "natural",
+      "desc": "TCP segments from the initiator that carried sequence space already seen (retransmissions)"
+    },
+    {
+      "name": "packets.retransmitted.reverse",
+      "prim": "natural",
+      "desc": "TCP segments from the responder that carried sequence space already seen (retransmissions)"
+    },
+    {
+      "name": "packets.outoforder.forward",
+      "prim": "natural",
+      "desc": "TCP segments from the initiator that filled a gap in the sequence space (arrived after later data)"
+    },
+    {
+      "name": "packets.outoforder.reverse",
+      "prim": "natural",
+      "desc": "TCP segments from the responder that filled a gap in the sequence space (arrived after later data)"
+    },
+    {
+      "name": "flow.end.reason",
+      "prim": "string",
+      "desc": "Why a flow record was written: idle (idle timeout), active (interim record at the active timeout; the flow goes on), fin, rst, evicted (the flow table was full), end (the measurement ended)"
+    },
+    {
+      "name": "flow.timeout.idle.s",
+      "prim": "natural",
+      "desc": "A flow with no packet for this many seconds has ended (default 300)"
+    },
+    {
+      "name": "flow.timeout.active.s",
+      "prim": "natural",
+      "desc": "A flow that lasts this many seconds gets an interim record, and again after as long (default 1800)"
+    },
+    {
+      "name": "flows.evicted",
+      "prim": "natural",
+      "desc": "Flows exported early because the flow table was full"
+    },
+    {
+      "name": "packets.truncated",
+      "prim": "natural",
+      "desc": "Frames too short for the headers they announce, or with contradictory headers: counted, not decoded"
+    },
+    {
+      "name": "flow.table.size",
+      "prim": "natural",
+      "desc": "The most flows one measurement's flow table holds"
+    },
+    {
+      "name": "top.count",
+      "prim": "natural",
+      "desc": "How many hosts a top-talkers result lists"
+    },
+    {
+      "name": "host.ip4",
+      "prim": "address",
+      "desc": "An IPv4 host"
+    },
+    {
+      "name": "host.ip6",
+      "prim": "address",
+      "desc": "An IPv6 host"
+    },
+    {
+      "name": "hosts.untracked",
+      "prim": "natural",
+      "desc": "Hosts a top-talkers measurement could not track because its host table was full"
     }
   ]
 }

@@ -35,6 +35,8 @@ func rate(seconds: Double, _ body: () -> Void) -> Double {
 let args = CommandLine.arguments
 if args.count > 1 && args[1] == "ping" { pingBenchmark(Array(args.dropFirst(2))) }
 if args.count > 1 && args[1] == "capture" { captureBenchmark(Array(args.dropFirst(2))) }
+if args.count > 1 && args[1] == "trace" { traceCommand(Array(args.dropFirst(2))) }
+if args.count > 1 && args[1] == "flows" { flowsCommand(Array(args.dropFirst(2))) }
 let dir = args.count > 1 ? args[1] : "Benchmarks/fixtures"
 let seconds = args.count > 2 ? Double(args[2]) ?? 1.0 : 1.0
 let decoder = MessageDecoder()

@@ -11,22 +11,33 @@ import Glibc
 import Musl
 #endif
 
-/// Passive traffic measurement on one interface with libpcap: packets and octets at the
-/// IP layer and for TCP and UDP, one row per period, from the capture thread straight into
-/// the job's result.
+/// Passive traffic measurement with libpcap, on an interface or over a trace file, with the
+/// same code: the capture thread hands frames to the decoder and meter in place.
 ///
-/// Capability `capture-<interface>`: parameters `source.interface` (the interface) and
-/// `capture.filter` (a BPF expression, optional, default empty: everything); results
-/// `time` (start of the period), `packets.ip`, `octets.ip`, `packets.tcp`, `octets.tcp`,
-/// `packets.udp`, `octets.udp`, `packets.unobserved` (frames the kernel dropped).
+/// Three measurements, each live on an interface (`<kind>-<interface>`, parameter
+/// `source.interface`) and, where `capture-dir` is configured, over a trace file in it
+/// (`<kind>-file`, parameter `capture.file`); all take `capture.filter` (a BPF expression,
+/// empty for everything):
+/// - **counters** (`capture-…`): one row per period: `time` (its start), `packets.ip`,
+///   `octets.ip`, `packets.tcp`, `octets.tcp`, `packets.udp`, `octets.udp`,
+///   `packets.unobserved` (frames the kernel dropped), `flows` (distinct flows with a packet).
+/// - **flows** (`flows-…`): one row per bidirectional flow that ended (see ``FlowTable``),
+///   parameters `flow.timeout.idle.s` and `flow.timeout.active.s`.
+/// - **top talkers** (`top-talkers-…`): the `top.count` hosts with the most octets sent and
+///   received over the scope.
 public struct CaptureService: MeasurementService {
+    public enum Measure: Sendable { case counters, flows, topTalkers }
+
     public let capability: Capability
-    public let interface: String
+    /// The interface (nil: a trace file).
+    public let interface: String?
+    public let measure: Measure
     public let settings: Settings
 
     public struct Settings: Sendable {
-        /// Bytes kept of each frame: enough for the headers that are counted.
-        public var snaplen: Int32 = 128
+        /// Bytes kept of each frame: enough for the headers that are read (Ethernet, two VLAN
+        /// tags, IPv6 with extension headers, TCP).
+        public var snaplen: Int32 = 160
         /// The kernel's capture buffer, bytes.
         public var bufferBytes: Int32 = 4 << 20
         public var minimumPeriod: Int64 = 1
@@ -36,6 +47,13 @@ public struct CaptureService: MeasurementService {
         public var maxFilterBytes = FilterLimits.defaultBytes
         /// The most `and`/`or`/`not` operators a filter may have (`max-filter-operators`).
         public var maxFilterOperators = FilterLimits.defaultOperators
+        /// Flows one job's table holds (`flow-table-size`): about 200 bytes each, resident as
+        /// flows arrive. Past it the least recently active flow is exported early.
+        public var flowTableSize = 65_536
+        /// The directory trace files are read from (`capture-dir`); nil: no file capabilities.
+        public var captureDirectory: String? = nil
+        /// The largest `top.count`.
+        public var maxTopCount = 1_000
         /// Called on the capture thread once the capture is open and counting (tests and
         /// tools that must not send before it is).
         public var onOpen: (@Sendable () -> Void)? = nil
@@ -43,45 +61,118 @@ public struct CaptureService: MeasurementService {
     }
 
     public static let columns = [ElementName.time, ElementName.packetsIP, ElementName.octetsIP, ElementName.packetsTCP, ElementName.octetsTCP, ElementName.packetsUDP,
-                                 ElementName.octetsUDP, ElementName.packetsUnobserved]
+                                 ElementName.octetsUDP, ElementName.packetsUnobserved, ElementName.flows]
+    public static let flowColumns = [ElementName.start, ElementName.end, ElementName.sourceIP4, ElementName.sourceIP6,
+                                     ElementName.destinationIP4, ElementName.destinationIP6, ElementName.sourcePort,
+                                     ElementName.destinationPort, ElementName.ipProtocol, ElementName.packetsIP,
+                                     ElementName.octetsIP, ElementName.packetsIPForward, ElementName.octetsIPForward,
+                                     ElementName.packetsIPReverse, ElementName.octetsIPReverse, ElementName.rttUS,
+                                     ElementName.rttResponderUS, ElementName.rttInitiatorUS,
+                                     ElementName.packetsRetransmittedForward, ElementName.packetsRetransmittedReverse,
+                                     ElementName.packetsOutOfOrderForward, ElementName.packetsOutOfOrderReverse,
+                                     ElementName.flowEndReason]
+    public static let topColumns = [ElementName.hostIP4, ElementName.hostIP6, ElementName.packetsIP, ElementName.octetsIP,
+                                    ElementName.flows]
 
+    /// Counters on `interface` (the capability that has always been).
     public init(interface: String, settings: Settings = Settings()) {
+        self.init(measure: .counters, interface: interface, settings: settings)
+    }
+
+    /// `measure` on `interface`, or over trace files in `settings.captureDirectory` when
+    /// `interface` is nil.
+    public init(measure: Measure, interface: String?, settings: Settings = Settings()) {
         self.interface = interface
+        self.measure = measure
         self.settings = settings
         let registry = try! RegistryStore.shared.registry(for: RegistryStore.probeURI)
-        var cap = Capability(label: "capture-\(interface)",
-                             when: When(start: .now, end: .future, period: Swift.max(1, settings.minimumPeriod)),
-                             registry: registry)
-        try! cap.statement.addParameter(ElementName.sourceInterface, constraint: .set([.string(interface)]))
+        let kind = switch measure {
+        case .counters: "capture"
+        case .flows: "flows"
+        case .topTalkers: "top-talkers"
+        }
+        let when: When = measure == .counters
+            ? When(start: .now, end: .future, period: Swift.max(1, settings.minimumPeriod))
+            : When(start: .now, end: .future)
+        var cap = Capability(label: "\(kind)-\(interface ?? "file")", when: when, registry: registry)
+        if let interface {
+            try! cap.statement.addParameter(ElementName.sourceInterface, constraint: .set([.string(interface)]))
+        } else {
+            try! cap.statement.addParameter(ElementName.captureFile, constraint: .all)
+        }
         try! cap.statement.addParameter(ElementName.captureFilter, constraint: .all)
-        for c in Self.columns { try! cap.statement.addResultColumn(c) }
+        switch measure {
+        case .counters:
+            for c in Self.columns { try! cap.statement.addResultColumn(c) }
+        case .flows:
+            try! cap.statement.addParameter(ElementName.flowTimeoutIdle, constraint: .makeRange(.natural(1), .natural(86_400)))
+            try! cap.statement.addParameter(ElementName.flowTimeoutActive, constraint: .makeRange(.natural(1), .natural(604_800)))
+            for c in Self.flowColumns { try! cap.statement.addResultColumn(c) }
+            try! cap.statement.addMetadata(ElementName.flowTableSize, .natural(UInt64(settings.flowTableSize)))
+        case .topTalkers:
+            try! cap.statement.addParameter(ElementName.topCount, constraint: .makeRange(.natural(1), .natural(UInt64(settings.maxTopCount))))
+            for c in Self.topColumns { try! cap.statement.addResultColumn(c) }
+            try! cap.statement.addMetadata(ElementName.flowTableSize, .natural(UInt64(settings.flowTableSize)))
+        }
         try! cap.statement.addMetadata(ElementName.captureFilterOctetsMax, .natural(UInt64(settings.maxFilterBytes)))
         capability = cap
     }
 
-    public var parameterDefaults: [String: Value] { [ElementName.captureFilter: .string("")] }
+    public var parameterDefaults: [String: Value] {
+        [ElementName.captureFilter: .string(""), ElementName.flowTimeoutIdle: .natural(300),
+         ElementName.flowTimeoutActive: .natural(1_800), ElementName.topCount: .natural(10)]
+            .filter { capability.statement.parameter($0.key) != nil }
+    }
 
     /// A thread of its own.
     public func demand(for spec: Specification) -> JobDemand { JobDemand(dedicatedThread: true) }
 
-    /// Refuses a filter over the size limits at once, on the request path (cheap).
+    /// Refuses a filter over the size limits and a file name that tries to leave
+    /// `capture-dir`, at once, on the request path (cheap).
     public func refusal(for spec: Specification) -> String? {
+        if interface == nil {
+            guard case .string(let name)? = spec.statement.parameterValue(ElementName.captureFile) else {
+                return "capture.file: a trace file name is needed"
+            }
+            if let why = Self.fileNameRefusal(name) { return why }
+        }
         guard case .string(let filter)? = spec.statement.parameterValue(ElementName.captureFilter), !filter.isEmpty else { return nil }
         return FilterLimits.refusal(filter, maxBytes: settings.maxFilterBytes, maxOperators: settings.maxFilterOperators)
     }
 
-    /// Compiles the filter on a thread of its own (libpcap's compiler cannot be cancelled and
-    /// must not hold a pool thread), at most ``FilterLimits/concurrentCompiles`` at once.
-    public func slowRefusal(for spec: Specification) async -> String? {
-        guard case .string(let filter)? = spec.statement.parameterValue(ElementName.captureFilter), !filter.isEmpty else { return nil }
-        guard FilterLimits.compiling.add(1, ordering: .acquiringAndReleasing).newValue <= FilterLimits.concurrentCompiles else {
-            FilterLimits.compiling.subtract(1, ordering: .releasing)
-            return "capture.filter: too many filters being compiled at once (\(FilterLimits.concurrentCompiles)); try again"
+    /// Why `name` cannot name a trace file in `capture-dir`, or nil. (The open checks again,
+    /// beneath the directory, symbolic links included.)
+    public static func fileNameRefusal(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        if bytes.isEmpty { return "capture.file: a trace file name is needed" }
+        if bytes.count > 1024 { return "capture.file is \(bytes.count) bytes long, over 1024" }
+        if bytes.contains(0) || bytes.contains(where: { $0 < 0x20 }) { return "capture.file holds control characters" }
+        if bytes.first == UInt8(ascii: "/") { return "capture.file '\(name)' is absolute: name a file in capture-dir" }
+        if name.split(separator: "/", omittingEmptySubsequences: false).contains("..") {
+            return "capture.file '\(name)' leads outside capture-dir"
         }
-        defer { FilterLimits.compiling.subtract(1, ordering: .releasing) }
-        let why = await ProbeThread.run(name: "mplane-filter") { Self.checkFilter(filter) }
-        guard let why else { return "capture.filter: cannot start a thread to compile it" }
-        return why.map { "capture.filter '\(filter)': \($0)" }
+        return nil
+    }
+
+    /// Opens the trace file, then compiles the filter, each on a thread of its own (libpcap's
+    /// compiler cannot be cancelled and must not hold a pool thread; a file may be slow to
+    /// open), at most ``FilterLimits/concurrentCompiles`` compiles and
+    /// ``FilterLimits/concurrentFileChecks`` opens at once.
+    public func slowRefusal(for spec: Specification) async -> String? {
+        if interface == nil, let dir = settings.captureDirectory,
+           case .string(let name)? = spec.statement.parameterValue(ElementName.captureFile) {
+            let why = await FilterLimits.onThread(FilterLimits.fileChecking, limit: FilterLimits.concurrentFileChecks,
+                                                  busy: "capture.file: too many trace files being opened at once") { () -> String? in
+                do throws(CaptureError) { _ = try Capture(directory: dir, file: name, filter: "") } catch { return error.message }
+                return nil
+            }
+            if let why { return why }
+        }
+        guard case .string(let filter)? = spec.statement.parameterValue(ElementName.captureFilter), !filter.isEmpty else { return nil }
+        return await FilterLimits.onThread(FilterLimits.compiling, limit: FilterLimits.concurrentCompiles,
+                                           busy: "capture.filter: too many filters being compiled at once") {
+            Self.checkFilter(filter).map { "capture.filter '\(filter)': \($0)" }
+        }
     }
 
     /// Why `filter` does not compile, or nil. Also nil when libpcap cannot be loaded: that is
@@ -104,16 +195,55 @@ public struct CaptureService: MeasurementService {
     public func run(_ job: JobContext) async throws {
         var filter = ""
         if case .string(let f)? = job.parameter(ElementName.captureFilter) { filter = f }
-        let period = Swift.max(1, job.period ?? 1)
+        let source: CaptureSource
+        if let interface {
+            source = .interface(interface)
+        } else {
+            guard let dir = settings.captureDirectory, case .string(let name)? = job.parameter(ElementName.captureFile) else {
+                throw CaptureError(.file, "capture.file: no capture-dir is configured")
+            }
+            source = .file(directory: dir, name: name)
+        }
+        var period = Swift.max(1, job.period ?? 1)
         var periods: Int? = nil
         if let end = job.end {
-            periods = Swift.max(1, Int((end.microseconds - job.start.microseconds) / (period * 1_000_000)))
+            let span = Swift.max(1, (end.microseconds - job.start.microseconds) / 1_000_000)
+            if measure != .counters { period = span }
+            periods = Swift.max(1, Int(span / period))
         }
-        let plan = CapturePlan(interface: interface, filter: filter, period: period, periods: periods,
+        let plan = CapturePlan(source: source, filter: filter, period: period, periods: periods,
                                start: job.start, settings: settings)
-        let outcome: Swift.Result<CaptureSummary, CaptureError>? = await ProbeThread.run(name: "mplane-capture") {
+        let measure = self.measure
+        let capacity = settings.flowTableSize
+        let natural = { (name: String, absent: Int64) -> Int64 in
+            if case .natural(let v)? = job.parameter(name) { return Int64(clamping: v) }
+            return absent
+        }
+        let idle = natural(ElementName.flowTimeoutIdle, 300), active = natural(ElementName.flowTimeoutActive, 1_800)
+        let top = Int(natural(ElementName.topCount, 10))
+        let outcome: Swift.Result<(CaptureSummary, FlowTableCounters), CaptureError>? = await ProbeThread.run(name: "mplane-capture") {
+            var hosts = measure == .topTalkers ? HostTotals(capacity: capacity) : nil
+            var table: FlowTable? = nil
             do throws(CaptureError) {
-                return .success(try CaptureLoop.run(plan, shouldStop: { job.isInterrupted }) { time, counts in
+                let summary = try CaptureLoop.run(plan, meter: { (linktype: Int32) throws(CaptureError) -> Meter in
+                    switch measure {
+                    case .counters:
+                        table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { _, _ in }
+                    case .flows:
+                        table = FlowTable(capacity: capacity, idleTimeout: idle, activeTimeout: active) { flow, reason in
+                            job.append { Self.appendFlow(flow, reason, to: &$0) }
+                        }
+                    case .topTalkers:
+                        table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { flow, _ in
+                            hosts?.add(flow)
+                        }
+                    }
+                    guard let table else {
+                        throw CaptureError(.resources, "no memory for a flow table of \(capacity) flows")
+                    }
+                    return Meter(linktype: linktype, flows: table)
+                }, shouldStop: { job.isInterrupted }) { time, counts in
+                    guard measure == .counters else { return }
                     job.append { table in
                         table.columns[0].append(time: time)
                         table.columns[1].append(natural: counts.ipPackets)
@@ -123,22 +253,116 @@ public struct CaptureService: MeasurementService {
                         table.columns[5].append(natural: counts.udpPackets)
                         table.columns[6].append(natural: counts.udpOctets)
                         table.columns[7].append(natural: counts.dropped)
+                        table.columns[8].append(natural: counts.flows)
                     }
-                })
+                }
+                // The flows still open end with the measurement.
+                if measure != .counters { table?.flush() }
+                if let hosts { job.append { hosts.appendTop(top, to: &$0) } }
+                if let hosts, hosts.untracked > 0 { job.setMetadata(ElementName.hostsUntracked, .natural(hosts.untracked)) }
+                return .success((summary, table?.counters ?? FlowTableCounters()))
             } catch {
                 return .failure(error)
             }
         }
         guard let outcome else { throw CaptureError(.resources, "cannot start a thread for the capture") }
-        let summary = try outcome.get()
+        let (summary, counters) = try outcome.get()
+        if measure != .counters {
+            // What the result may lack: frames the kernel dropped, flows the full table
+            // exported early, frames too short or malformed to decode.
+            job.setMetadata(ElementName.packetsUnobserved, .natural(summary.dropped))
+            job.setMetadata(ElementName.flowsEvicted, .natural(counters.evicted))
+            job.setMetadata(ElementName.packetsTruncated, .natural(summary.truncated))
+        }
         job.logger.info("capture finished", metadata: [
-            "mplane.token": "\(job.specification.token)", "capture.interface": "\(interface)",
+            "mplane.token": "\(job.specification.token)", "capture.source": "\(interface ?? "file")",
             "capture.frames": "\(summary.frames)", "capture.dropped": "\(summary.dropped)",
+            "capture.truncated": "\(summary.truncated)", "flows.evicted": "\(counters.evicted)",
         ])
         if summary.dropped > 0 {
             job.logger.warning("the kernel dropped captured frames", metadata: [
-                "capture.interface": "\(interface)", "capture.dropped": "\(summary.dropped)",
+                "capture.source": "\(interface ?? "file")", "capture.dropped": "\(summary.dropped)",
             ])
+        }
+    }
+
+    /// One flow record as a row of ``flowColumns``.
+    static func appendFlow(_ f: Flow, _ reason: FlowEndReason, to table: inout ResultTable) {
+        table.columns[0].append(time: Timestamp(microsecondsSince1970: f.first / 1000))
+        table.columns[1].append(time: Timestamp(microsecondsSince1970: f.last / 1000))
+        if f.version == 4 {
+            table.columns[2].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: f.aLow)))
+            table.columns[3].appendMissing()
+            table.columns[4].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: f.bLow)))
+            table.columns[5].appendMissing()
+        } else {
+            table.columns[2].appendMissing()
+            table.columns[3].append(address: IPAddress(ipv6: f.aHigh, f.aLow))
+            table.columns[4].appendMissing()
+            table.columns[5].append(address: IPAddress(ipv6: f.bHigh, f.bLow))
+        }
+        table.columns[6].append(natural: UInt64(f.aPort))
+        table.columns[7].append(natural: UInt64(f.bPort))
+        table.columns[8].append(natural: UInt64(f.proto))
+        table.columns[9].append(natural: f.packets)
+        table.columns[10].append(natural: f.octets)
+        table.columns[11].append(natural: f.forwardPackets)
+        table.columns[12].append(natural: f.forwardOctets)
+        table.columns[13].append(natural: f.reversePackets)
+        table.columns[14].append(natural: f.reverseOctets)
+        for (i, v) in [(15, f.handshakeRTT), (16, f.responderRTT), (17, f.initiatorRTT)] {
+            if let v { table.columns[i].append(natural: UInt64(Swift.max(0, v) / 1000)) } else { table.columns[i].appendMissing() }
+        }
+        table.columns[18].append(natural: UInt64(f.forwardRetransmitted))
+        table.columns[19].append(natural: UInt64(f.reverseRetransmitted))
+        table.columns[20].append(natural: UInt64(f.forwardOutOfOrder))
+        table.columns[21].append(natural: UInt64(f.reverseOutOfOrder))
+        table.columns[22].append(string: reason.description)
+    }
+}
+
+/// Octets, packets and flows per host, from the flows as they end; at most `capacity`
+/// hosts (past it, a new host's figures are counted in `untracked` only).
+struct HostTotals {
+    struct Key: Hashable { var high: UInt64, low: UInt64, version: UInt8 }
+    struct Totals { var packets: UInt64 = 0, octets: UInt64 = 0, flows: UInt64 = 0 }
+    let capacity: Int
+    var hosts: [Key: Totals] = [:]
+    /// Hosts left out because the table was full.
+    var untracked: UInt64 = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func add(_ f: Flow) {
+        for k in [Key(high: f.aHigh, low: f.aLow, version: f.version), Key(high: f.bHigh, low: f.bLow, version: f.version)] {
+            if hosts[k] == nil && hosts.count >= capacity {
+                untracked += 1
+                continue
+            }
+            hosts[k, default: Totals()].packets += f.packets
+            hosts[k, default: Totals()].octets += f.octets
+            hosts[k, default: Totals()].flows += 1
+        }
+    }
+
+    /// The `n` hosts with the most octets (ties: more packets, then the lower address) as
+    /// rows of ``CaptureService/topColumns``.
+    func appendTop(_ n: Int, to table: inout ResultTable) {
+        let top = hosts.sorted {
+            ($0.value.octets, $0.value.packets, $1.key.version, $1.key.high, $1.key.low)
+                > ($1.value.octets, $1.value.packets, $0.key.version, $0.key.high, $0.key.low)
+        }.prefix(n)
+        for (k, t) in top {
+            if k.version == 4 {
+                table.columns[0].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: k.low)))
+                table.columns[1].appendMissing()
+            } else {
+                table.columns[0].appendMissing()
+                table.columns[1].append(address: IPAddress(ipv6: k.high, k.low))
+            }
+            table.columns[2].append(natural: t.packets)
+            table.columns[3].append(natural: t.octets)
+            table.columns[4].append(natural: t.flows)
         }
     }
 }
@@ -149,8 +373,11 @@ public struct CaptureService: MeasurementService {
 extension CaptureService {
     /// Registers the `capture` service kind (`module = mplane.components.tstat` maps here
     /// too): `interface` (comma-separated, default `lo`), `snaplen`, `buffer-kib`,
-    /// `minimum-period`, `max-filter-bytes`, `max-filter-operators`, and `if-permitted` (yes: leave capture out with a warning when the
-    /// interface cannot be opened, instead of refusing to start).
+    /// `minimum-period`, `max-filter-bytes`, `max-filter-operators`, `flow-table-size`,
+    /// `capture-dir` (trace files: adds the `…-file` capabilities), `max-top-count`, and
+    /// `if-permitted` (yes: leave capture out with a warning when the interface cannot be
+    /// opened, instead of refusing to start). Each interface gets counters, flows and top
+    /// talkers.
     public static func register(in registry: inout ServiceFactoryRegistry) {
         registry.register("capture") { values, logger in
             let settings = SectionSettings(values)
@@ -160,6 +387,16 @@ extension CaptureService {
             s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: 1))
             s.maxFilterBytes = try settings.integer("max-filter-bytes", in: 1...65_536, absent: s.maxFilterBytes)
             s.maxFilterOperators = try settings.integer("max-filter-operators", in: 0...10_000, absent: s.maxFilterOperators)
+            s.flowTableSize = try settings.integer("flow-table-size", in: 1_024...16_777_216, absent: s.flowTableSize)
+            s.maxTopCount = try settings.integer("max-top-count", in: 1...100_000, absent: s.maxTopCount)
+            if let dir = settings["capture-dir"] {
+                guard dir.hasPrefix("/") else { throw ServiceConfigurationError(message: "capture-dir = \(dir): use an absolute path") }
+                var st = stat()
+                guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+                    throw ServiceConfigurationError(message: "capture-dir = \(dir): not a directory")
+                }
+                s.captureDirectory = dir
+            }
             let optional = try settings.flag("if-permitted")
             let names = settings.list("interface", absent: ["lo"])
             var out: [any MeasurementService] = []
@@ -169,7 +406,10 @@ extension CaptureService {
                     logger.warning("capture left out", metadata: ["capture.interface": "\(name)", "reason": "\(problem)"])
                     continue
                 }
-                out.append(CaptureService(interface: name, settings: s))
+                for m in [Measure.counters, .flows, .topTalkers] { out.append(CaptureService(measure: m, interface: name, settings: s)) }
+            }
+            if s.captureDirectory != nil {
+                for m in [Measure.counters, .flows, .topTalkers] { out.append(CaptureService(measure: m, interface: nil, settings: s)) }
             }
             return out
         }

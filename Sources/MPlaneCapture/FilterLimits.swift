@@ -1,4 +1,5 @@
 import Synchronization
+import MPlaneProbe
 
 /// Bounds on capture filters. libpcap's optimiser works in time that grows with about the
 /// cube of a filter's operators (2,000 `host` terms ran over ten minutes; 300 took 1.2 s
@@ -13,6 +14,24 @@ public enum FilterLimits {
     /// Filters compiled at once (each on its own thread).
     public static let concurrentCompiles = 2
     static let compiling = Atomic<Int>(0)
+    /// Trace files opened at once to check them (each on its own thread).
+    public static let concurrentFileChecks = 4
+    static let fileChecking = Atomic<Int>(0)
+
+    /// Runs `check` on a thread of its own while fewer than `limit` others run under
+    /// `counter`: its answer, or why it could not run (`busy`, no thread).
+    static func onThread(_ counter: borrowing Atomic<Int>, limit: Int, busy: String,
+                         _ check: @escaping @Sendable () -> String?) async -> String? {
+        guard counter.add(1, ordering: .acquiringAndReleasing).newValue <= limit else {
+            counter.subtract(1, ordering: .releasing)
+            return "\(busy) (\(limit)); try again"
+        }
+        defer { counter.subtract(1, ordering: .releasing) }
+        guard let why = await ProbeThread.run(name: "mplane-check", check) else {
+            return "\(busy.prefix { $0 != ":" }): cannot start a thread to check it"
+        }
+        return why
+    }
 
     /// Why `filter` is over the limits (naming `capture.filter` and the limit), or nil.
     public static func refusal(_ filter: String, maxBytes: Int, maxOperators: Int) -> String? {

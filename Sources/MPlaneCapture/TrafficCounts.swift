@@ -22,8 +22,11 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
         case filter
         /// libpcap or the capture descriptor failed while capturing, or could not open.
         case capture
-        /// No thread for the capture.
+        /// No thread for the capture, or no memory for its flow table.
         case resources
+        /// A trace file (`capture.file`) that cannot be read: outside `capture-dir`, missing,
+        /// not a trace.
+        case file
     }
     public let code: Code
     public let message: String
@@ -37,7 +40,7 @@ public struct CaptureError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Traffic counters of one period, as the C side counts them.
+/// Traffic counters of one period, as the decoder counts them.
 public struct TrafficCounts: Equatable, Sendable {
     public var frames: UInt64 = 0
     public var ipPackets: UInt64 = 0, ipOctets: UInt64 = 0
@@ -46,35 +49,9 @@ public struct TrafficCounts: Equatable, Sendable {
     public var otherPackets: UInt64 = 0
     /// Frames the kernel dropped in the period (not counted above).
     public var dropped: UInt64 = 0
+    /// Distinct flows (5-tuples, both directions one) that had a packet in the period.
+    public var flows: UInt64 = 0
 
     public init() {}
-
-    init(_ c: csupport_counts) {
-        frames = c.frames
-        ipPackets = c.ip_packets
-        ipOctets = c.ip_octets
-        tcpPackets = c.tcp_packets
-        tcpOctets = c.tcp_octets
-        udpPackets = c.udp_packets
-        udpOctets = c.udp_octets
-        otherPackets = c.other_packets
-    }
-
-    /// Counts one captured frame of pcap link type `linktype` (for tests and tools).
-    public mutating func count(frame: [UInt8], linktype: Int32) {
-        var c = csupport_counts()
-        frame.withUnsafeBufferPointer { b in
-            csupport_count_frame(linktype, b.baseAddress ?? UnsafePointer(bitPattern: 1)!, UInt32(b.count), &c)
-        }
-        let d = TrafficCounts(c)
-        frames += d.frames
-        ipPackets += d.ipPackets
-        ipOctets += d.ipOctets
-        tcpPackets += d.tcpPackets
-        tcpOctets += d.tcpOctets
-        udpPackets += d.udpPackets
-        udpOctets += d.udpOctets
-        otherPackets += d.otherPackets
-    }
 }
 
