@@ -66,7 +66,7 @@ var targets: [Target] = [
     // settings).
     .target(
         name: "MPlaneProbe",
-        dependencies: ["MPlaneScheduler", "MPlaneIO", "CSupport", logging]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneIO", "CSupport", logging]
     ),
     // Active measurement: ICMP echo over datagram or raw sockets with kernel timestamps.
     .target(

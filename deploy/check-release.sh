@@ -47,7 +47,7 @@ curl -sf -XPOST -H 'Content-Type: application/x-mplane+json' --data-binary "$spe
 grep -q '"result"' "$tmp/result" && grep -q 'echo-7f3a' "$tmp/result" || fail "no loopback result: $(cat "$tmp/result")"
 echo "check-release: ok: loopback specification -> result"
 if grep -q '"capture-lo"' "$tmp/caps"; then
-  capture='{"specification": "measure", "version": 1, "registry": "http://mplane-swift.invalid/registry/probe", "label": "capture-lo", "when": "now + 1s / 1s", "parameters": {"source.interface": "lo", "capture.filter": ""}, "results": ["time", "packets.ip", "octets.ip", "packets.tcp", "octets.tcp", "packets.udp", "octets.udp", "packets.unobserved"], "token": "check-capture"}'
+  capture='{"specification": "measure", "version": 1, "registry": "http://mplane-swift.invalid/registry/probe", "label": "capture-lo", "when": "now + 1s / 1s", "parameters": {"source.interface": "lo", "capture.filter": ""}, "results": ["time", "packets.ip", "octets.ip", "packets.tcp", "octets.tcp", "packets.udp", "octets.udp", "packets.unobserved", "flows"], "token": "check-capture"}'
   curl -s -XPOST -H 'Content-Type: application/x-mplane+json' --data-binary "$capture" "$url/" -o "$tmp/capture" \
     || fail "capture-lo specification: no answer"
   grep -q '"result"' "$tmp/capture" || fail "capture-lo gave no result: $(cat "$tmp/capture")"

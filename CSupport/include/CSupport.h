@@ -65,6 +65,15 @@ ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *_Nonnull rx, int err
 int csupport_poll_in(int fd, int64_t timeout_ns);
 /// CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
 int64_t csupport_clock_ns(int clock);
+/// The kernel's view of the system clock (adjtimex with no modes: a read).
+struct csupport_clock_state {
+    int32_t state;         ///< TIME_OK 0 ... TIME_ERROR 5
+    int32_t status;        ///< STA_* bits (STA_UNSYNC 0x40)
+    int64_t esterror_us;   ///< estimated error, microseconds
+    int64_t maxerror_us;   ///< maximum error, microseconds
+};
+/// Reads the clock state; 0, or -errno (EPERM where a sandbox refuses even the read).
+int csupport_clock_state(struct csupport_clock_state *_Nonnull out);
 /// Sets the calling thread's timer slack (how late the kernel may wake it), nanoseconds.
 int csupport_set_timerslack_ns(unsigned long ns);
 

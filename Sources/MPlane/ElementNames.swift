@@ -68,6 +68,22 @@ public enum ElementName {
     public static let hostIP4 = "host.ip4"
     public static let hostIP6 = "host.ip6"
     public static let hostsUntracked = "hosts.untracked"
+    public static let probeScheduleErrorMedian = "probe.schedule.error.us.50pct"
+    public static let probeScheduleError99 = "probe.schedule.error.us.99pct"
+    public static let probeScheduleErrorMax = "probe.schedule.error.us.max"
+    public static let probeReadDelayMedian = "probe.read.delay.us.50pct"
+    public static let probeReadDelay99 = "probe.read.delay.us.99pct"
+    public static let probeReadDelayMax = "probe.read.delay.us.max"
+    public static let probeSentLate = "probe.sent.late"
+    public static let icmpSamplesKernel = "icmp.samples.kernel"
+    public static let icmpSamplesKernelRX = "icmp.samples.kernel-rx"
+    public static let icmpSamplesUser = "icmp.samples.user"
+    public static let clockSynchronisedStart = "clock.synchronised.start"
+    public static let clockSynchronisedEnd = "clock.synchronised.end"
+    public static let clockErrorEstimated = "clock.error.estimated.us"
+    public static let clockErrorMaximum = "clock.error.maximum.us"
+    public static let clockStep = "clock.step.us"
+    public static let clockStepped = "clock.stepped"
     /// All of the above, for the test that checks them against the registries.
-    public static let all = [time, testInput, testOutput, testCounter, captureFilter, sourceInterface, captureFilterOctetsMax, delayTwowayICMP, delayTwowayICMPMin, delayTwowayICMPMean, delayTwowayICMPMedian, delayTwowayICMPMax, delayTwowayICMPCount, packetsLost, packetsDuplicate, icmpPacketsLate, icmpTimestampSource, icmpSocket, icmpPayloadOctets, icmpTimeoutMS, ipTTL, ipTOS, icmpTargetsMax, icmpRateMax, icmpRateDestinationMax, probeJobsMax, resultOctetsMax, resultRowsMax, packetsIP, octetsIP, packetsTCP, octetsTCP, packetsUDP, octetsUDP, packetsUnobserved, destinationIP4, destinationIP6, sourceIP4, sourceIP6, start, end, sourcePort, destinationPort, flows, rttUS, captureFile, ipProtocol, packetsIPForward, octetsIPForward, packetsIPReverse, octetsIPReverse, rttResponderUS, rttInitiatorUS, packetsRetransmittedForward, packetsRetransmittedReverse, packetsOutOfOrderForward, packetsOutOfOrderReverse, flowEndReason, flowTimeoutIdle, flowTimeoutActive, flowsEvicted, packetsTruncated, flowTableSize, topCount, hostIP4, hostIP6, hostsUntracked]
+    public static let all = [time, testInput, testOutput, testCounter, captureFilter, sourceInterface, captureFilterOctetsMax, delayTwowayICMP, delayTwowayICMPMin, delayTwowayICMPMean, delayTwowayICMPMedian, delayTwowayICMPMax, delayTwowayICMPCount, packetsLost, packetsDuplicate, icmpPacketsLate, icmpTimestampSource, icmpSocket, icmpPayloadOctets, icmpTimeoutMS, ipTTL, ipTOS, icmpTargetsMax, icmpRateMax, icmpRateDestinationMax, probeJobsMax, resultOctetsMax, resultRowsMax, packetsIP, octetsIP, packetsTCP, octetsTCP, packetsUDP, octetsUDP, packetsUnobserved, destinationIP4, destinationIP6, sourceIP4, sourceIP6, start, end, sourcePort, destinationPort, flows, rttUS, captureFile, ipProtocol, packetsIPForward, octetsIPForward, packetsIPReverse, octetsIPReverse, rttResponderUS, rttInitiatorUS, packetsRetransmittedForward, packetsRetransmittedReverse, packetsOutOfOrderForward, packetsOutOfOrderReverse, flowEndReason, flowTimeoutIdle, flowTimeoutActive, flowsEvicted, packetsTruncated, flowTableSize, topCount, hostIP4, hostIP6, hostsUntracked, probeScheduleErrorMedian, probeScheduleError99, probeScheduleErrorMax, probeReadDelayMedian, probeReadDelay99, probeReadDelayMax, probeSentLate, icmpSamplesKernel, icmpSamplesKernelRX, icmpSamplesUser, clockSynchronisedStart, clockSynchronisedEnd, clockErrorEstimated, clockErrorMaximum, clockStep, clockStepped]
 }

@@ -811,6 +811,86 @@ enum EmbeddedRegistries {
       "name": "hosts.untracked",
       "prim": "natural",
       "desc": "Hosts a top-talkers measurement could not track because its host table was full"
+    },
+    {
+      "name": "probe.schedule.error.us.50pct",
+      "prim": "natural",
+      "desc": "Median of how late the probe sent its probes against their schedule (actual minus due send time), microseconds"
+    },
+    {
+      "name": "probe.schedule.error.us.99pct",
+      "prim": "natural",
+      "desc": "99th percentile of how late the probe sent its probes against their schedule, microseconds"
+    },
+    {
+      "name": "probe.schedule.error.us.max",
+      "prim": "natural",
+      "desc": "The latest the probe sent a probe against its schedule, microseconds"
+    },
+    {
+      "name": "probe.read.delay.us.50pct",
+      "prim": "natural",
+      "desc": "Median delay from the kernel's receive timestamp of a reply to the moment the probe read it, microseconds"
+    },
+    {
+      "name": "probe.read.delay.us.99pct",
+      "prim": "natural",
+      "desc": "99th percentile of the delay from the kernel's receive timestamp of a reply to its read, microseconds"
+    },
+    {
+      "name": "probe.read.delay.us.max",
+      "prim": "natural",
+      "desc": "The longest delay from the kernel's receive timestamp of a reply to its read, microseconds"
+    },
+    {
+      "name": "probe.sent.late",
+      "prim": "natural",
+      "desc": "Probes sent more than 1 ms after their due time: the probe itself distorted their place in the schedule"
+    },
+    {
+      "name": "icmp.samples.kernel",
+      "prim": "natural",
+      "desc": "Delay samples timed with kernel timestamps on both ends"
+    },
+    {
+      "name": "icmp.samples.kernel-rx",
+      "prim": "natural",
+      "desc": "Delay samples timed with a user-space send time and a kernel receive timestamp"
+    },
+    {
+      "name": "icmp.samples.user",
+      "prim": "natural",
+      "desc": "Delay samples timed with the user-space clock on both ends"
+    },
+    {
+      "name": "clock.synchronised.start",
+      "prim": "string",
+      "desc": "Whether the system clock was synchronised when the measurement started, as the kernel reports it (adjtimex): yes, no, or unknown where the probe may not read it"
+    },
+    {
+      "name": "clock.synchronised.end",
+      "prim": "string",
+      "desc": "Whether the system clock was synchronised when the measurement ended: yes, no, or unknown"
+    },
+    {
+      "name": "clock.error.estimated.us",
+      "prim": "natural",
+      "desc": "The kernel's estimated error of the system clock at the end of the measurement, microseconds"
+    },
+    {
+      "name": "clock.error.maximum.us",
+      "prim": "natural",
+      "desc": "The kernel's maximum error of the system clock at the end of the measurement, microseconds"
+    },
+    {
+      "name": "clock.step.us",
+      "prim": "natural",
+      "desc": "How far the wall clock moved against the monotonic clock during the measurement, microseconds (slewing included)"
+    },
+    {
+      "name": "clock.stepped",
+      "prim": "boolean",
+      "desc": "True when the wall clock moved during the measurement more than slewing (500 ppm, plus 1 ms) explains: it was stepped"
     }
   ]
 }

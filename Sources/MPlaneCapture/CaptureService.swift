@@ -313,10 +313,10 @@ public struct CaptureService: MeasurementService {
         for (i, v) in [(15, f.handshakeRTT), (16, f.responderRTT), (17, f.initiatorRTT)] {
             if let v { table.columns[i].append(natural: UInt64(Swift.max(0, v) / 1000)) } else { table.columns[i].appendMissing() }
         }
-        table.columns[18].append(natural: UInt64(f.forwardRetransmitted))
-        table.columns[19].append(natural: UInt64(f.reverseRetransmitted))
-        table.columns[20].append(natural: UInt64(f.forwardOutOfOrder))
-        table.columns[21].append(natural: UInt64(f.reverseOutOfOrder))
+        table.columns[18].append(natural: f.forwardRetransmitted)
+        table.columns[19].append(natural: f.reverseRetransmitted)
+        table.columns[20].append(natural: f.forwardOutOfOrder)
+        table.columns[21].append(natural: f.reverseOutOfOrder)
         table.columns[22].append(string: reason.description)
     }
 }

@@ -47,8 +47,8 @@ public struct Flow: Sendable {
     public var forwardOctets: UInt64 = 0, reverseOctets: UInt64 = 0
     /// TCP handshake as seen at the probe: SYN (A), SYN/ACK (B), ACK (A); 0 for unseen.
     public var synTime: Int64 = 0, synAckTime: Int64 = 0, ackTime: Int64 = 0
-    public var forwardRetransmitted: UInt32 = 0, reverseRetransmitted: UInt32 = 0
-    public var forwardOutOfOrder: UInt32 = 0, reverseOutOfOrder: UInt32 = 0
+    public var forwardRetransmitted: UInt64 = 0, reverseRetransmitted: UInt64 = 0
+    public var forwardOutOfOrder: UInt64 = 0, reverseOutOfOrder: UInt64 = 0
     /// This record follows an interim record of the same flow.
     public var continued = false
 

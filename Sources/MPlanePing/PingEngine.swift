@@ -1,7 +1,7 @@
 public import MPlane
 public import Logging
 import CSupport
-import MPlaneProbe
+public import MPlaneProbe
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -63,6 +63,10 @@ public struct PingReport: Sendable {
     public var scheduleErrors: [Int64]
     /// Probes sent in all.
     public var sent: Int
+    /// The probe's own error: how late it sent, how long replies waited to be read.
+    public var ownError = OwnError()
+    /// The wall clock during the run.
+    public var clock: ClockWatch? = nil
 
     /// The timestamp source most samples used (`user` when there were none).
     public var dominantSource: TimestampSource {
@@ -133,6 +137,8 @@ public enum PingEngine {
         let withIPHeader = plan.family == .v4 && socket.kind == .raw
         let fd = socket.fd
 
+        var readDelays = SelfSample()
+        func readDelay(_ ns: Int64) { readDelays.record(ns) }
         func drain(errorQueue: Bool) {
             var failures = 0
             while true {
@@ -171,6 +177,7 @@ public enum PingEngine {
                 guard let from else { continue }
                 switch ICMP.parse(bytes, family: plan.family, withIPHeader: withIPHeader) {
                 case .echoReply(let id, let seq, let stamp):
+                    if rx.pointee.kernel_ns != 0 { readDelay(nowReal &- rx.pointee.kernel_ns) }
                     tracker.reply(identifier: id, sequence: seq, stamp: stamp, from: from,
                                   kernelReal: rx.pointee.kernel_ns, nowMono: nowMono, nowReal: nowReal, sink: &sink)
                 case .error(let type, let code, let id, let seq, let dst):
@@ -181,7 +188,9 @@ public enum PingEngine {
             }
         }
 
+        var ownError = OwnError()
         let start = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+        var clock = ClockWatch(state: ClockState.read(), real: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)), mono: start)
         var k = 0
         while true {
             if shouldStop() {
@@ -191,6 +200,7 @@ public enum PingEngine {
                 break
             }
             var now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+            clock.sample(real: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)), mono: now)
             // Send every probe that is due, each at its own absolute time (no drift).
             while total.map({ k < $0 }) ?? true {
                 let due = start &+ Int64(k) &* gap
@@ -229,6 +239,7 @@ public enum PingEngine {
                     tracker.sendFailed(target: t, real: real, errno: e, sink: &sink)
                 }
                 if plan.recordScheduleErrors { scheduleErrors.append(mono &- due) }
+                ownError.sent(lateness: mono &- due)
                 k += 1
                 now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
             }
@@ -249,9 +260,12 @@ public enum PingEngine {
                 drain(errorQueue: false)
             }
         }
+        clock.finish(state: ClockState.read(), real: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)),
+                     mono: csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)))
+        ownError.readDelay = readDelays
         return PingReport(statistics: tracker.statistics, socket: socket.kind, identifier: socket.identifier,
                           sourceCounts: tracker.sourceCounts, foreign: tracker.foreign, stray: tracker.stray,
-                          sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k)
+                          sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k, ownError: ownError, clock: clock)
     }
 
     /// Runs `plan` on a thread of its own and returns its report with the sink.

@@ -226,12 +226,25 @@ public struct PingService: MeasurementService {
         if !form.isReference {
             job.setMetadata(ElementName.icmpSocket, .string(report.socket.name))
             job.setMetadata(ElementName.icmpTimestampSource, .string(report.dominantSource.name))
+            // How far the probe's own timing and clock can be trusted (README, "Ping").
+            for (name, value) in Self.trustMetadata(report) { job.setMetadata(name, value) }
         }
         job.logger.info("ping finished", metadata: [
             "mplane.token": "\(spec.token)", "ping.sent": "\(report.sent)",
             "ping.received": "\(report.statistics.reduce(0) { $0 + $1.received })",
             "ping.socket": "\(report.socket.name)", "ping.timestamps": "\(report.dominantSource.name)",
         ])
+    }
+
+    /// The probe's own error, its timestamp sources and the clock's state, as metadata.
+    static func trustMetadata(_ report: PingReport) -> [(String, Value)] {
+        var out = report.ownError.metadata
+        let counts = report.sourceCounts
+        out.append((ElementName.icmpSamplesKernel, .natural(UInt64(counts[Int(TimestampSource.kernel.rawValue)]))))
+        out.append((ElementName.icmpSamplesKernelRX, .natural(UInt64(counts[Int(TimestampSource.kernelRX.rawValue)]))))
+        out.append((ElementName.icmpSamplesUser, .natural(UInt64(counts[Int(TimestampSource.user.rawValue)]))))
+        if let clock = report.clock { out += clock.metadata }
+        return out
     }
 
     /// One row per destination: the statistics columns the table has.
