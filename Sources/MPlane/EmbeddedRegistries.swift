@@ -891,6 +891,11 @@ enum EmbeddedRegistries {
       "name": "clock.stepped",
       "prim": "boolean",
       "desc": "True when the wall clock moved during the measurement more than slewing (500 ppm, plus 1 ms) explains: it was stepped"
+    },
+    {
+      "name": "flows.unreported",
+      "prim": "natural",
+      "desc": "Flows that ended after the result reached max-result-rows or max-result-bytes: counted, not reported"
     }
   ]
 }

@@ -29,6 +29,9 @@ struct CapturePlan: Sendable {
     var filter: String
     /// Seconds.
     var period: Int64
+    /// Whether rows are made per period (counters); otherwise a trace is read without
+    /// periods, and a live capture looks at its periods only to end.
+    var periodRows = true
     var periods: Int?
     var start: Timestamp
     var settings: CaptureService.Settings
@@ -162,20 +165,26 @@ final class Meter {
     var traceBoundary: Int64 = .max
     /// Periods closed on a trace: start, counts, and how many empty periods follow it.
     var pending: [(start: Int64, counts: TrafficCounts, emptyAfter: Int64)] = []
+    /// The latest frame's time.
+    var latest: Int64 = .min
 
     init(linktype: Int32, flows: FlowTable?) {
         self.linktype = linktype
         self.flows = flows
     }
 
+    /// A trace's time never runs backwards: a frame stamped before the one read before it
+    /// counts at that one's time (so the flow table's recency list stays in time order).
     @inline(__always)
-    func frame(_ bytes: UnsafeRawBufferPointer, at time: Int64) {
+    func frame(_ bytes: UnsafeRawBufferPointer, at stamp: Int64) {
+        let time = stamp < latest ? latest : stamp
+        latest = time
         if time >= traceBoundary { closeTracePeriods(at: time) }
         PacketDecoder.decode(bytes, linktype: linktype, into: &decoded)
         counts.add(decoded)
         switch decoded.outcome {
         case .ip:
-            flows?.add(decoded, at: time)
+            flows?.add(decoded, at: stamp)
         case .truncated, .malformed:
             truncated += 1
         case .notIP:
@@ -329,13 +338,14 @@ enum CaptureLoop {
             }
             meter.pending.removeAll(keepingCapacity: true)
         }
-        meter.startTrace(period: periodNs, batch: Int(traceBatch))
+        if plan.periodRows { meter.startTrace(period: periodNs, batch: Int(traceBatch)) }
         while !stopped && !shouldStop() {
             let n = try capture.dispatch(into: meter, max: traceBatch)
             drain()
             if n == 0 { break }
         }
-        if meter.periodStart >= 0 { emit(meter.periodStart, meter.takeCounts()) }
+        if plan.periodRows && meter.periodStart >= 0 { emit(meter.periodStart, meter.takeCounts()) }
+        if !plan.periodRows { summary.frames = meter.counts.frames }
         summary.truncated = meter.truncated
         summary.cpuNanoseconds = cpuTime()
         return summary

@@ -148,7 +148,7 @@ public struct CaptureService: MeasurementService {
         if bytes.count > 1024 { return "capture.file is \(bytes.count) bytes long, over 1024" }
         if bytes.contains(0) || bytes.contains(where: { $0 < 0x20 }) { return "capture.file holds control characters" }
         if bytes.first == UInt8(ascii: "/") { return "capture.file '\(name)' is absolute: name a file in capture-dir" }
-        if name.split(separator: "/", omittingEmptySubsequences: false).contains("..") {
+        if bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).contains(where: { $0.elementsEqual("..".utf8) }) {
             return "capture.file '\(name)' leads outside capture-dir"
         }
         return nil
@@ -211,8 +211,11 @@ public struct CaptureService: MeasurementService {
             if measure != .counters { period = span }
             periods = Swift.max(1, Int(span / period))
         }
-        let plan = CapturePlan(source: source, filter: filter, period: period, periods: periods,
-                               start: job.start, settings: settings)
+        if measure != .counters && periods == nil { period = CaptureLoop.longestPeriod }
+        var planned = CapturePlan(source: source, filter: filter, period: period, periods: periods,
+                                  start: job.start, settings: settings)
+        planned.periodRows = measure == .counters
+        let plan = planned
         let measure = self.measure
         let capacity = settings.flowTableSize
         let natural = { (name: String, absent: Int64) -> Int64 in
@@ -224,6 +227,7 @@ public struct CaptureService: MeasurementService {
         let outcome: Swift.Result<(CaptureSummary, FlowTableCounters), CaptureError>? = await ProbeThread.run(name: "mplane-capture") {
             var hosts = measure == .topTalkers ? HostTotals(capacity: capacity) : nil
             var table: FlowTable? = nil
+            var unreported: UInt64 = 0
             do throws(CaptureError) {
                 let summary = try CaptureLoop.run(plan, meter: { (linktype: Int32) throws(CaptureError) -> Meter in
                     switch measure {
@@ -231,6 +235,9 @@ public struct CaptureService: MeasurementService {
                         table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { _, _ in }
                     case .flows:
                         table = FlowTable(capacity: capacity, idleTimeout: idle, activeTimeout: active) { flow, reason in
+                            // Past max-result-rows (or -bytes) the job is ending: what ends
+                            // after is counted, not kept.
+                            if job.reachedRowLimit { unreported += 1; return }
                             job.append { Self.appendFlow(flow, reason, to: &$0) }
                         }
                     case .topTalkers:
@@ -260,6 +267,7 @@ public struct CaptureService: MeasurementService {
                 if measure != .counters { table?.flush() }
                 if let hosts { job.append { hosts.appendTop(top, to: &$0) } }
                 if let hosts, hosts.untracked > 0 { job.setMetadata(ElementName.hostsUntracked, .natural(hosts.untracked)) }
+                if measure == .flows { job.setMetadata(ElementName.flowsUnreported, .natural(unreported)) }
                 return .success((summary, table?.counters ?? FlowTableCounters()))
             } catch {
                 return .failure(error)
@@ -334,14 +342,16 @@ struct HostTotals {
     init(capacity: Int) { self.capacity = capacity }
 
     mutating func add(_ f: Flow) {
-        for k in [Key(high: f.aHigh, low: f.aLow, version: f.version), Key(high: f.bHigh, low: f.bLow, version: f.version)] {
+        let a = Key(high: f.aHigh, low: f.aLow, version: f.version), b = Key(high: f.bHigh, low: f.bLow, version: f.version)
+        for k in a == b ? [a] : [a, b] {
             if hosts[k] == nil && hosts.count >= capacity {
                 untracked += 1
                 continue
             }
             hosts[k, default: Totals()].packets += f.packets
             hosts[k, default: Totals()].octets += f.octets
-            hosts[k, default: Totals()].flows += 1
+            // A flow's later records (after an interim one) are the same flow.
+            if !f.continued { hosts[k, default: Totals()].flows += 1 }
         }
     }
 

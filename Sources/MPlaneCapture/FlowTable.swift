@@ -56,6 +56,8 @@ public struct Flow: Sendable {
     var nextSeq: (UInt32, UInt32) = (0, 0)
     var holeStart: (UInt32, UInt32) = (0, 0)
     var holeEnd: (UInt32, UInt32) = (0, 0)
+    /// When the latest gap opened, per direction.
+    var holeTime: (Int64, Int64) = (0, 0)
     var finSeq: (UInt32, UInt32) = (0, 0)
     var synAckSeq: UInt32 = 0
     /// Bit 0/1: direction 0/1 has a sequence number; 2/3: a FIN; 4/5: its FIN acknowledged.
@@ -121,6 +123,10 @@ public final class FlowTable {
     private var idleHead: Int32 = -1, idleTail: Int32 = -1
     private var period: UInt32 = 1
     private let export: Export
+    /// The latest time the table has seen.
+    private var now: Int64 = .min
+    /// The hash's random key.
+    private let key = UInt64.random(in: 0...UInt64.max)
 
     /// `capacity` flows (at least 16), timeouts in seconds; nil when the memory cannot be had.
     public init?(capacity: Int, idleTimeout: Int64 = 300, activeTimeout: Int64 = 1800, export: @escaping Export) {
@@ -160,15 +166,18 @@ public final class FlowTable {
     /// One endpoint's hash. The port is mixed on its own before it meets the address: an
     /// address and a port that grow together (a NAT pool, a scan) would cancel out in a
     /// plain XOR, and every such flow would share one hash.
-    @inline(__always) private static func endpoint(_ high: UInt64, _ low: UInt64, _ port: UInt16) -> UInt64 {
-        mix(low ^ mix(high ^ (UInt64(port) &+ 1) &* 0x9E37_79B9_7F4A_7C15))
+    ///
+    /// Each table has a random key in its hash, so that nobody can choose in advance packets
+    /// whose flows pile into one run of the index (a hash-flooding attack on the capture).
+    @inline(__always) private func endpoint(_ high: UInt64, _ low: UInt64, _ port: UInt16) -> UInt64 {
+        Self.mix(low ^ key ^ Self.mix(high ^ (UInt64(port) &+ 1) &* 0x9E37_79B9_7F4A_7C15))
     }
 
     /// The same for both directions of a flow.
-    @inline(__always) private static func hash(_ d: DecodedPacket) -> UInt32 {
+    @inline(__always) private func hash(_ d: DecodedPacket) -> UInt32 {
         let s = endpoint(d.sourceHigh, d.sourceLow, d.sourcePort)
         let t = endpoint(d.destinationHigh, d.destinationLow, d.destinationPort)
-        return UInt32(truncatingIfNeeded: mix((s &+ t) ^ UInt64(d.proto) << 8 ^ UInt64(d.version)))
+        return UInt32(truncatingIfNeeded: Self.mix((s &+ t) ^ UInt64(d.proto) << 8 ^ UInt64(d.version)))
     }
 
     /// 0 if the packet goes A → B, 1 if B → A, -1 if it is not this flow's.
@@ -187,11 +196,16 @@ public final class FlowTable {
 
     // MARK: Packets
 
-    /// Accounts one decoded IP packet seen at `time` (nanoseconds since 1970).
+    /// Accounts one decoded IP packet stamped `stamp` (nanoseconds since 1970). The table's
+    /// time never runs backwards: a packet stamped before the latest one counts at the
+    /// latest's time for the record and the timeouts (so the recency list stays in order),
+    /// while the handshake and reordering are timed on the stamps themselves.
     @inline(__always)
-    public func add(_ d: DecodedPacket, at time: Int64) {
+    public func add(_ d: DecodedPacket, at stamp: Int64) {
+        let time = stamp < now ? now : stamp
+        now = time
         advance(to: time)
-        let h = Self.hash(d)
+        let h = hash(d)
         var slot = Int(h) & mask
         var found: Int32 = -1
         var dir = 0
@@ -231,7 +245,7 @@ public final class FlowTable {
             f.pointee.reverseOctets += UInt64(d.ipLength)
         }
         if d.proto == 6 && d.hasPorts {
-            if let reason = tcp(f, d, dir: dir, at: time) { remove(found, reason: reason) }
+            if let reason = tcp(f, d, dir: dir, at: stamp) { remove(found, reason: reason) }
         }
     }
 
@@ -240,6 +254,10 @@ public final class FlowTable {
         f.pointee.aHigh = v.bHigh; f.pointee.aLow = v.bLow; f.pointee.aPort = v.bPort
         f.pointee.bHigh = v.aHigh; f.pointee.bLow = v.aLow; f.pointee.bPort = v.aPort
     }
+
+    /// Segments that fill a gap within this long after it opened (or within the handshake
+    /// RTT, if longer) are out of order; later ones are retransmissions.
+    static let reorderWindow: Int64 = 3_000_000
 
     @inline(__always) private static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
 
@@ -271,6 +289,7 @@ public final class FlowTable {
             var next = dir == 0 ? f.pointee.nextSeq.0 : f.pointee.nextSeq.1
             var hs = dir == 0 ? f.pointee.holeStart.0 : f.pointee.holeStart.1
             var he = dir == 0 ? f.pointee.holeEnd.0 : f.pointee.holeEnd.1
+            var opened = dir == 0 ? f.pointee.holeTime.0 : f.pointee.holeTime.1
             var retransmitted = false, reordered = false
             if f.pointee.tcpBits & seqBit == 0 {
                 f.pointee.tcpBits |= seqBit
@@ -281,21 +300,29 @@ public final class FlowTable {
                 // A gap: something before this segment is missing (or comes later).
                 hs = next
                 he = d.sequence
+                opened = time
                 next = end
             } else if hs != he && !Self.after(hs, d.sequence) && Self.after(he, d.sequence) {
-                // Inside the latest gap: it arrives late, not again.
-                reordered = true
-                if d.sequence == hs { hs = Self.after(end, he) ? he : end } else { he = d.sequence }
+                // Inside the latest gap. Soon after it opened, it was overtaken on the way
+                // (out of order); later, it was sent again (a retransmission), as tshark
+                // tells them apart: within max(3 ms, the handshake RTT).
+                let rtt = f.pointee.ackTime > 0 ? f.pointee.ackTime - f.pointee.synTime : 0
+                if time &- opened <= Swift.max(Self.reorderWindow, rtt) { reordered = true } else { retransmitted = true }
+                // The gap shrinks only from its edges: a segment in its middle leaves both
+                // sides missing.
+                if d.sequence == hs { hs = Self.after(end, he) ? he : end } else if end == he { he = d.sequence }
+            } else if d.tcpPayload <= 1 && d.sequence &+ 1 == next && !syn && !fin {
+                // A keep-alive or zero-window probe: one old byte, or none, on purpose.
             } else {
                 retransmitted = true
                 if Self.after(end, next) { next = end }
             }
             if dir == 0 {
-                f.pointee.nextSeq.0 = next; f.pointee.holeStart.0 = hs; f.pointee.holeEnd.0 = he
+                f.pointee.nextSeq.0 = next; f.pointee.holeStart.0 = hs; f.pointee.holeEnd.0 = he; f.pointee.holeTime.0 = opened
                 if retransmitted { f.pointee.forwardRetransmitted += 1 }
                 if reordered { f.pointee.forwardOutOfOrder += 1 }
             } else {
-                f.pointee.nextSeq.1 = next; f.pointee.holeStart.1 = hs; f.pointee.holeEnd.1 = he
+                f.pointee.nextSeq.1 = next; f.pointee.holeStart.1 = hs; f.pointee.holeEnd.1 = he; f.pointee.holeTime.1 = opened
                 if retransmitted { f.pointee.reverseRetransmitted += 1 }
                 if reordered { f.pointee.reverseOutOfOrder += 1 }
             }
@@ -322,6 +349,7 @@ public final class FlowTable {
     /// Exports the flows whose idle timeout has passed at `time`.
     @inline(__always)
     public func advance(to time: Int64) {
+        if time > now { now = time }
         while idleHead >= 0 && flows[Int(idleHead)].last + idleTimeout <= time {
             remove(idleHead, reason: .idle)
         }

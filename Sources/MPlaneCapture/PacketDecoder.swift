@@ -75,19 +75,13 @@ public enum PacketDecoder {
         let n = frame.count
         var at = 0
         var ethertype: UInt16 = 0
+        /// The link header names what follows (else the IP version does).
+        var typed = true
         switch linktype {
         case LinkType.ethernet:
             guard n >= 14 else { d.outcome = .truncated; return }
             ethertype = be16(frame, 12)
             at = 14
-            // Up to two VLAN tags (802.1Q, 802.1ad).
-            var tags = 0
-            while tags < 2 && (ethertype == 0x8100 || ethertype == 0x88A8) {
-                guard n >= at + 4 else { d.outcome = .truncated; return }
-                ethertype = be16(frame, at + 2)
-                at += 4
-                tags += 1
-            }
         case LinkType.linuxSLL:
             guard n >= 16 else { d.outcome = .truncated; return }
             ethertype = be16(frame, 14)
@@ -100,13 +94,25 @@ public enum PacketDecoder {
             // The family word's byte order varies: the IP version says what follows.
             guard n >= 4 else { d.outcome = .truncated; return }
             at = 4
+            typed = false
         case LinkType.raw, LinkType.rawOpenBSD, LinkType.ipv4, LinkType.ipv6:
-            break
+            typed = false
         default:
             d.outcome = .notIP
             return
         }
-        if ethertype != 0 && ethertype != 0x0800 && ethertype != 0x86DD { d.outcome = .notIP; return }
+        if typed {
+            // Up to two VLAN tags (802.1Q, 802.1ad): on Ethernet, and in cooked captures,
+            // where libpcap puts the tag back after the protocol field.
+            var tags = 0
+            while tags < 2 && (ethertype == 0x8100 || ethertype == 0x88A8) {
+                guard n >= at + 4 else { d.outcome = .truncated; return }
+                ethertype = be16(frame, at + 2)
+                at += 4
+                tags += 1
+            }
+            guard ethertype == 0x0800 || ethertype == 0x86DD else { d.outcome = .notIP; return }
+        }
         decodeIP(UnsafeRawBufferPointer(rebasing: frame[at...]), into: &d)
     }
 

@@ -116,6 +116,13 @@ struct DecoderTests {
         // An unknown link type and ARP are not IP.
         #expect(decode(tcp, 9999).outcome == .notIP)
         #expect(decode(hex(Frames.arp)).outcome == .notIP)
+        // Ethertype 0 is not IP; a cooked capture with a VLAN tag after its protocol field is.
+        var zero = tcp
+        zero[12] = 0; zero[13] = 0
+        #expect(decode(zero).outcome == .notIP)
+        var sllVLAN = [UInt8](repeating: 0, count: 14) + [0x81, 0x00, 0x00, 0x64, 0x08, 0x00]
+        sllVLAN += tcp.dropFirst(14)
+        #expect(decode(sllVLAN, LinkType.linuxSLL).destinationPort == 2)
         // Linux cooked capture v2 and raw IP.
         #expect(decode(Array(tcp.dropFirst(14)), LinkType.raw).sourcePort == 1)
         var sll2 = [UInt8](repeating: 0, count: 20)
@@ -141,6 +148,28 @@ struct FlowTableTests {
         #expect(f.handshakeRTT == 3 * ms && f.responderRTT == 1 * ms && f.initiatorRTT == 2 * ms)
         #expect(f.forwardRetransmitted == 1 && f.forwardOutOfOrder == 1)
         #expect(f.reverseRetransmitted == 0 && f.reverseOutOfOrder == 0)
+    }
+
+    @Test("a gap filled from its middle is reordering, a fill long after is a retransmission, a keep-alive is neither")
+    func reorderingAndRetransmission() throws {
+        let r = Recorder()
+        let a: TraceWriter.IPText = "10.0.0.1", b: TraceWriter.IPText = "10.0.0.2"
+        func seg(_ seq: UInt32, _ payload: Int, _ t: Int64, flags: UInt8 = F.ack) {
+            r.feed(P(source: a, destination: b, proto: 6, sourcePort: 5, destinationPort: 6, flags: flags, sequence: seq,
+                     acknowledgement: 1, payload: payload), at: t)
+        }
+        seg(0, 100, epoch)                 // 0..<100
+        seg(400, 100, epoch + 1 * ms)      // gap 100..<400
+        seg(200, 100, epoch + 2 * ms)      // its middle
+        seg(300, 100, epoch + 2 * ms)      // its right edge
+        seg(100, 100, epoch + 3 * ms)      // its left edge: filled
+        seg(700, 100, epoch + 4 * ms)      // gap 500..<700
+        seg(500, 200, epoch + 500 * ms)    // filled half a second later: sent again
+        seg(799, 1, epoch + 600 * ms)      // a keep-alive (one old byte)
+        seg(100, 100, epoch + 700 * ms)    // old data again
+        r.table.flush()
+        let f = try #require(r.records.first?.0)
+        #expect(f.forwardOutOfOrder == 3 && f.forwardRetransmitted == 2, "ooo \(f.forwardOutOfOrder), retx \(f.forwardRetransmitted)")
     }
 
     @Test("a repeated SYN restarts the handshake figure; a SYN/ACK seen first makes its receiver the initiator")
@@ -244,11 +273,13 @@ final class CaptureDirectory {
 /// Runs `measure` over the trace `name` in `dir` through a scheduler; the answer to the
 /// specification, then the result.
 func meterFile(_ measure: CaptureService.Measure, _ dir: CaptureDirectory, _ name: String,
-               parameters: [String: Value] = [:], filter: String = "") async throws -> Message {
+               parameters: [String: Value] = [:], filter: String = "", maxRows: Int? = nil) async throws -> Message {
     var settings = CaptureService.Settings()
     settings.captureDirectory = dir.path
     let service = CaptureService(measure: measure, interface: nil, settings: settings)
-    let scheduler = Scheduler(services: [service])
+    var configuration = SchedulerConfiguration()
+    if let maxRows { configuration.maxResultRows = maxRows }
+    let scheduler = Scheduler(services: [service], configuration: configuration)
     let runner = Task { await scheduler.run() }
     defer { scheduler.shutdown(); runner.cancel() }
     let when = measure == .counters ? "now + 1s / 1s" : "now + 1s"
@@ -322,6 +353,32 @@ struct CaptureFileTests {
         #expect(top.values.value("flows", row: 0) == .natural(2))
     }
 
+    @Test("past max-result-rows the flows that end are counted, not kept; a frame stamped in 2100 does not make billions of rows")
+    func boundedResults() async throws {
+        let dir = CaptureDirectory()
+        var w = TraceWriter()
+        for i in 0..<50 {
+            let u = P(source: "10.0.0.1", destination: "10.0.0.2", proto: 17, sourcePort: UInt16(1000 + i), destinationPort: 53)
+            w.append(frame: TraceWriter.frame(u), at: epoch + Int64(i) * ms)
+        }
+        // One frame from the far future in the middle of the trace, then the rest.
+        w.append(frame: TraceWriter.frame(P(source: "10.9.9.9", destination: "10.0.0.2", proto: 17, sourcePort: 1, destinationPort: 1)),
+                 at: 4_102_444_800 * second)
+        for i in 50..<60 {
+            let u = P(source: "10.0.0.1", destination: "10.0.0.2", proto: 17, sourcePort: UInt16(1000 + i), destinationPort: 53)
+            w.append(frame: TraceWriter.frame(u), at: epoch + Int64(i) * ms)
+        }
+        dir.write("b.pcap", w.bytes)
+        guard case .result(let r) = try await meterFile(.flows, dir, "b.pcap", maxRows: 10) else { Issue.record("no result"); return }
+        #expect(r.values.rowCount == 10)
+        #expect(r.statement.metadataValue("flows.unreported") == .natural(51))
+        guard case .result(let all) = try await meterFile(.flows, dir, "b.pcap") else { Issue.record("no result"); return }
+        #expect(all.values.rowCount == 61 && all.statement.metadataValue("flows.unreported") == .natural(0))
+        // Counters over it: the 74-year gap ends at max-result-rows, not in billions of rows.
+        guard case .result(let counted) = try await meterFile(.counters, dir, "b.pcap", maxRows: 1_000) else { Issue.record("no result"); return }
+        #expect(counted.values.rowCount <= 1_001)
+    }
+
     @Test("no path outside capture-dir is opened: .., absolute, symbolic links out, FIFOs, non-traces")
     func confinement() async throws {
         let dir = CaptureDirectory()
@@ -336,6 +393,7 @@ struct CaptureFileTests {
             ("../etc/passwd", "outside capture-dir"), ("/etc/passwd", "absolute"), ("sub/../../x", "outside capture-dir"),
             ("out", "outside capture-dir"), ("missing.pcap", "no such file"), ("fifo", "not a regular file"),
             ("text.pcap", "not a trace"), ("", "a trace file name is needed"), ("a\u{1}b", "control characters"),
+            ("../\u{301}x", "outside capture-dir"),
         ]
         for (name, why) in refused {
             let answer = try await meterFile(.flows, dir, name)
