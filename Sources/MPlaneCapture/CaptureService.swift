@@ -47,7 +47,7 @@ public struct CaptureService: MeasurementService {
         public var maxFilterBytes = FilterLimits.defaultBytes
         /// The most `and`/`or`/`not` operators a filter may have (`max-filter-operators`).
         public var maxFilterOperators = FilterLimits.defaultOperators
-        /// Flows one job's table holds (`flow-table-size`): about 200 bytes each, resident as
+        /// Flows one job's table holds (`flow-table-size`): about 250 bytes each (with the index), resident as
         /// flows arrive. Past it the least recently active flow is exported early.
         public var flowTableSize = 65_536
         /// The directory trace files are read from (`capture-dir`); nil: no file capabilities.
