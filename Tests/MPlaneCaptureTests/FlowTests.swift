@@ -466,6 +466,22 @@ struct IndependentMeterTests {
         #expect(fins > 1_000)
     }
 
+    @Test("a pcapng file (editcap's conversion of the same trace) gives the same flows",
+          .enabled(if: tsharkMissing == nil && run(["/bin/sh", "-c", "command -v editcap"]).status == 0,
+                   "skipped: editcap (tshark's package) is not installed"))
+    func pcapng() async throws {
+        let dir = CaptureDirectory()
+        var w = TraceWriter()
+        for (p, t) in tcpConversation("192.0.2.1", "198.51.100.7", start: epoch) { w.append(frame: TraceWriter.frame(p), at: t) }
+        dir.write("t.pcap", w.bytes)
+        try #require(run(["editcap", "-F", "pcapng", dir.path + "/t.pcap", dir.path + "/t.pcapng"]).status == 0)
+        let head = try #require(readFile(dir.path + "/t.pcapng"))
+        #expect(Array(head.prefix(4)) == [0x0A, 0x0D, 0x0D, 0x0A], "editcap wrote pcapng")
+        guard case .result(let a) = try await meterFile(.flows, dir, "t.pcap"),
+              case .result(let b) = try await meterFile(.flows, dir, "t.pcapng") else { Issue.record("no result"); return }
+        #expect(a.values.rowCount == 1 && a.values == b.values)
+    }
+
     func conversationKey(_ a: String, _ ap: String, _ b: String, _ bp: String, _ proto: String) -> String {
         let x = a + "/" + ap, y = b + "/" + bp
         return (x < y ? x + " " + y : y + " " + x) + " " + proto
