@@ -5,6 +5,7 @@
 #
 # Usage: ping_bench.py PATH_TO_MPLANE_BENCH
 import json
+import os
 import re
 import subprocess
 import sys
@@ -39,6 +40,9 @@ def ours(bench, *args):
 
 def main(argv):
     bench = argv[1]
+    here = os.path.dirname(os.path.abspath(__file__))
+    sched_ref = os.path.join(tempfile.mkdtemp(), "sched_ref")
+    subprocess.run(["cc", "-O2", "-o", sched_ref, os.path.join(here, "ping", "sched_ref.c")], check=True)
     rows = {}
     # 1,000 probes at 1 ms to 127.0.0.1.
     d = ours(bench, "rtt", "1000", "1")
@@ -68,7 +72,9 @@ def main(argv):
         for i in range(1000):
             f.write("127.0.%d.%d\n" % (i // 256, i % 256))
         f.flush()
-        for label, interval_ms, seconds in (("1,000 pps (1 s period, 5 s)", 1000, 5), ("10,000 pps (0.1 s period, 5 s)", 100, 5)):
+        runs = (("1,000 pps (1 s period, 5 s)", 1000, 5), ("10,000 pps (0.1 s period, 5 s)", 100, 5),
+                ("50,000 pps (20 ms period, 5 s)", 20, 5), ("100,000 pps (10 ms period, 5 s)", 10, 5))
+        for label, interval_ms, seconds in runs:
             d = ours(bench, "scale", "1000", str(interval_ms), str(seconds))
             print("| %s | ours | %d | %d | %.2f | %.2f | %.1f / %.1f |" % (
                 label, d["sent"], d["lost"], d["process_cpu_s"], 1000 * d["process_cpu_s"] / d["sent"],
@@ -77,12 +83,23 @@ def main(argv):
             # fping: -p period per target, -i gap between any two probes (1 ms is its floor
             # for 1,000 pps; 0.1 ms for 10,000 pps needs -i 0.1).
             gap = "%g" % (interval_ms / 1000.0)
+            # fping 5.1 keeps at most 65,536 sequence numbers for 10 s: past about 6,500
+            # probes/s it runs only as many rounds as fit (it refuses more).
+            rounds = min(rounds, 65536 // 1000 - 5) if interval_ms < 100 else rounds
             _, err, cpu = cpu_of(["fping", "-q", "-c", str(rounds), "-p", str(interval_ms), "-i", gap, "-f", f.name])
             sent = lost = 0
             for m in re.finditer(r"xmt/rcv/%loss = (\d+)/(\d+)/", err):
                 sent += int(m.group(1))
                 lost += int(m.group(1)) - int(m.group(2))
             print("| %s | fping | %d | %d | %.2f | %.2f | n/a |" % (label, sent, lost, cpu, 1000 * cpu / max(sent, 1)))
+            if interval_ms == 100:
+                # The schedule-precision reference: a minimal C loop at the same rate
+                # (clock_nanosleep to 40 µs before each due time, then a spin).
+                ref = json.loads(subprocess.run([sched_ref, "10000", str(seconds), "40"], capture_output=True,
+                                                text=True).stdout)
+                print("| %s | C reference loop | %d | n/a | %.2f | %.2f | %.1f / %.1f |" % (
+                    label, ref["sent"], ref["cpu_s"], 1000 * ref["cpu_s"] / ref["sent"],
+                    ref["schedule_error_us"]["p50"], ref["schedule_error_us"]["p99"]))
 
     # Capture: a flood of small UDP datagrams on lo, counted through a BPF filter.
     out, err, _ = cpu_of([bench, "capture", "3"])

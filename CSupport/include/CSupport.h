@@ -13,6 +13,10 @@
 
 // MARK: ICMP echo sockets (icmp.c). Functions return -errno on failure.
 
+/// The receive buffer an ICMP socket asks for, bytes (a ceiling the kernel fills only as
+/// replies wait).
+#define CSUPPORT_ICMP_RCVBUF (4 << 20)
+
 enum {
     CSUPPORT_ICMP_AUTO = 0,   ///< datagram socket if `ping_group_range` allows it, else raw
     CSUPPORT_ICMP_DGRAM = 1,  ///< SOCK_DGRAM/IPPROTO_ICMP(V6): unprivileged, kernel owns the identifier

@@ -1,30 +1,50 @@
 public import MPlane
 
-/// A bounded sample of a figure the probe measures about itself (nanoseconds): every value
-/// up to ``limit``, then a uniform random sample of them all, with the exact count and
-/// maximum. Allocated once.
-public struct SelfSample: Sendable {
-    public static let limit = 4_096
-    public private(set) var values: [Int64] = []
-    public private(set) var count = 0
-    public private(set) var maximum: Int64 = 0
-    private var random: UInt64 = 0x2545_F491_4F6C_DD1D
+/// A uniform random sample of a stream of values (reservoir sampling): every value up to
+/// `limit`, then each new one replaces a random kept one with the right probability, so the
+/// sample stays unbiased in bounded memory. xorshift64*: no allocation, no lock, reproducible.
+public struct Reservoir: Sendable, Equatable {
+    public var values: [Int64] = []
+    public var limit: Int
+    /// Values offered, kept or not.
+    public private(set) var offered = 0
+    private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
 
-    public init() { values.reserveCapacity(Self.limit) }
+    public init(limit: Int) { self.limit = limit }
 
     @inline(__always)
-    public mutating func record(_ v: Int64) {
-        count += 1
-        if v > maximum { maximum = v }
-        if values.count < Self.limit {
+    public mutating func offer(_ v: Int64) {
+        offered += 1
+        if values.count < limit {
             values.append(v)
             return
         }
         random ^= random >> 12
         random ^= random << 25
         random ^= random >> 27
-        let r = Int((random &* 0x2545_F491_4F6C_DD1D) % UInt64(count))
-        if r < Self.limit { values[r] = v }
+        let r = Int((random &* 0x2545_F491_4F6C_DD1D) % UInt64(offered))
+        if r < limit { values[r] = v }
+    }
+}
+
+/// A bounded sample of a figure the probe measures about itself (nanoseconds), with the
+/// exact count and maximum. Allocated once.
+public struct SelfSample: Sendable {
+    public static let limit = 4_096
+    private var reservoir = Reservoir(limit: SelfSample.limit)
+    public private(set) var maximum: Int64 = 0
+
+    public init() { reservoir.values.reserveCapacity(Self.limit) }
+
+    /// The values kept.
+    public var values: [Int64] { reservoir.values }
+    /// Values recorded, kept or not.
+    public var count: Int { reservoir.offered }
+
+    @inline(__always)
+    public mutating func record(_ v: Int64) {
+        if v > maximum { maximum = v }
+        reservoir.offer(v)
     }
 
     /// The q-quantile (0...1) of the sample: the value at index ⌊q·(n−1)⌋ of the sorted

@@ -86,6 +86,10 @@ public enum PingEngine {
 
     /// Longest the loop sleeps without looking at `shouldStop`.
     static let stopCheck: Int64 = 20_000_000
+    /// How long before a probe's due time the loop stops sleeping and watches the clock
+    /// (nanoseconds): about the timer wake-up's own lateness on a loaded machine. The CPU
+    /// this costs is at most this much per probe (BENCHMARKS.md, "Ping").
+    static let spinLead: Int64 = 40_000
 
     /// Runs `plan` until its rounds are done and answered or timed out, or `shouldStop`
     /// returns true. Blocks: call it from a thread of its own (see ``run(_:sink:logger:shouldStop:)``).
@@ -247,7 +251,24 @@ public enum PingEngine {
             let sendingDone = total.map { k >= $0 } ?? false
             if sendingDone && !tracker.hasOutstanding { break }
             var wake = now &+ stopCheck
-            if !sendingDone { wake = Swift.min(wake, start &+ Int64(k) &* gap) }
+            if !sendingDone {
+                let due = start &+ Int64(k) &* gap
+                if due &- now <= spinLead {
+                    // The next probe is near: read what waits without blocking, then wait
+                    // for its time on the clock itself, not on a timer whose wake-up is late
+                    // by tens of microseconds.
+                    let ready = csupport_poll_in(fd, 0)
+                    if ready > 0 {
+                        if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
+                        drain(errorQueue: false)
+                    }
+                    now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+                    while now < due { now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) }
+                    continue
+                }
+                // Wake shortly before it, and spin the rest.
+                wake = Swift.min(wake, due &- spinLead)
+            }
             if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
             let ready = csupport_poll_in(fd, wake &- now)
             if ready < 0 && -ready != EINTR {

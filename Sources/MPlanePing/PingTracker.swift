@@ -60,29 +60,23 @@ public struct TargetStatistics: Equatable, Sendable {
     /// Round-trip times received, nanoseconds: every one up to ``sampleLimit``, in arrival
     /// order; past it, a uniform random sample of them all (reservoir sampling), so that an
     /// open-ended job keeps bounded memory and an unbiased median.
-    public var samples: [Int64] = []
+    public var samples: [Int64] {
+        get { reservoir.values }
+        set { reservoir.values = newValue }
+    }
     /// The most samples kept (see ``samples``).
-    public var sampleLimit = Int.max
+    public var sampleLimit: Int {
+        get { reservoir.limit }
+        set { reservoir.limit = newValue }
+    }
     /// Samples offered to ``record(_:)``, kept or not.
-    public private(set) var sampled = 0
-    private var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+    public var sampled: Int { reservoir.offered }
+    private var reservoir = Reservoir(limit: .max)
 
     public init() {}
 
     /// Keeps `rtt` among the samples, or in place of a random one once the limit is reached.
-    public mutating func record(_ rtt: Int64) {
-        sampled += 1
-        if samples.count < sampleLimit {
-            samples.append(rtt)
-            return
-        }
-        // xorshift64*: no allocation, no lock, reproducible.
-        random ^= random >> 12
-        random ^= random << 25
-        random ^= random >> 27
-        let r = Int((random &* 0x2545_F491_4F6C_DD1D) % UInt64(sampled))
-        if r < sampleLimit { samples[r] = rtt }
-    }
+    public mutating func record(_ rtt: Int64) { reservoir.offer(rtt) }
 
     /// True when the median comes from a sample of the round-trip times, not all of them.
     public var medianIsEstimated: Bool { sampled > samples.count }
