@@ -149,6 +149,21 @@ private let meterFrame: csupport_frame_handler = { context, time, data, caplen, 
     meter.frame(UnsafeRawBufferPointer(start: data, count: Int(caplen)), at: time)
 }
 
+/// An open live capture with its meter (and flow table) and where its flows go, carried from
+/// one repetition of a repeated specification to the next. Used by one capture thread at a
+/// time, handed between them through ``CaptureSessions``'s lock.
+final class CaptureSession: @unchecked Sendable {
+    let capture: Capture
+    let meter: Meter
+    let sink: FlowSink
+    init(capture: Capture, meter: Meter, sink: FlowSink) {
+        self.capture = capture
+        self.meter = meter
+        self.sink = sink
+    }
+    func close() { capture.close() }
+}
+
 /// Decodes and meters frames on the capture thread: the period's counters, and the flow
 /// table when the measurement has one. On a trace, periods end by the packets' time: the
 /// periods a frame closes wait in `pending` for the loop to hand on between reads.
@@ -253,13 +268,29 @@ enum CaptureLoop {
         }
     }
 
+    /// Opens a live capture for a series of repetitions (see ``CaptureSession``).
+    static func openLive(_ plan: CapturePlan, meter makeMeter: (Int32) throws(CaptureError) -> Meter, sink: FlowSink)
+        throws(CaptureError) -> CaptureSession
+    {
+        guard case .interface(let name) = plan.source else { throw CaptureError(.capture, "not a live capture") }
+        let capture = try Capture(interface: name, settings: plan.settings, filter: plan.filter)
+        do throws(CaptureError) {
+            let meter = try makeMeter(capture.linktype)
+            plan.settings.onOpen?()
+            return CaptureSession(capture: capture, meter: meter, sink: sink)
+        } catch {
+            capture.close()
+            throw error
+        }
+    }
+
     private static func cpuTime() -> Int64 {
         var cpu = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
         return Int64(cpu.tv_sec) * 1_000_000_000 + Int64(cpu.tv_nsec)
     }
 
-    private static func live(_ plan: CapturePlan, capture: Capture, meter: Meter, shouldStop: () -> Bool,
+    static func live(_ plan: CapturePlan, capture: Capture, meter: Meter, shouldStop: () -> Bool,
                              row: (Timestamp, TrafficCounts) -> Void) throws(CaptureError) -> CaptureSummary {
         var summary = CaptureSummary()
         let periodNs = Swift.min(Swift.max(1, plan.period), Self.longestPeriod) * 1_000_000_000
@@ -273,6 +304,7 @@ enum CaptureLoop {
         let startTime = late > 100_000_000 ? Timestamp(microsecondsSince1970: nowReal / 1000) : plan.start
         var index = 0
         var droppedBefore = capture.dropped
+        let truncatedBefore = meter.truncated
         func emit() {
             var c = meter.takeCounts()
             let dropped = capture.dropped
@@ -307,10 +339,10 @@ enum CaptureLoop {
         } catch {
             // What was counted of the current period is kept.
             emit()
-            summary.truncated = meter.truncated
+            summary.truncated = meter.truncated - truncatedBefore
             throw error
         }
-        summary.truncated = meter.truncated
+        summary.truncated = meter.truncated - truncatedBefore
         summary.cpuNanoseconds = cpuTime()
         return summary
     }

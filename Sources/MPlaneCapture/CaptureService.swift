@@ -33,6 +33,8 @@ public struct CaptureService: MeasurementService {
     public let interface: String?
     public let measure: Measure
     public let settings: Settings
+    /// Live flow captures between the repetitions of repeated specifications.
+    let sessions = CaptureSessions()
 
     public struct Settings: Sendable {
         /// Bytes kept of each frame: enough for the headers that are read (Ethernet, two VLAN
@@ -126,6 +128,11 @@ public struct CaptureService: MeasurementService {
 
     /// A thread of its own.
     public func demand(for spec: Specification) -> JobDemand { JobDemand(dedicatedThread: true) }
+
+    /// A repeated flows specification ended: its parked capture (if its last repetition did
+    /// not close it: an interrupt between repetitions) is closed; the flows still open in it
+    /// had no repetition left to be reported in.
+    public func seriesEnded(_ series: JobSeries) { sessions.take(series)?.close() }
 
     /// Refuses a filter over the size limits and a file name that tries to leave
     /// `capture-dir`, at once, on the request path (cheap).
@@ -224,51 +231,77 @@ public struct CaptureService: MeasurementService {
         }
         let idle = natural(ElementName.flowTimeoutIdle, 300), active = natural(ElementName.flowTimeoutActive, 1_800)
         let top = Int(natural(ElementName.topCount, 10))
+        // Live flows of a repeated specification carry their capture and flow table from one
+        // repetition to the next: a flow is reported once, in the repetition it ends in.
+        let series = measure == .flows && interface != nil ? job.series : nil
+        let sessions = self.sessions
+        let parked = series.flatMap { sessions.take($0) }
         let outcome: Swift.Result<(CaptureSummary, FlowTableCounters), CaptureError>? = await ProbeThread.run(name: "mplane-capture") {
             var hosts = measure == .topTalkers ? HostTotals(capacity: capacity) : nil
-            var table: FlowTable? = nil
-            var unreported: UInt64 = 0
-            do throws(CaptureError) {
-                let summary = try CaptureLoop.run(plan, meter: { (linktype: Int32) throws(CaptureError) -> Meter in
-                    switch measure {
-                    case .counters:
-                        table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { _, _ in }
-                    case .flows:
-                        table = FlowTable(capacity: capacity, idleTimeout: idle, activeTimeout: active) { flow, reason in
-                            // Past max-result-rows (or -bytes) the job is ending: what ends
-                            // after is counted, not kept.
-                            if job.reachedRowLimit { unreported += 1; return }
-                            job.append { Self.appendFlow(flow, reason, to: &$0) }
-                        }
-                    case .topTalkers:
-                        table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { flow, _ in
-                            hosts?.add(flow)
-                        }
-                    }
-                    guard let table else {
-                        throw CaptureError(.resources, "no memory for a flow table of \(capacity) flows")
-                    }
-                    return Meter(linktype: linktype, flows: table)
-                }, shouldStop: { job.isInterrupted }) { time, counts in
-                    guard measure == .counters else { return }
-                    job.append { table in
-                        table.columns[0].append(time: time)
-                        table.columns[1].append(natural: counts.ipPackets)
-                        table.columns[2].append(natural: counts.ipOctets)
-                        table.columns[3].append(natural: counts.tcpPackets)
-                        table.columns[4].append(natural: counts.tcpOctets)
-                        table.columns[5].append(natural: counts.udpPackets)
-                        table.columns[6].append(natural: counts.udpOctets)
-                        table.columns[7].append(natural: counts.dropped)
-                        table.columns[8].append(natural: counts.flows)
+            let sink = parked?.sink ?? FlowSink()
+            sink.job = job
+            sink.unreported = 0
+            var table: FlowTable? = parked?.meter.flows
+            let evictedBefore = table?.counters.evicted ?? 0
+            let makeMeter = { (linktype: Int32) throws(CaptureError) -> Meter in
+                switch measure {
+                case .counters:
+                    table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { _, _ in }
+                case .flows:
+                    table = FlowTable(capacity: capacity, idleTimeout: idle, activeTimeout: active) { sink.export($0, $1) }
+                case .topTalkers:
+                    table = FlowTable(capacity: capacity, idleTimeout: 300, activeTimeout: 1_800) { flow, _ in
+                        hosts?.add(flow)
                     }
                 }
-                // The flows still open end with the measurement.
-                if measure != .counters { table?.flush() }
+                guard let table else {
+                    throw CaptureError(.resources, "no memory for a flow table of \(capacity) flows")
+                }
+                return Meter(linktype: linktype, flows: table)
+            }
+            let row = { (time: Timestamp, counts: TrafficCounts) in
+                guard measure == .counters else { return }
+                job.append { table in
+                    table.columns[0].append(time: time)
+                    table.columns[1].append(natural: counts.ipPackets)
+                    table.columns[2].append(natural: counts.ipOctets)
+                    table.columns[3].append(natural: counts.tcpPackets)
+                    table.columns[4].append(natural: counts.tcpOctets)
+                    table.columns[5].append(natural: counts.udpPackets)
+                    table.columns[6].append(natural: counts.udpOctets)
+                    table.columns[7].append(natural: counts.dropped)
+                    table.columns[8].append(natural: counts.flows)
+                }
+            }
+            do throws(CaptureError) {
+                let summary: CaptureSummary
+                if let series {
+                    let session: CaptureSession
+                    if let parked { session = parked } else { session = try CaptureLoop.openLive(plan, meter: makeMeter, sink: sink) }
+                    do throws(CaptureError) {
+                        summary = try CaptureLoop.live(plan, capture: session.capture, meter: session.meter,
+                                                       shouldStop: { job.isInterrupted }, row: row)
+                    } catch {
+                        session.close()
+                        throw error
+                    }
+                    if job.continues && !job.isInterrupted && !job.reachedRowLimit {
+                        sessions.park(series, session)
+                    } else {
+                        session.meter.flows?.flush()
+                        session.close()
+                    }
+                } else {
+                    summary = try CaptureLoop.run(plan, meter: makeMeter, shouldStop: { job.isInterrupted }, row: row)
+                    // The flows still open end with the measurement.
+                    if measure != .counters { table?.flush() }
+                }
                 if let hosts { job.append { hosts.appendTop(top, to: &$0) } }
                 if let hosts, hosts.untracked > 0 { job.setMetadata(ElementName.hostsUntracked, .natural(hosts.untracked)) }
-                if measure == .flows { job.setMetadata(ElementName.flowsUnreported, .natural(unreported)) }
-                return .success((summary, table?.counters ?? FlowTableCounters()))
+                if measure == .flows { job.setMetadata(ElementName.flowsUnreported, .natural(sink.unreported)) }
+                var counters = table?.counters ?? FlowTableCounters()
+                counters.evicted -= evictedBefore
+                return .success((summary, counters))
             } catch {
                 return .failure(error)
             }
@@ -327,6 +360,38 @@ public struct CaptureService: MeasurementService {
         table.columns[21].append(natural: f.reverseOutOfOrder)
         table.columns[22].append(string: reason.description)
     }
+}
+
+/// Where a flow table's records go: the rows of the current job (for a repeated
+/// specification, the repetition the flow ends in). Used on the capture thread only, handed
+/// from one repetition's thread to the next through ``CaptureSessions``.
+final class FlowSink: @unchecked Sendable {
+    var job: JobContext?
+    /// Flows that ended once the result was full.
+    var unreported: UInt64 = 0
+
+    func export(_ flow: Flow, _ reason: FlowEndReason) {
+        guard let job else { return }
+        // Past max-result-rows (or -bytes) the job is ending: what ends after is counted,
+        // not kept.
+        if job.reachedRowLimit {
+            unreported += 1
+            return
+        }
+        job.append { CaptureService.appendFlow(flow, reason, to: &$0) }
+    }
+}
+
+/// Live flow captures parked between two repetitions of a repeated specification.
+final class CaptureSessions: Sendable {
+    private let parked = Mutex<[JobSeries: CaptureSession]>([:])
+
+    func park(_ series: JobSeries, _ session: CaptureSession) {
+        let old = parked.withLock { $0.updateValue(session, forKey: series) }
+        old?.close()
+    }
+
+    func take(_ series: JobSeries) -> CaptureSession? { parked.withLock { $0.removeValue(forKey: series) } }
 }
 
 /// Octets, packets and flows per host, from the flows as they end; at most `capacity`

@@ -392,13 +392,20 @@ public final class Scheduler: Sendable {
         let spec = job.specification
         var kept: [Result] = []
         var dropped = 0
-        for repetition in spec.statement.when.repetitions(now: job.submitted) {
+        var repetitions = spec.statement.when.repetitions(now: job.submitted)
+        var upcoming = repetitions.next()
+        // One name for the whole series: a service may carry state from one repetition to
+        // the next (a flow table across its cuts), and is told when the series ends.
+        let series = JobSeries(token: job.token, owner: job.owner)
+        defer { job.service.seriesEnded(series) }
+        while let repetition = upcoming {
             if job.isInterrupted || Task.isCancelled { break }
             let (start, end) = repetition.datetimes(now: job.submitted)
             guard let start else { break }
+            upcoming = repetitions.next()
             var sub = spec
             sub.statement.when = repetition
-            let result = await runOnce(job, sub, start: start, end: end)
+            let result = await runOnce(job, sub, start: start, end: end, series: series, continues: upcoming != nil)
             // A repetition the interrupt caught before it began measured nothing.
             if job.isInterrupted && result.values.rowCount == 0 && clock.now() < start { break }
             kept.append(result)
@@ -417,7 +424,8 @@ public final class Scheduler: Sendable {
     /// Runs the service once for `spec` over `start ... end`: waits for the start, runs
     /// until the service returns, the job is interrupted, or the scope's end (plus grace)
     /// has passed; returns the rows measured.
-    private func runOnce(_ job: Job, _ spec: Specification, start: Timestamp, end: Timestamp?) async -> Result {
+    private func runOnce(_ job: Job, _ spec: Specification, start: Timestamp, end: Timestamp?,
+                         series: JobSeries? = nil, continues: Bool = false) async -> Result {
         let period = spec.statement.when.period
         var expected = 1
         if let end, let period, period > 0 {
@@ -425,7 +433,7 @@ public final class Scheduler: Sendable {
         }
         let context = JobContext(specification: spec, start: start, end: end, period: period, clock: clock,
                                  logger: logger, expectedRows: expected, maxRows: configuration.maxResultRows,
-                                 maxBytes: configuration.maxResultBytes)
+                                 maxBytes: configuration.maxResultBytes, series: series, continues: continues)
         let alreadyInterrupted = job.state.withLock { s -> Bool in
             s.current = context
             return s.interrupted

@@ -33,6 +33,21 @@ public protocol MeasurementService: Sendable {
     /// True for a service that sends packets (active measurement): its capability shows the
     /// probe-rate limits.
     var sendsPackets: Bool { get }
+
+    /// A repeated specification's repetitions are over (run, interrupted or cancelled): what
+    /// the service kept for `series` between them can go.
+    func seriesEnded(_ series: JobSeries)
+}
+
+/// The repetitions of one repeated specification, for a service that carries state from
+/// one to the next (see ``JobContext/series``).
+public struct JobSeries: Hashable, Sendable {
+    public let token: String
+    public let owner: String?
+    public init(token: String, owner: String?) {
+        self.token = token
+        self.owner = owner
+    }
 }
 
 extension MeasurementService {
@@ -41,6 +56,7 @@ extension MeasurementService {
     public func slowRefusal(for spec: Specification) async -> String? { nil }
     public func demand(for spec: Specification) -> JobDemand { .none }
     public var sendsPackets: Bool { false }
+    public func seriesEnded(_ series: JobSeries) {}
 }
 
 /// What a service sees of a job: its specification, its absolute time window, the clock,
@@ -66,9 +82,16 @@ public final class JobContext: Sendable {
     private let truncated = Atomic<Bool>(false)
     /// Bytes of the rows so far (counted as rows are appended).
     private let bytes = Atomic<Int>(0)
+    /// The repeated specification this run is a repetition of (nil: not repeated).
+    public let series: JobSeries?
+    /// True when another repetition of the series follows this one.
+    public let continues: Bool
 
     init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
-         logger: Logger, expectedRows: Int, maxRows: Int = .max, maxBytes: Int = .max) {
+         logger: Logger, expectedRows: Int, maxRows: Int = .max, maxBytes: Int = .max,
+         series: JobSeries? = nil, continues: Bool = false) {
+        self.series = series
+        self.continues = continues
         self.specification = specification
         self.start = start
         self.end = end

@@ -568,3 +568,87 @@ struct LiveFlowTests {
         #expect(t.value("packets.retransmitted.forward", row: 0) == .natural(0))
     }
 }
+
+@Suite("Flows of a repeated specification (live, needs CAP_NET_RAW)", .serialized,
+       .enabled(if: captureProblem == nil, "\(captureProblem ?? "")"))
+struct RepeatedFlowTests {
+    @Test("a connection that spans repetitions is one flow, reported once, in the repetition it ends in (here by a reset)")
+    func spansRepetitions() async throws {
+        let open = Atomic<Bool>(false)
+        var settings = CaptureService.Settings()
+        settings.onOpen = { open.store(true, ordering: .releasing) }
+        let service = CaptureService(measure: .flows, interface: "lo", settings: settings)
+        let scheduler = Scheduler(services: [service])
+        let runner = Task { await scheduler.run() }
+        defer { scheduler.shutdown(); runner.cancel() }
+        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(server) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(server, $0, len) == 0 && listen(server, 1) == 0 && getsockname(server, $0, &len) == 0 } }
+        try #require(bound)
+        let port = UInt16(bigEndian: addr.sin_port)
+        // Repetitions of 3 s. The connection lasts 3.2 s once the capture is open, so it
+        // crosses at least one cut between repetitions; then the series is interrupted.
+        var spec = Specification(capability: service.capability, when: try When(parsing: "repeat now + 60s / 3s { now + 3s }"))
+        try spec.statement.setParameterValue("capture.filter", .string("tcp port \(port)"))
+        for (k, v) in service.parameterDefaults where spec.statement.parameterValue(k) == nil {
+            try spec.statement.setParameterValue(k, v)
+        }
+        // Flow records as the repetitions deliver them.
+        let delivered = Mutex<Int>(0)
+        scheduler.addObserver { e in
+            if case .repetition(_, let r) = e { delivered.withLock { $0 += r.values.rowCount } }
+        }
+        guard case .receipt = await submitRetrying(scheduler, spec) else { Issue.record("refused"); return }
+        for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
+        let isOpen = open.load(ordering: .acquiring)
+        try #require(isOpen, "the capture did not open within 5 s")
+        let target = addr
+        let done = await ProbeThread.run(name: "tcp-span") { () -> Bool in
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var to = target
+            guard withUnsafePointer(to: &to, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { close(client); return false }
+            let peer = accept(server, nil, nil)
+            var byte: UInt8 = 7
+            _ = send(client, &byte, 1, 0)
+            _ = recv(peer, &byte, 1, 0)
+            usleep(3_200_000)
+            _ = send(client, &byte, 1, 0)
+            _ = recv(peer, &byte, 1, 0)
+            // A reset ends it at once (a FIN close waits for the last ACK, which a loaded
+            // machine may send after the interrupt below).
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            close(client)
+            close(peer)
+            return true
+        }
+        #expect(done == true)
+        // Once a repetition has delivered the flow (within 15 s), the series is interrupted.
+        for _ in 0..<150 where delivered.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        _ = await scheduler.interrupt(token: spec.token)
+        guard case .envelope(let env) = await scheduler.waitForResult(token: spec.token, timeout: .seconds(20)) else {
+            Issue.record("no envelope")
+            return
+        }
+        var rows: [(repetition: Int, reason: Value?, rtt: Value?, packets: Value?)] = []
+        for (i, m) in env.contents.enumerated() {
+            guard case .result(let r) = m else { continue }
+            for row in 0..<r.values.rowCount {
+                rows.append((i, r.values.value("flow.end.reason", row: row), r.values.value("rtt.us", row: row),
+                             r.values.value("packets.ip", row: row)))
+            }
+        }
+        #expect(env.contents.count >= 2, "\(env.contents.count) repetitions")
+        try #require(rows.count == 1, "\(rows.count) records: \(rows)")
+        #expect(rows[0].repetition >= 1 && rows[0].reason == .string("rst"), "\(rows)")
+        #expect(rows[0].rtt != nil, "the handshake of the first repetition is in the record")
+        guard case .natural(let packets)? = rows[0].packets else { Issue.record("no packets"); return }
+        #expect(packets >= 8, "handshake, two exchanges and the reset: \(packets) packets")
+    }
+}

@@ -140,6 +140,7 @@ struct LiveTrustTests {
             Issue.record("no timestamp source counts")
             return
         }
-        #expect(k + rx + u == 2, "two probes answered: \(k) + \(rx) + \(u)")
+        // One sample per reply (a loaded machine may lose one to the timeout).
+        #expect(r.values.value("delay.twoway.icmp.count", row: 0) == .natural(k + rx + u), "\(k) + \(rx) + \(u)")
     }
 }

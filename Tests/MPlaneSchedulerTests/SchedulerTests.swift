@@ -240,6 +240,38 @@ struct RepeatedTests {
         }
     }
 
+    /// The counter, noting what each run is told of its series, and the series' end.
+    final class SeriesWatcher: MeasurementService {
+        let inner = CounterService()
+        let seen = Mutex<[String]>([])
+        var capability: Capability { inner.capability }
+        func run(_ job: JobContext) async throws {
+            seen.withLock { $0.append("run \(job.series?.token ?? "none") continues \(job.continues)") }
+            try await inner.run(job)
+        }
+        func seriesEnded(_ series: JobSeries) { seen.withLock { $0.append("ended \(series.token)") } }
+    }
+
+    @Test("each repetition knows its series and whether another follows; the service hears when the series ends")
+    func seriesAndContinuation() async throws {
+        let clock = ManualClock(now: t0)
+        let watcher = SeriesWatcher()
+        try await withScheduler([watcher], clock: clock) { scheduler in
+            let s = try spec(watcher.inner, when: "repeat now + 30s / 10s { now + 2s / 1s }")
+            _ = await scheduler.process(.specification(s))
+            await clock.advance(by: 40)
+            _ = await scheduler.waitForResult(token: s.token, timeout: .seconds(10))
+            #expect(watcher.seen.withLock { $0 } == ["run \(s.token) continues true", "run \(s.token) continues true",
+                                                     "run \(s.token) continues false", "ended \(s.token)"])
+            // A specification that is not repeated has no series.
+            let once = try spec(watcher.inner, when: "now + 2s / 1s")
+            _ = await scheduler.process(.specification(once))
+            await clock.advance(by: 5)
+            _ = await scheduler.waitForResult(token: once.token, timeout: .seconds(10))
+            #expect(watcher.seen.withLock { $0.last } == "run none continues false")
+        }
+    }
+
     @Test("cron repetitions start on the matching seconds")
     func cronRepetitions() async throws {
         let clock = ManualClock(now: t0)
