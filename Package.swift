@@ -160,7 +160,7 @@ targets += [
     ),
     .testTarget(
         name: "MPlanePingTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneTestSupport"]
+        dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneProbe", "MPlaneCapture", "MPlaneTestSupport"]
     ),
     .testTarget(
         name: "MPlaneCaptureTests",

@@ -62,13 +62,13 @@ int csupport_icmp_open(int family, int kind, int *kind_used) {
     return fd;
 }
 
-int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos) {
+int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos, int rcvbuf) {
     int one = 1;
     // Room for the replies that arrive while the loop is busy sending: the default (about
     // 200 KiB, some 270 replies) holds 5 ms of replies at 50,000 probes/s, and one late
-    // wake-up on a shared core loses the rest as false loss. 4 MiB is a ceiling, not an
-    // allocation: beyond net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE).
-    int rcvbuf = CSUPPORT_ICMP_RCVBUF;
+    // wake-up on a shared core loses the rest as false loss. The caller sizes it from the
+    // rate; a ceiling, not an allocation: beyond net.core.rmem_max only with CAP_NET_ADMIN
+    // (SO_RCVBUFFORCE).
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (family == AF_INET) {

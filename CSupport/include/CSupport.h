@@ -13,10 +13,6 @@
 
 // MARK: ICMP echo sockets (icmp.c). Functions return -errno on failure.
 
-/// The receive buffer an ICMP socket asks for, bytes (a ceiling the kernel fills only as
-/// replies wait).
-#define CSUPPORT_ICMP_RCVBUF (4 << 20)
-
 enum {
     CSUPPORT_ICMP_AUTO = 0,   ///< datagram socket if `ping_group_range` allows it, else raw
     CSUPPORT_ICMP_DGRAM = 1,  ///< SOCK_DGRAM/IPPROTO_ICMP(V6): unprivileged, kernel owns the identifier
@@ -50,7 +46,7 @@ void csupport_thread_name(const char *_Nonnull name);
 int csupport_icmp_open(int family, int kind, int *_Nonnull kind_used);
 /// TTL / hop limit and TOS / traffic class (-1 leaves one alone), error reporting, and for
 /// raw sockets a filter passing only echo replies and errors.
-int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos);
+int csupport_icmp_configure(int fd, int family, int kind, int ttl, int tos, int rcvbuf);
 /// For a raw socket only (a datagram one is demultiplexed by the kernel): attaches a socket
 /// filter passing echo replies carrying `identifier` and the ICMP errors quoting an echo
 /// request that carries it, nothing else. `family` is 4 or 6; `identifier` as in the packet.
@@ -123,6 +119,11 @@ void csupport_capture_close(struct csupport_capture *_Nullable cap);
 /// 0, or a pcap status (PCAP_ERROR_NO_SUCH_DEVICE, PCAP_ERROR_PERM_DENIED, ...) with the
 /// reason in `errbuf` (256 bytes).
 int csupport_capture_probe(const char *_Nonnull device, char *_Nonnull errbuf);
+
+/// The interface packets to `to` leave by (the route the kernel picks for a UDP socket
+/// connected there), its name into `name` (`cap` bytes); 0, or -errno (-ENODEV: no interface
+/// holds the source address the route gives).
+int csupport_route_interface(const struct sockaddr *_Nonnull to, socklen_t len, char *_Nonnull name, size_t cap);
 
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME).
 int csupport_enter_netns(const char *_Nonnull path);

@@ -896,6 +896,26 @@ enum EmbeddedRegistries {
       "name": "flows.unreported",
       "prim": "natural",
       "desc": "Flows that ended after the result reached max-result-rows or max-result-bytes: counted, not reported"
+    },
+    {
+      "name": "cross.interface",
+      "prim": "string",
+      "desc": "The interface the probes left by, whose other traffic the cross.* figures count"
+    },
+    {
+      "name": "cross.packets.ip",
+      "prim": "natural",
+      "desc": "IP packets the probes' interface carried while the measurement ran, ICMP echo requests and replies left out"
+    },
+    {
+      "name": "cross.octets.ip",
+      "prim": "natural",
+      "desc": "Octets at the IP layer the probes' interface carried while the measurement ran, ICMP echo requests and replies left out"
+    },
+    {
+      "name": "cross.packets.unobserved",
+      "prim": "natural",
+      "desc": "Frames the kernel dropped from the cross-traffic count (the cross.* figures are low by at least this much)"
     }
   ]
 }

@@ -35,6 +35,9 @@ public struct CaptureService: MeasurementService {
     public let settings: Settings
     /// Live flow captures between the repetitions of repeated specifications.
     let sessions = CaptureSessions()
+    /// The longest gap between two repetitions across which a live flows capture stays open,
+    /// microseconds.
+    static let longestParking: Int64 = 1_000_000
 
     public struct Settings: Sendable {
         /// Bytes kept of each frame: enough for the headers that are read (Ethernet, two VLAN
@@ -282,10 +285,17 @@ public struct CaptureService: MeasurementService {
                         summary = try CaptureLoop.live(plan, capture: session.capture, meter: session.meter,
                                                        shouldStop: { job.isInterrupted }, row: row)
                     } catch {
+                        // What ended so far is kept in this window's partial result.
+                        session.meter.flows?.flush()
                         session.close()
                         throw error
                     }
-                    if job.continues && !job.isInterrupted && !job.reachedRowLimit {
+                    // Parked only when the next repetition follows at once: over a gap the
+                    // capture would gather stale frames (and hold its ring and table).
+                    let end = job.end ?? job.start
+                    if let next = job.nextStart, next.microseconds - end.microseconds <= Self.longestParking,
+                       !job.isInterrupted && !job.reachedRowLimit {
+                        sink.job = nil
                         sessions.park(series, session)
                     } else {
                         session.meter.flows?.flush()

@@ -65,7 +65,8 @@ final class ICMPSocket {
     let transmitTimestamps: Bool
 
     init(family: IPAddress.Family, kind: SocketKind, source: IPAddress?, ttl: Int?, tos: Int?,
-         identifier wanted: UInt16, transmitTimestamps wantTX: Bool = true) throws(PingError) {
+         identifier wanted: UInt16, transmitTimestamps wantTX: Bool = true,
+         receiveBuffer: Int = 256 << 10) throws(PingError) {
         self.family = family
         let af = family == .v4 ? AF_INET : AF_INET6
         let want: Int32 = kind == .raw ? Int32(CSUPPORT_ICMP_RAW) : kind == .datagram ? Int32(CSUPPORT_ICMP_DGRAM) : Int32(CSUPPORT_ICMP_AUTO)
@@ -76,7 +77,7 @@ final class ICMPSocket {
         self.kind = used == Int32(CSUPPORT_ICMP_RAW) ? .raw : .datagram
         var ok = false
         defer { if !ok { close(fd) } }
-        let r = csupport_icmp_configure(fd, af, used, Int32(ttl ?? -1), Int32(tos ?? -1))
+        let r = csupport_icmp_configure(fd, af, used, Int32(ttl ?? -1), Int32(tos ?? -1), Int32(receiveBuffer))
         guard r == 0 else {
             throw PingError(.socket, "cannot set TTL/TOS or error reporting on the ICMP socket: \(errorText(-r))", errno: -r)
         }

@@ -44,6 +44,14 @@ public struct PingPlan: Sendable {
         self.rounds = rounds
     }
 
+    /// The socket receive buffer to ask for, bytes: room for 100 ms of replies at the plan's
+    /// rate (about 1 KiB each as the kernel accounts them), at least 256 KiB, at most 4 MiB
+    /// (the kernel doubles the figure for its own bookkeeping).
+    public var receiveBuffer: Int {
+        let perSecond = Int64(targets.count) * 1_000_000_000 / Swift.max(1, interval)
+        return Int(Swift.min(Int64(4 << 20), Swift.max(Int64(256 << 10), perSecond / 10 * 1024)))
+    }
+
     /// The most payload bytes an echo request may carry (65535 minus IP and ICMP headers).
     public static let maximumPayload = 65_507
 }
@@ -110,7 +118,8 @@ public enum PingEngine {
         }
         let wanted = UInt16.random(in: 1...UInt16.max)
         let socket = try ICMPSocket(family: plan.family, kind: plan.socket, source: plan.source, ttl: plan.ttl,
-                                    tos: plan.tos, identifier: wanted, transmitTimestamps: plan.transmitTimestamps)
+                                    tos: plan.tos, identifier: wanted, transmitTimestamps: plan.transmitTimestamps,
+                                    receiveBuffer: plan.receiveBuffer)
         logger?.debug("ICMP socket open", metadata: [
             "ping.socket": "\(socket.kind.name)", "ping.identifier": "\(socket.identifier)",
             "ping.rx-timestamps": "\(socket.receiveTimestamps ? "kernel" : "user")",
@@ -258,6 +267,9 @@ public enum PingEngine {
                     // for its time on the clock itself, not on a timer whose wake-up is late
                     // by tens of microseconds.
                     let ready = csupport_poll_in(fd, 0)
+                    if ready < 0 && -ready != EINTR {
+                        throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
+                    }
                     if ready > 0 {
                         if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
                         drain(errorQueue: false)

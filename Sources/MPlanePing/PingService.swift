@@ -2,6 +2,11 @@ import MPlaneIO
 public import MPlane
 public import MPlaneScheduler
 public import MPlaneProbe
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The ping measurement: one service per capability. The RI's four capabilities
 /// (`ping-average-ip4/6`, `ping-detail-ip4/6`) come unchanged; the extended ones
@@ -38,6 +43,9 @@ public struct PingService: MeasurementService {
         public var maximumTargets = 1024
         /// Smallest period a specification may ask for, seconds.
         public var minimumPeriod: Int64 = 1
+        /// Counts the other traffic on the probes' interface while a job runs
+        /// (`cross-traffic = yes`); nil: not counted.
+        public var crossTraffic: CrossTrafficStart? = nil
         public init() {}
     }
 
@@ -219,7 +227,27 @@ public struct PingService: MeasurementService {
         if case .natural(let v)? = spec.statement.parameterValue(ElementName.ipTOS) { plan.tos = Int(v) }
 
         let sink = RowSink(job: job, form: form)
-        let (report, _) = try await PingEngine.run(plan, sink: sink, logger: job.logger) { job.isInterrupted }
+        // The traffic the probes' interface carries meanwhile (our capabilities only).
+        var cross: (any CrossTrafficCounter)? = nil
+        if !form.isReference, let start = settings.crossTraffic, let interface = Self.egressInterface(targets[0]) {
+            cross = await start(interface)
+            if cross == nil {
+                job.logger.notice("cross-traffic not counted: cannot capture there", metadata: ["capture.interface": "\(interface)"])
+            }
+        }
+        let report: PingReport
+        do {
+            (report, _) = try await PingEngine.run(plan, sink: sink, logger: job.logger) { job.isInterrupted }
+        } catch {
+            _ = await cross?.stop()
+            throw error
+        }
+        if let counts = await cross?.stop() {
+            job.setMetadata(ElementName.crossInterface, .string(counts.interface))
+            job.setMetadata(ElementName.crossPacketsIP, .natural(counts.packets))
+            job.setMetadata(ElementName.crossOctetsIP, .natural(counts.octets))
+            job.setMetadata(ElementName.crossPacketsUnobserved, .natural(counts.dropped))
+        }
         if form == .average || form == .statistics || form == .multi {
             try job.append { table in try Self.writeStatistics(report, targets: targets, into: &table) }
         }
@@ -234,6 +262,13 @@ public struct PingService: MeasurementService {
             "ping.received": "\(report.statistics.reduce(0) { $0 + $1.received })",
             "ping.socket": "\(report.socket.name)", "ping.timestamps": "\(report.dominantSource.name)",
         ])
+    }
+
+    /// The interface packets to `target` leave by.
+    static func egressInterface(_ target: IPAddress) -> String? {
+        var storage = sockaddr_storage()
+        let length = SocketAddress.write(target, into: &storage)
+        return withUnsafeBytes(of: &storage) { Route.interface(to: $0.baseAddress!, length: UInt32(length)) }
     }
 
     /// The probe's own error, its timestamp sources and the clock's state, as metadata.
@@ -335,13 +370,20 @@ extension PingService {
 
     /// Registers the `ping` service kind: the settings of a `[module_ping]` section are the
     /// RI's `ip4addr` and `ip6addr`, and ours: `extended` (yes: add the extended
-    /// capabilities), `socket` (auto, datagram, raw), `max-targets`, `minimum-period`, and
-    /// `if-permitted` (yes: leave ping out with a warning when no ICMP socket can be
-    /// opened, instead of refusing to start).
-    public static func register(in registry: inout ServiceFactoryRegistry) {
+    /// capabilities), `socket` (auto, datagram, raw), `max-targets`, `minimum-period`,
+    /// `cross-traffic` (yes: count the other traffic on the probes' interface meanwhile,
+    /// with `crossTraffic`), and `if-permitted` (yes: leave ping out with a warning when no
+    /// ICMP socket can be opened, instead of refusing to start).
+    public static func register(in registry: inout ServiceFactoryRegistry, crossTraffic: CrossTrafficStart? = nil) {
         registry.register("ping") { values, logger in
             let settings = SectionSettings(values)
             var s = Settings()
+            if try settings.flag("cross-traffic") {
+                guard let crossTraffic else {
+                    throw ServiceConfigurationError(message: "cross-traffic = yes: this program has no capture to count it with")
+                }
+                s.crossTraffic = crossTraffic
+            }
             if let v = settings["socket"] {
                 guard let k = SocketKind(rawValue: v) else {
                     throw ServiceConfigurationError(message: "socket = \(v): use auto, datagram or raw")

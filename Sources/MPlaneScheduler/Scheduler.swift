@@ -405,7 +405,8 @@ public final class Scheduler: Sendable {
             upcoming = repetitions.next()
             var sub = spec
             sub.statement.when = repetition
-            let result = await runOnce(job, sub, start: start, end: end, series: series, continues: upcoming != nil)
+            let next = upcoming.flatMap { $0.datetimes(now: job.submitted).0 }
+            let result = await runOnce(job, sub, start: start, end: end, series: series, nextStart: next)
             // A repetition the interrupt caught before it began measured nothing.
             if job.isInterrupted && result.values.rowCount == 0 && clock.now() < start { break }
             kept.append(result)
@@ -425,7 +426,7 @@ public final class Scheduler: Sendable {
     /// until the service returns, the job is interrupted, or the scope's end (plus grace)
     /// has passed; returns the rows measured.
     private func runOnce(_ job: Job, _ spec: Specification, start: Timestamp, end: Timestamp?,
-                         series: JobSeries? = nil, continues: Bool = false) async -> Result {
+                         series: JobSeries? = nil, nextStart: Timestamp? = nil) async -> Result {
         let period = spec.statement.when.period
         var expected = 1
         if let end, let period, period > 0 {
@@ -433,7 +434,7 @@ public final class Scheduler: Sendable {
         }
         let context = JobContext(specification: spec, start: start, end: end, period: period, clock: clock,
                                  logger: logger, expectedRows: expected, maxRows: configuration.maxResultRows,
-                                 maxBytes: configuration.maxResultBytes, series: series, continues: continues)
+                                 maxBytes: configuration.maxResultBytes, series: series, nextStart: nextStart)
         let alreadyInterrupted = job.state.withLock { s -> Bool in
             s.current = context
             return s.interrupted

@@ -84,14 +84,16 @@ public final class JobContext: Sendable {
     private let bytes = Atomic<Int>(0)
     /// The repeated specification this run is a repetition of (nil: not repeated).
     public let series: JobSeries?
+    /// When the next repetition of the series starts (nil: this is the last).
+    public let nextStart: Timestamp?
     /// True when another repetition of the series follows this one.
-    public let continues: Bool
+    public var continues: Bool { nextStart != nil }
 
     init(specification: Specification, start: Timestamp, end: Timestamp?, period: Int64?, clock: any ProbeClock,
          logger: Logger, expectedRows: Int, maxRows: Int = .max, maxBytes: Int = .max,
-         series: JobSeries? = nil, continues: Bool = false) {
+         series: JobSeries? = nil, nextStart: Timestamp? = nil) {
         self.series = series
-        self.continues = continues
+        self.nextStart = nextStart
         self.specification = specification
         self.start = start
         self.end = end

@@ -8,7 +8,7 @@ extension ServiceFactoryRegistry {
     /// The built-in test services (`loopback`, `counter`), `ping` and `capture`.
     static var probe: ServiceFactoryRegistry {
         var r = ServiceFactoryRegistry.builtIn
-        PingService.register(in: &r)
+        PingService.register(in: &r, crossTraffic: CaptureService.crossTraffic)
         CaptureService.register(in: &r)
         return r
     }

@@ -108,28 +108,6 @@ struct CountingTests {
     }
 }
 
-/// Sends `count` UDP datagrams of `size` payload bytes to 127.0.0.1:`port`, where a socket
-/// of ours receives them (so no ICMP error follows).
-func sendUDP(port: UInt16, count: Int, size: Int) -> Bool {
-    let rx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), tx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    defer { close(rx); close(tx) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = port.bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    guard withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(rx, $0, len) } }) == 0
-    else { return false }
-    let payload = [UInt8](repeating: 0x61, count: size)
-    for _ in 0..<count {
-        let n = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(tx, payload, size, 0, $0, len) }
-        }
-        if n != size { return false }
-    }
-    return true
-}
-
 /// Submits `spec`, again while it is refused only because other tests compile filters at the
 /// same moment (the bound on concurrent compiles, FilterLimits.concurrentCompiles), for up to 10 s.
 func submitRetrying(_ scheduler: Scheduler, _ spec: Specification) async -> Message {

@@ -652,3 +652,38 @@ struct RepeatedFlowTests {
         #expect(packets >= 8, "handshake, two exchanges and the reset: \(packets) packets")
     }
 }
+
+@Suite("Cross-traffic beside an active measurement")
+struct CrossTrafficTests {
+    @Test("its filter leaves out ICMP and ICMPv6 echo requests and replies, and nothing else")
+    func filterLeavesOutTheProbes() async throws {
+        let dir = CaptureDirectory()
+        var w = TraceWriter()
+        func echo(_ s: TraceWriter.IPText, _ d: TraceWriter.IPText, v6: Bool, type: UInt8) -> [UInt8] {
+            var f = TraceWriter.frame(P(source: s, destination: d, proto: v6 ? 58 : 1))
+            f[v6 ? 54 : 34] = type
+            return f
+        }
+        w.append(frame: echo("10.0.0.1", "10.0.0.2", v6: false, type: 8), at: epoch)
+        w.append(frame: echo("10.0.0.2", "10.0.0.1", v6: false, type: 0), at: epoch + ms)
+        w.append(frame: echo("2001:db8::1", "2001:db8::2", v6: true, type: 128), at: epoch + 2 * ms)
+        w.append(frame: echo("2001:db8::2", "2001:db8::1", v6: true, type: 129), at: epoch + 3 * ms)
+        w.append(frame: echo("10.0.0.9", "10.0.0.1", v6: false, type: 3), at: epoch + 4 * ms)  // unreachable: counted
+        w.append(frame: TraceWriter.frame(P(source: "10.0.0.1", destination: "10.0.0.3", proto: 17, sourcePort: 1,
+                                            destinationPort: 2, payload: 72)), at: epoch + 5 * ms)
+        dir.write("x.pcap", w.bytes)
+        guard case .result(let r) = try await meterFile(.counters, dir, "x.pcap", filter: CaptureService.crossTrafficFilter)
+        else { Issue.record("no result"); return }
+        #expect(r.values.value("packets.ip", row: 0) == .natural(2))
+        #expect(r.values.value("octets.ip", row: 0) == .natural(28 + 100))
+    }
+
+    @Test("the route to 127.0.0.1 leaves by lo")
+    func egress() {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let name = withUnsafeBytes(of: &a) { Route.interface(to: $0.baseAddress!, length: UInt32(MemoryLayout<sockaddr_in>.size)) }
+        #expect(name == "lo")
+    }
+}

@@ -1,6 +1,7 @@
 import CSupport
 import MPlane
 import MPlanePing
+import MPlaneCapture
 import MPlaneProbe
 import MPlaneScheduler
 import MPlaneTestSupport
@@ -59,13 +60,16 @@ struct TrustTests {
             lines.filter { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
         }
         #expect(values("ProtectClock") == ["no"], "ProtectClock=yes refuses even a read of the clock state")
-        #expect(values("SystemCallFilter").joined(separator: " ").split(separator: " ").contains("adjtimex"))
+        // glibc's adjtimex() is the clock_adjtime system call.
+        let admitted = values("SystemCallFilter").joined(separator: " ").split(separator: " ")
+        #expect(admitted.contains("adjtimex") && admitted.contains("clock_adjtime"))
         #expect(values("SystemCallErrorNumber") == ["EPERM"], "a refused call must fail, not kill the probe with SIGSYS")
         #expect(!values("CapabilityBoundingSet").joined().contains("CAP_SYS_TIME"), "the probe must not be able to set the clock")
         guard run(["/bin/sh", "-c", "command -v systemd-analyze"]).status == 0 else { return }
-        // @system-service alone lacks adjtimex: the unit adds it.
+        // @system-service alone lacks both: the unit adds them.
         let group = String(decoding: run(["systemd-analyze", "syscall-filter", "@system-service"]).stdout, as: UTF8.self)
-        #expect(!group.split(whereSeparator: { $0 == "\n" || $0 == " " }).contains("adjtimex"))
+        let names = group.split(whereSeparator: { $0 == "\n" || $0 == " " })
+        #expect(!names.contains("adjtimex") && !names.contains("clock_adjtime"))
         // `systemd-analyze verify` on the unit, its ExecStart pointed at a binary that exists.
         let dir = "/tmp/mplane-unit-\(getpid())"
         _ = run(["/bin/mkdir", "-p", dir])
@@ -142,5 +146,37 @@ struct LiveTrustTests {
         }
         // One sample per reply (a loaded machine may lose one to the timeout).
         #expect(r.values.value("delay.twoway.icmp.count", row: 0) == .natural(k + rx + u), "\(k) + \(rx) + \(u)")
+    }
+}
+
+@Suite("Cross-traffic in a live result (needs CAP_NET_RAW)", .serialized,
+       .enabled(if: rawSocketProblem == nil, "\(rawSocketProblem ?? "")"))
+struct LiveCrossTrafficTests {
+    @Test("ping-stats on 127.0.0.1 carries what else lo carried meanwhile")
+    func crossTraffic() async throws {
+        var settings = PingService.Settings()
+        settings.socket = .raw
+        settings.crossTraffic = CaptureService.crossTraffic
+        let scheduler = Scheduler(services: PingService.services(source: addr("127.0.0.1"), forms: [.statistics], settings: settings))
+        let runner = Task { await scheduler.run() }
+        defer { scheduler.shutdown(); runner.cancel() }
+        let spec = try PingCapabilityTests().specification(.statistics, ["source.ip4": "127.0.0.1", "destination.ip4": "127.0.0.1"],
+                                                           when: "now + 3s / 1s")
+        guard case .receipt(let receipt) = await scheduler.submit(spec) else { Issue.record("refused"); return }
+        // Ten datagrams of 100 bytes (128 octets at the IP layer) while it measures.
+        try await Task.sleep(for: .milliseconds(1_200))
+        #expect(sendUDP(port: 0, count: 10, size: 100))
+        guard case .result(let r) = await scheduler.waitForResult(token: receipt.token, timeout: .seconds(20)) else {
+            Issue.record("no result")
+            return
+        }
+        #expect(r.statement.metadataValue("cross.interface") == .string("lo"))
+        guard case .natural(let packets)? = r.statement.metadataValue("cross.packets.ip"),
+              case .natural(let octets)? = r.statement.metadataValue("cross.octets.ip") else {
+            Issue.record("no cross-traffic figures")
+            return
+        }
+        // Other tests may use lo meanwhile: at least ours.
+        #expect(packets >= 10 && octets >= 1_280, "\(packets) packets, \(octets) octets")
     }
 }

@@ -123,3 +123,26 @@ public func withTemporaryDirectory(_ body: (String) async throws -> Void) async 
 
 /// The names in `dir` that end with `suffix`.
 public func files(in dir: String, ending suffix: String) -> [String] { listDirectory(dir).filter { $0.hasSuffix(suffix) } }
+
+/// Sends `count` UDP datagrams of `size` payload bytes to 127.0.0.1:`port` (0: a port the
+/// kernel picks), where a socket of ours receives them (so no ICMP error follows).
+public func sendUDP(port: UInt16, count: Int, size: Int) -> Bool {
+    let rx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), tx = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(rx); close(tx) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    guard withUnsafeMutablePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(rx, $0, len) == 0 && getsockname(rx, $0, &len) == 0 } })
+    else { return false }
+    let payload = [UInt8](repeating: 0x61, count: size)
+    for _ in 0..<count {
+        let n = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(tx, payload, size, 0, $0, len) }
+        }
+        if n != size { return false }
+    }
+    return true
+}
