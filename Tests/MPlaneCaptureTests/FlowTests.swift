@@ -488,36 +488,75 @@ struct IndependentMeterTests {
     }
 }
 
-@Suite("Flows live on lo (needs CAP_NET_RAW)", .serialized, .enabled(if: captureProblem == nil, "\(captureProblem ?? "")"))
-struct LiveFlowTests {
-    @Test("a bounded TCP transfer to a local server gives one flow, closed, with its counts and a handshake RTT")
-    func tcpTransfer() async throws {
-        let open = Atomic<Bool>(false)
-        var settings = CaptureService.Settings()
-        settings.onOpen = { open.store(true, ordering: .releasing) }
-        let service = CaptureService(measure: .flows, interface: "lo", settings: settings)
-        let scheduler = Scheduler(services: [service])
-        let runner = Task { await scheduler.run() }
-        defer { scheduler.shutdown(); runner.cancel() }
-        // A listening socket on an ephemeral port.
+/// A flows service on lo with its scheduler running, and a TCP socket listening on
+/// 127.0.0.1 at a port of its own, which the specifications' filter names.
+final class LiveFlowRig: @unchecked Sendable {
+    /// Set on the capture thread once the capture counts.
+    final class Flag: Sendable { let value = Atomic<Bool>(false) }
+    let opened = Flag()
+    let service: CaptureService
+    let scheduler: Scheduler
+    let runner: Task<Void, Never>
+    let server: Int32
+    let address: sockaddr_in
+    let port: UInt16
+
+    init?() {
         let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(server) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             bind(server, $0, len) == 0 && listen(server, 1) == 0 && getsockname(server, $0, &len) == 0 } }
-        try #require(bound)
-        let port = UInt16(bigEndian: addr.sin_port)
-        var spec = Specification(capability: service.capability, when: try When(parsing: "now + 3s"))
+        guard server >= 0, bound else {
+            close(server)
+            return nil
+        }
+        self.server = server
+        address = addr
+        port = UInt16(bigEndian: addr.sin_port)
+        var settings = CaptureService.Settings()
+        let flag = opened
+        settings.onOpen = { flag.value.store(true, ordering: .releasing) }
+        service = CaptureService(measure: .flows, interface: "lo", settings: settings)
+        let s = Scheduler(services: [service])
+        scheduler = s
+        runner = Task { await s.run() }
+    }
+
+    /// True once the capture counts (within 5 s).
+    func waitOpen() async -> Bool {
+        for _ in 0..<200 where !opened.value.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(25)) }
+        return opened.value.load(ordering: .acquiring)
+    }
+
+    func specification(_ when: String) throws -> Specification {
+        var spec = Specification(capability: service.capability, when: try When(parsing: when))
         try spec.statement.setParameterValue("capture.filter", .string("tcp port \(port)"))
         for (k, v) in service.parameterDefaults where spec.statement.parameterValue(k) == nil {
             try spec.statement.setParameterValue(k, v)
         }
+        return spec
+    }
+
+    func stop() {
+        scheduler.shutdown()
+        runner.cancel()
+        close(server)
+    }
+}
+
+@Suite("Flows live on lo (needs CAP_NET_RAW)", .serialized, .enabled(if: captureProblem == nil, "\(captureProblem ?? "")"))
+struct LiveFlowTests {
+    @Test("a bounded TCP transfer to a local server gives one flow, closed, with its counts and a handshake RTT")
+    func tcpTransfer() async throws {
+        let rig = try #require(LiveFlowRig(), "no listening socket")
+        defer { rig.stop() }
+        let (scheduler, server, addr, port) = (rig.scheduler, rig.server, rig.address, rig.port)
+        let spec = try rig.specification("now + 3s")
         guard case .receipt = await submitRetrying(scheduler, spec) else { Issue.record("refused"); return }
-        for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
-        let isOpen = open.load(ordering: .acquiring)
+        let isOpen = await rig.waitOpen()
         try #require(isOpen, "the capture did not open within 5 s")
         let sent = 200_000
         let target = addr
@@ -574,38 +613,19 @@ struct LiveFlowTests {
 struct RepeatedFlowTests {
     @Test("a connection that spans repetitions is one flow, reported once, in the repetition it ends in (here by a reset)")
     func spansRepetitions() async throws {
-        let open = Atomic<Bool>(false)
-        var settings = CaptureService.Settings()
-        settings.onOpen = { open.store(true, ordering: .releasing) }
-        let service = CaptureService(measure: .flows, interface: "lo", settings: settings)
-        let scheduler = Scheduler(services: [service])
-        let runner = Task { await scheduler.run() }
-        defer { scheduler.shutdown(); runner.cancel() }
-        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(server) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(server, $0, len) == 0 && listen(server, 1) == 0 && getsockname(server, $0, &len) == 0 } }
-        try #require(bound)
-        let port = UInt16(bigEndian: addr.sin_port)
+        let rig = try #require(LiveFlowRig(), "no listening socket")
+        defer { rig.stop() }
+        let (scheduler, server, addr) = (rig.scheduler, rig.server, rig.address)
         // Repetitions of 3 s. The connection lasts 3.2 s once the capture is open, so it
         // crosses at least one cut between repetitions; then the series is interrupted.
-        var spec = Specification(capability: service.capability, when: try When(parsing: "repeat now + 60s / 3s { now + 3s }"))
-        try spec.statement.setParameterValue("capture.filter", .string("tcp port \(port)"))
-        for (k, v) in service.parameterDefaults where spec.statement.parameterValue(k) == nil {
-            try spec.statement.setParameterValue(k, v)
-        }
+        let spec = try rig.specification("repeat now + 60s / 3s { now + 3s }")
         // Flow records as the repetitions deliver them.
         let delivered = Mutex<Int>(0)
         scheduler.addObserver { e in
             if case .repetition(_, let r) = e { delivered.withLock { $0 += r.values.rowCount } }
         }
         guard case .receipt = await submitRetrying(scheduler, spec) else { Issue.record("refused"); return }
-        for _ in 0..<200 where !open.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(25)) }
-        let isOpen = open.load(ordering: .acquiring)
+        let isOpen = await rig.waitOpen()
         try #require(isOpen, "the capture did not open within 5 s")
         let target = addr
         let done = await ProbeThread.run(name: "tcp-span") { () -> Bool in
