@@ -916,6 +916,11 @@ enum EmbeddedRegistries {
       "name": "cross.packets.unobserved",
       "prim": "natural",
       "desc": "Frames the kernel dropped from the cross-traffic count (the cross.* figures are low by at least this much)"
+    },
+    {
+      "name": "probe.late",
+      "prim": "boolean",
+      "desc": "True for a probe sent more than 1 ms after its due time: the probe itself moved it in the schedule (its delay is still timed from the real send); a consumer that needs the schedule can drop it"
     }
   ]
 }

@@ -240,7 +240,7 @@ public enum PingEngine {
                     r = send()
                 }
                 if r >= 0 {
-                    tracker.sent(target: t, mono: mono, real: real, sink: &sink)
+                    tracker.sent(target: t, mono: mono, real: real, late: mono &- due > OwnError.lateBound, sink: &sink)
                 } else {
                     let e = Int32(-r)
                     if sendErrors[e] == nil {

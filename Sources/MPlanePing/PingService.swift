@@ -101,7 +101,7 @@ public struct PingService: MeasurementService {
                        ElementName.delayTwowayICMPMax, ElementName.delayTwowayICMPCount, ElementName.packetsLost, ElementName.packetsDuplicate,
                        ElementName.icmpPacketsLate]
         case .loss:
-            columns = [ElementName.time, ElementName.delayTwowayICMP, ElementName.icmpTimestampSource]
+            columns = [ElementName.time, ElementName.delayTwowayICMP, ElementName.icmpTimestampSource, ElementName.probeLate]
         case .multi:
             columns = ["destination.\(f)", ElementName.delayTwowayICMPMin, ElementName.delayTwowayICMPMean,
                        ElementName.delayTwowayICMPMedian, ElementName.delayTwowayICMPMax, ElementName.delayTwowayICMPCount,
@@ -314,7 +314,7 @@ public struct PingService: MeasurementService {
 struct RowSink: PingSink, Sendable {
     let job: JobContext
     let form: PingService.Form
-    let time: Int?, delay: Int?, source: Int?
+    let time: Int?, delay: Int?, source: Int?, late: Int?
 
     init(job: JobContext, form: PingService.Form) {
         self.job = job
@@ -323,12 +323,13 @@ struct RowSink: PingSink, Sendable {
         time = names.firstIndex(of: ElementName.time)
         delay = names.firstIndex(of: ElementName.delayTwowayICMP)
         source = names.firstIndex(of: ElementName.icmpTimestampSource)
+        late = names.firstIndex(of: ElementName.probeLate)
     }
 
     mutating func retired(_ p: RetiredProbe) {
         guard form == .detail || form == .loss else { return }
         guard p.roundTrip != nil || form == .loss else { return }
-        let (time, delay, source) = (self.time, self.delay, self.source)
+        let (time, delay, source, late) = (self.time, self.delay, self.source, self.late)
         job.append { table in
             if let time {
                 // The RI reports a reply's arrival time; a lost probe has its send time.
@@ -343,6 +344,7 @@ struct RowSink: PingSink, Sendable {
                 if p.roundTrip != nil { table.columns[source].append(string: p.source.name) }
                 else { table.columns[source].appendMissing() }
             }
+            if let late { table.columns[late].append(boolean: p.sentLate) }
         }
     }
 }

@@ -39,6 +39,8 @@ public struct RetiredProbe: Equatable, Sendable {
     public var roundTrip: Int64?
     public var source: TimestampSource
     public var loss: LossReason?
+    /// Sent more than ``OwnError/lateBound`` after its due time: the probe itself moved it.
+    public var sentLate = false
 }
 
 /// Receives probes as they retire; writes rows or statistics.
@@ -125,6 +127,7 @@ public struct PingTracker: Sendable {
         var receivedReal: Int64 = 0
         var roundTrip: Int64 = 0
         var source: TimestampSource = .user
+        var sentLate = false
     }
 
     public let targets: [IPAddress]
@@ -189,9 +192,10 @@ public struct PingTracker: Sendable {
 
     /// Records probe ``nextProbe`` as sent to `target` at the given times; returns its number.
     @discardableResult
-    public mutating func sent<S: PingSink>(target: Int, mono: Int64, real: Int64, sink: inout S) -> UInt32 {
+    public mutating func sent<S: PingSink>(target: Int, mono: Int64, real: Int64, late: Bool = false, sink: inout S) -> UInt32 {
         let probe = claim(target: target, real: real, sink: &sink)
         slots[Int(probe) & mask].sentMono = mono
+        slots[Int(probe) & mask].sentLate = late
         slots[Int(probe) & mask].state = .pending
         statistics[target].sent += 1
         transmitKeys[Int(transmitCount) & mask] = probe
@@ -368,7 +372,7 @@ public struct PingTracker: Sendable {
         let s = slots[i]
         let t = Int(s.target)
         var out = RetiredProbe(target: t, probe: s.probe, sentReal: s.sentReal, receivedReal: 0, roundTrip: nil,
-                               source: s.source, loss: s.loss)
+                               source: s.source, loss: s.loss, sentLate: s.sentLate)
         if s.state == .answered {
             statistics[t].received += 1
             statistics[t].minimum = Swift.min(statistics[t].minimum, s.roundTrip)

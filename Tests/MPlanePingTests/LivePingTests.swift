@@ -122,6 +122,10 @@ struct LoopbackPingTests {
         else { Issue.record("no result"); return }
         #expect(loss.values.rowCount == 2)
         #expect(loss.values.value("icmp.timestamp.source", row: 0) == .string("kernel"))
+        // Each probe says whether the probe itself sent it late (a boolean on every row).
+        #expect((0..<loss.values.rowCount).allSatisfy {
+            if case .boolean? = loss.values.value("probe.late", row: $0) { true } else { false }
+        })
         #expect(loss.statement.metadataValue("icmp.socket") == .string("raw"))
         // Many destinations, one row each.
         guard case .result(let multi) = try await measure(.multi, ["source.ip4": "127.0.0.1",

@@ -52,6 +52,16 @@ struct TrustTests {
         #expect(m["probe.sent.late"] == .natural(1))
     }
 
+    @Test("a probe sent late is marked in its row, the others not")
+    func lateProbesAreMarked() {
+        var t = PingTracker(targets: [addr("127.0.0.1")], identifier: 1, cookie: 2, timeout: 1_000_000, inFlight: 4)
+        var sink = Recorder()
+        t.sent(target: 0, mono: 0, real: 0, late: true, sink: &sink)
+        t.sent(target: 0, mono: 10, real: 10, sink: &sink)
+        t.expire(now: 10_000_000, sink: &sink)
+        #expect(sink.probes.map(\.sentLate) == [true, false])
+    }
+
     @Test("the shipped unit admits the clock read (adjtimex) without the right to set the clock")
     func unitAdmitsTheClockRead() throws {
         let unit = String(decoding: try #require(readFile(repoRoot + "/deploy/mpcom.service")), as: UTF8.self)
