@@ -24,7 +24,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -gnone -Xswiftc -L$(S
 VENV := .venv-ri
 RI_PYTHON := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl libedit-dev tshark tcpdump
+APT_PACKAGES := python3 python3-venv python3-pip iproute2 nftables libpcap-dev libsqlite3-dev postgresql iputils-ping curl openssl libedit-dev tshark tcpdump time
 
 .PHONY: run supervisor test deps ri build release linkage order bench bench-runtime bench-ping bench-tls bench-flows fuzz fuzz-http soak clean
 
@@ -108,13 +108,13 @@ bench-runtime: deps ri release
 bench-ping: deps $(STATIC_CXX)/libstdc++.a
 	@for p in iputils-ping fping; do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iputils-ping fping; break; }; done
 	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
-	python3 Benchmarks/ping_bench.py .build/release/mplane-bench | tee .build/bench-ping.md
+	set -o pipefail; python3 Benchmarks/ping_bench.py .build/release/mplane-bench | tee .build/bench-ping.md
 
 # Flow metering over a 1.2 M-packet trace beside a bare pcap read loop, a C 5-tuple table and
 # tcpdump; the memory of a 1 M-entry flow table (BENCHMARKS.md, "Passive flows").
 bench-flows: deps $(STATIC_CXX)/libstdc++.a
 	$(SWIFT) build $(RELEASE_FLAGS) --product mplane-bench
-	Benchmarks/flow_bench.sh .build/release/mplane-bench | tee .build/bench-flows.txt
+	set -o pipefail; Benchmarks/flow_bench.sh .build/release/mplane-bench | tee .build/bench-flows.txt
 
 # libFuzzer over the JSON decoder and encoder. FUZZ_RUNS inputs (default one million).
 fuzz:

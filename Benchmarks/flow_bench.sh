@@ -8,6 +8,9 @@
 # Usage: Benchmarks/flow_bench.sh MPLANE_BENCH [RUNS]   (run by `make bench-flows`)
 set -euo pipefail
 bench=${1:?usage: flow_bench.sh MPLANE_BENCH [RUNS]}
+for tool in cc tcpdump python3 /usr/bin/time; do
+  command -v "$tool" > /dev/null || { echo "flow_bench.sh: $tool is missing (make deps installs tcpdump)" >&2; exit 1; }
+done
 runs=${2:-5}
 work=$(mktemp -d /tmp/mplane-flow-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

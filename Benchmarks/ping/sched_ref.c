@@ -30,9 +30,11 @@ static int cmp(const void *a, const void *b) {
 int main(int argc, char **argv) {
     if (argc != 4) { fprintf(stderr, "usage: sched_ref RATE SECONDS LEAD_US\n"); return 2; }
     long rate = atol(argv[1]), seconds = atol(argv[2]);
+    if (rate <= 0 || seconds <= 0) { fprintf(stderr, "RATE and SECONDS must be positive\n"); return 2; }
     int64_t lead = atol(argv[3]) * 1000, gap = 1000000000 / rate;
     long n = rate * seconds;
     int64_t *errors = malloc(sizeof *errors * (size_t)n);
+    if (!errors) { fprintf(stderr, "out of memory\n"); return 1; }
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // as the probe's thread
     int rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -5,10 +5,14 @@ import Synchronization
 
 extension CaptureService {
     /// The filter of a cross-traffic count: everything but ICMP and ICMPv6 echo requests and
-    /// replies (the probes, and other programs' pings with them).
+    /// replies (the probes, and other programs' pings with them), and the later fragments of
+    /// ICMP messages and the fragments of ICMPv6 ones (a large probe's, which carry no type to
+    /// tell).
     public static let crossTrafficFilter =
         "not ((icmp and (icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply))"
-        + " or (icmp6 and (ip6[40] == 128 or ip6[40] == 129)))"
+        + " or (ip proto 1 and ip[6:2] & 0x1fff != 0)"
+        + " or (icmp6 and (ip6[40] == 128 or ip6[40] == 129))"
+        + " or (ip6 and ip6[6] == 44 and ip6[40] == 58))"
 
     /// Counts the traffic on `interface` (see ``CrossTrafficStart``) with the counting path of
     /// `capture-<interface>`, on a thread of its own, until stopped.
@@ -28,7 +32,9 @@ final class CrossTrafficRun: CrossTrafficCounter {
 
     init(interface: String) { self.interface = interface }
 
-    /// Starts the count; true once it counts (within 5 s), false if it could not.
+    /// Starts the count; true once it counts, false if it could not. Waits at most 100 ms for
+    /// the capture to open, so that the measurement is not held up: where opening takes
+    /// longer, the count starts a little after the measurement.
     func start() async -> Bool {
         var settings = CaptureService.Settings()
         settings.onOpen = { [self] in opened.store(1, ordering: .releasing) }
@@ -48,22 +54,24 @@ final class CrossTrafficRun: CrossTrafficCounter {
                     }
                     return total
                 } catch {
+                    // What was counted before a failure is still a count (its window shorter).
+                    let counting = self.opened.load(ordering: .acquiring) == 1
                     self.opened.store(-1, ordering: .releasing)
-                    return nil
+                    return counting ? total : nil
                 }
             }
+            if outcome == nil { self.opened.store(-1, ordering: .releasing) }  // no thread
             return outcome ?? nil
         }
         task.withLock { $0 = t }
-        for _ in 0..<500 {
+        for _ in 0..<100 {
             switch opened.load(ordering: .acquiring) {
             case 1: return true
             case -1: return false
-            default: try? await Task.sleep(for: .milliseconds(10))
+            default: try? await Task.sleep(for: .milliseconds(1))
             }
         }
-        stopping.store(true, ordering: .releasing)
-        return false
+        return true
     }
 
     func stop() async -> CrossTrafficCounts? {

@@ -229,10 +229,14 @@ public struct PingService: MeasurementService {
         let sink = RowSink(job: job, form: form)
         // The traffic the probes' interface carries meanwhile (our capabilities only).
         var cross: (any CrossTrafficCounter)? = nil
-        if !form.isReference, let start = settings.crossTraffic, let interface = Self.egressInterface(targets[0]) {
-            cross = await start(interface)
-            if cross == nil {
-                job.logger.notice("cross-traffic not counted: cannot capture there", metadata: ["capture.interface": "\(interface)"])
+        if !form.isReference, let start = settings.crossTraffic {
+            if let interface = Self.egressInterface(targets[0]) {
+                cross = await start(interface)
+                if cross == nil {
+                    job.logger.notice("cross-traffic not counted: cannot capture there", metadata: ["capture.interface": "\(interface)"])
+                }
+            } else {
+                job.logger.notice("cross-traffic not counted: no interface found for the route", metadata: ["ping.destination": "\(targets[0])"])
             }
         }
         let report: PingReport

@@ -675,7 +675,7 @@ struct RepeatedFlowTests {
 
 @Suite("Cross-traffic beside an active measurement")
 struct CrossTrafficTests {
-    @Test("its filter leaves out ICMP and ICMPv6 echo requests and replies, and nothing else")
+    @Test("its filter leaves out ICMP and ICMPv6 echo requests and replies (and ICMP fragments), and nothing else")
     func filterLeavesOutTheProbes() async throws {
         let dir = CaptureDirectory()
         var w = TraceWriter()
@@ -689,6 +689,14 @@ struct CrossTrafficTests {
         w.append(frame: echo("2001:db8::1", "2001:db8::2", v6: true, type: 128), at: epoch + 2 * ms)
         w.append(frame: echo("2001:db8::2", "2001:db8::1", v6: true, type: 129), at: epoch + 3 * ms)
         w.append(frame: echo("10.0.0.9", "10.0.0.1", v6: false, type: 3), at: epoch + 4 * ms)  // unreachable: counted
+        // A later fragment of a large echo request: no type to read, left out too.
+        var fragment = echo("10.0.0.1", "10.0.0.2", v6: false, type: 8)
+        fragment[14 + 6] = 0x00; fragment[14 + 7] = 0xB9
+        w.append(frame: fragment, at: epoch + 4 * ms + 500_000)
+        // An IPv6 fragment of an ICMPv6 message.
+        var fragment6 = TraceWriter.frame(P(source: "2001:db8::1", destination: "2001:db8::2", proto: 44))
+        fragment6[54] = 58
+        w.append(frame: fragment6, at: epoch + 4 * ms + 600_000)
         w.append(frame: TraceWriter.frame(P(source: "10.0.0.1", destination: "10.0.0.3", proto: 17, sourcePort: 1,
                                             destinationPort: 2, payload: 72)), at: epoch + 5 * ms)
         dir.write("x.pcap", w.bytes)
