@@ -367,17 +367,6 @@ public final class FlowTable {
         while idleHead >= 0 { remove(idleHead, reason: reason) }
     }
 
-    /// Forgets every flow without exporting it.
-    public func reset() {
-        for s in 0...mask { index[s] = 0 }
-
-        used = 0
-        freeHead = -1
-        idleHead = -1; idleTail = -1
-        count = 0
-        flowsInPeriod = 0
-    }
-
     // MARK: Slab and lists
 
     private func create(_ d: DecodedPacket, hash: UInt32, slot: Int, at time: Int64) -> Int32 {
