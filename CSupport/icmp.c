@@ -226,22 +226,37 @@ ssize_t csupport_icmp_send(int fd, const void *buf, size_t len, const struct soc
     return n < 0 ? -errno : n;
 }
 
+int csupport_icmp_send_batch(int fd, const unsigned char *packets, size_t stride, size_t len,
+                             const struct sockaddr_storage *addresses, const socklen_t *lengths,
+                             const uint32_t *targets, unsigned count) {
+    if (count == 0) return 0;
+    if (count > CSUPPORT_ICMP_BATCH_MAX) count = CSUPPORT_ICMP_BATCH_MAX;
+    struct mmsghdr msgs[CSUPPORT_ICMP_BATCH_MAX];
+    struct iovec iov[CSUPPORT_ICMP_BATCH_MAX];
+    for (unsigned i = 0; i < count; i++) {
+        iov[i] = (struct iovec){ .iov_base = (void *)(packets + i * stride), .iov_len = len };
+        msgs[i] = (struct mmsghdr){ .msg_hdr = {
+            .msg_name = (void *)&addresses[targets[i]], .msg_namelen = lengths[targets[i]],
+            .msg_iov = &iov[i], .msg_iovlen = 1,
+        } };
+    }
+    // Each datagram goes through the same send path as sendto (and takes its own transmit
+    // timestamp key). A failure after the first stops the call and is not reported: the
+    // caller sends again from the first datagram that did not go, which then reports it.
+    int n = sendmmsg(fd, msgs, count, MSG_DONTWAIT);
+    return n < 0 ? -errno : n;
+}
+
 static int64_t ts_ns(const struct timespec *ts) { return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec; }
 
-ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *rx, int errqueue) {
-    struct iovec iov = { .iov_base = rx->buf, .iov_len = rx->cap };
-    struct msghdr msg = {
-        .msg_name = &rx->from, .msg_namelen = sizeof rx->from,
-        .msg_iov = &iov, .msg_iovlen = 1,
-        .msg_control = rx->control, .msg_controllen = sizeof rx->control,
-    };
+// Fills `rx` from a received message: length, truncation, the kernel timestamp and an
+// extended error with its offender. The one-by-one and the batched receive share it.
+static void read_message(struct csupport_icmp_rx *rx, struct msghdr *msg, ssize_t n) {
     rx->kernel_ns = 0;
     rx->is_error = 0;
-    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | (errqueue ? MSG_ERRQUEUE : 0));
-    if (n < 0) return -errno;
     rx->len = n;
-    rx->truncated = (msg.msg_flags & MSG_TRUNC) != 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    rx->truncated = (msg->msg_flags & MSG_TRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING_OLD) {
             struct scm_timestamping ts;
             memcpy(&ts, CMSG_DATA(c), sizeof ts);
@@ -270,6 +285,42 @@ ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *rx, int errqueue) {
             }
         }
     }
+}
+
+static void prepare_message(struct csupport_icmp_rx *rx, struct msghdr *msg, struct iovec *iov) {
+    *iov = (struct iovec){ .iov_base = rx->buf, .iov_len = rx->cap };
+    *msg = (struct msghdr){
+        .msg_name = &rx->from, .msg_namelen = sizeof rx->from,
+        .msg_iov = iov, .msg_iovlen = 1,
+        .msg_control = rx->control, .msg_controllen = sizeof rx->control,
+    };
+}
+
+ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *rx, int errqueue) {
+    struct iovec iov;
+    struct msghdr msg;
+    prepare_message(rx, &msg, &iov);
+    rx->kernel_ns = 0;
+    rx->is_error = 0;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | (errqueue ? MSG_ERRQUEUE : 0));
+    if (n < 0) return -errno;
+    read_message(rx, &msg, n);
+    return n;
+}
+
+int csupport_icmp_recv_batch(int fd, struct csupport_icmp_rx *rx, unsigned count, int errqueue) {
+    if (count == 0) return 0;
+    if (count > CSUPPORT_ICMP_BATCH_MAX) count = CSUPPORT_ICMP_BATCH_MAX;
+    struct mmsghdr msgs[CSUPPORT_ICMP_BATCH_MAX];
+    struct iovec iov[CSUPPORT_ICMP_BATCH_MAX];
+    for (unsigned i = 0; i < count; i++) {
+        prepare_message(&rx[i], &msgs[i].msg_hdr, &iov[i]);
+        msgs[i].msg_len = 0;
+    }
+    // Without MSG_WAITFORONE and with MSG_DONTWAIT: whatever waits, up to `count`, in one call.
+    int n = recvmmsg(fd, msgs, count, MSG_DONTWAIT | (errqueue ? MSG_ERRQUEUE : 0), NULL);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) read_message(&rx[i], &msgs[i].msg_hdr, (ssize_t)msgs[i].msg_len);
     return n;
 }
 
@@ -294,18 +345,23 @@ int csupport_set_timerslack_ns(unsigned long ns) {
     return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) < 0 ? -errno : 0;
 }
 
-struct csupport_icmp_rx *csupport_icmp_rx_create(size_t cap) {
-    struct csupport_icmp_rx *rx = calloc(1, sizeof *rx);
+struct csupport_icmp_rx *csupport_icmp_rx_create(size_t count, size_t cap) {
+    if (count == 0 || count > CSUPPORT_ICMP_BATCH_MAX || cap == 0 || cap > (1u << 20)) return NULL;
+    // The records and their packet buffers in two allocations, made once per measurement.
+    struct csupport_icmp_rx *rx = calloc(count, sizeof *rx);
     if (!rx) return NULL;
-    rx->buf = malloc(cap);
-    if (!rx->buf) { free(rx); return NULL; }
-    rx->cap = cap;
+    unsigned char *slab = malloc(count * cap);
+    if (!slab) { free(rx); return NULL; }
+    for (size_t i = 0; i < count; i++) {
+        rx[i].buf = slab + i * cap;
+        rx[i].cap = cap;
+    }
     return rx;
 }
 
 void csupport_icmp_rx_destroy(struct csupport_icmp_rx *rx) {
     if (!rx) return;
-    free(rx->buf);
+    free(rx[0].buf);
     free(rx);
 }
 

@@ -36,8 +36,11 @@ struct csupport_icmp_rx {
     unsigned char control[512];      ///< control-message space
 };
 
-/// A receive record with a packet buffer of `cap` bytes (NULL if out of memory).
-struct csupport_icmp_rx *_Nullable csupport_icmp_rx_create(size_t cap);
+/// The most datagrams one batched send or receive call moves.
+#define CSUPPORT_ICMP_BATCH_MAX 64
+/// `count` (1...CSUPPORT_ICMP_BATCH_MAX) receive records, each with a packet buffer of `cap`
+/// bytes (NULL if out of memory or out of range). Freed with csupport_icmp_rx_destroy.
+struct csupport_icmp_rx *_Nullable csupport_icmp_rx_create(size_t count, size_t cap);
 void csupport_icmp_rx_destroy(struct csupport_icmp_rx *_Nullable rx);
 /// Names the calling thread (15 bytes show in ps/top).
 void csupport_thread_name(const char *_Nonnull name);
@@ -61,7 +64,19 @@ ssize_t csupport_icmp_send(int fd, const void *_Nonnull buf, size_t len, const s
                            socklen_t tolen);
 /// Receives one datagram (or, with `errqueue`, one error-queue message) without blocking.
 ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *_Nonnull rx, int errqueue);
-/// Waits up to `timeout_ns` for `fd` to be readable; CSUPPORT_POLL_* flags, 0 on timeout.
+/// Sends up to `count` (at most CSUPPORT_ICMP_BATCH_MAX) datagrams in one call (sendmmsg),
+/// without blocking: datagram i is `len` bytes at `packets + i * stride`, to
+/// `addresses[targets[i]]`. Returns how many went (a failure after the first ends the call
+/// unreported), or -errno when the first failed.
+int csupport_icmp_send_batch(int fd, const unsigned char *_Nonnull packets, size_t stride, size_t len,
+                             const struct sockaddr_storage *_Nonnull addresses, const socklen_t *_Nonnull lengths,
+                             const uint32_t *_Nonnull targets, unsigned count);
+/// Receives what waits, up to `count` messages (at most CSUPPORT_ICMP_BATCH_MAX), into the
+/// records `rx[0..<count]` in one call (recvmmsg), without blocking: the number filled, or
+/// -errno (-EAGAIN when nothing waits).
+int csupport_icmp_recv_batch(int fd, struct csupport_icmp_rx *_Nonnull rx, unsigned count, int errqueue);
+/// Waits up to `timeout_ns` for `fd` to be readable; CSUPPORT_POLL_* flags, 0 on timeout
+/// (`fd` -1: sleeps for `timeout_ns`).
 int csupport_poll_in(int fd, int64_t timeout_ns);
 /// CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
 int64_t csupport_clock_ns(int clock);

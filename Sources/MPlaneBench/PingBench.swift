@@ -1,5 +1,9 @@
 // Ping benchmarks: `mplane-bench ping rtt|rtt-user-tx COUNT INTERVAL_MS` and
-// `mplane-bench ping scale TARGETS INTERVAL_MS SECONDS`. Each prints one JSON object.
+// `mplane-bench ping scale TARGETS INTERVAL_MS SECONDS [BATCH]` (BATCH 1: one system call per
+// datagram; default the engine's). MPLANE_SPIN_LEAD_US sets the spin lead (default 40).
+// `mplane-bench ping jobs JOBS TARGETS INTERVAL_MS SECONDS`: the socket design under many
+// jobs: JOBS measurements at once, each on its own thread and raw socket (with its kernel
+// identifier filter), sharing TARGETS destinations and so the rate of one job over them all. Each prints one JSON object.
 // Run through `make bench-ping`, which measures iputils ping and fping in the same run.
 import MPlane
 import MPlanePing
@@ -60,6 +64,8 @@ func pingBenchmark(_ args: [String]) -> Never {
                          rounds: Int(Int64(seconds) * 1_000_000_000 / interval))
         p.socket = .raw
         p.recordScheduleErrors = true
+        if numbers.count >= 4 && numbers[3] > 0 { p.batch = numbers[3] }
+        if let lead = getenv("MPLANE_SPIN_LEAD_US"), let us = Int64(String(cString: lead)) { p.spinLead = us * 1_000 }
         plan = p
     }
     let probes = (plan.rounds ?? 0) * plan.targets.count
@@ -78,7 +84,7 @@ func pingBenchmark(_ args: [String]) -> Never {
     let rtts = sink.rtts.sorted()
     let sched = report.scheduleErrors.sorted()
     var fields = [
-        "\"mode\": \"\(mode)\"", "\"targets\": \(plan.targets.count)", "\"sent\": \(report.sent)",
+        "\"mode\": \"\(mode)\"", "\"targets\": \(plan.targets.count)", "\"batch\": \(plan.batch)", "\"spin_lead_us\": \(plan.spinLead / 1_000)", "\"sent\": \(report.sent)",
         "\"received\": \(rtts.count)", "\"lost\": \(sink.lost)",
         "\"duplicates\": \(report.statistics.reduce(0) { $0 + $1.duplicates })",
         "\"rtt_us\": {\"min\": \(us(rtts.first ?? 0)), \"p50\": \(us(percentile(rtts, 0.5))), \"p99\": \(us(percentile(rtts, 0.99))), \"max\": \(us(rtts.last ?? 0))}",
@@ -90,6 +96,44 @@ func pingBenchmark(_ args: [String]) -> Never {
         fields.append("\"packets_per_s\": \(Int(Double(report.sent) / wallSeconds))")
     }
     print("{" + fields.joined(separator: ", ") + "}")
+    exit(0)
+}
+
+func pingJobsBenchmark(_ args: [String]) async -> Never {
+    let numbers = args.map { Int($0) ?? 0 }
+    guard numbers.count == 4, numbers.allSatisfy({ $0 > 0 }), numbers[0] <= numbers[1] else {
+        writeStandardErrorLine("usage: mplane-bench ping jobs JOBS TARGETS INTERVAL_MS SECONDS (JOBS <= TARGETS)")
+        exit(2)
+    }
+    let (jobs, n, intervalMS, seconds) = (numbers[0], numbers[1], numbers[2], numbers[3])
+    let net = IPAddress("127.0.0.0/16")!
+    let all = (0..<UInt64(n)).map { net.address(at: $0)! }
+    let interval = Int64(intervalMS) * 1_000_000
+    let cpu0 = cpuSeconds()
+    let outcomes = await withTaskGroup(of: (PingReport, SampleSink)?.self) { group in
+        for j in 0..<jobs {
+            let targets = stride(from: j, to: n, by: jobs).map { all[$0] }
+            var plan = PingPlan(family: .v4, source: IPAddress("127.0.0.1"), targets: targets, interval: interval,
+                                rounds: Int(Int64(seconds) * 1_000_000_000 / interval))
+            plan.socket = .raw
+            plan.recordScheduleErrors = true
+            group.addTask { try? await PingEngine.run(plan, sink: SampleSink(capacity: targets.count * plan.rounds!)) { false } }
+        }
+        var out: [(PingReport, SampleSink)] = []
+        for await o in group { if let o { out.append(o) } }
+        return out
+    }
+    let cpu = cpuSeconds() - cpu0
+    guard outcomes.count == jobs else {
+        writeStandardErrorLine("ping jobs: \(jobs - outcomes.count) of \(jobs) jobs failed")
+        exit(1)
+    }
+    let sched = outcomes.flatMap { $0.0.scheduleErrors }.sorted()
+    let sent = outcomes.reduce(0) { $0 + $1.0.sent }
+    let lost = outcomes.reduce(0) { $0 + $1.1.lost }
+    let foreign = outcomes.reduce(0) { $0 + $1.0.foreign + $1.0.stray }
+    print("{\"mode\": \"jobs\", \"jobs\": \(jobs), \"targets\": \(n), \"sent\": \(sent), \"lost\": \(lost), \"foreign_or_stray\": \(foreign), "
+        + "\"cpu_ms\": \(Int(cpu * 1000)), \"schedule_error_us\": {\"p50\": \(us(percentile(sched, 0.5))), \"p99\": \(us(percentile(sched, 0.99)))}}")
     exit(0)
 }
 

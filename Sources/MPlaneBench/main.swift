@@ -33,6 +33,7 @@ func rate(seconds: Double, _ body: () -> Void) -> Double {
 }
 
 let args = CommandLine.arguments
+if args.count > 2 && args[1] == "ping" && args[2] == "jobs" { await pingJobsBenchmark(Array(args.dropFirst(3))) }
 if args.count > 1 && args[1] == "ping" { pingBenchmark(Array(args.dropFirst(2))) }
 if args.count > 1 && args[1] == "capture" { captureBenchmark(Array(args.dropFirst(2))) }
 if args.count > 1 && args[1] == "trace" { traceCommand(Array(args.dropFirst(2))) }

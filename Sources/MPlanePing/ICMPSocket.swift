@@ -171,6 +171,18 @@ enum SocketAddress {
         }
     }
 
+    /// Sets the port of the IPv4 or IPv6 address in `storage` (for UDP: tests replay ICMP
+    /// datagrams over it).
+    static func setPort(_ port: UInt16, in storage: inout sockaddr_storage) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            if raw.load(fromByteOffset: 0, as: sa_family_t.self) == sa_family_t(AF_INET) {
+                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self)
+            } else {
+                raw.storeBytes(of: port.bigEndian, toByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self)
+            }
+        }
+    }
+
     /// The address in `storage`, nil for a family other than IPv4 and IPv6.
     static func read(_ storage: UnsafeRawPointer) -> IPAddress? {
         let family = storage.loadUnaligned(fromByteOffset: 0, as: sa_family_t.self)

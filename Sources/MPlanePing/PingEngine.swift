@@ -34,6 +34,15 @@ public struct PingPlan: Sendable {
     /// A named network namespace (`ip netns`) to measure from: the thread running the
     /// plan moves into it before opening its socket.
     public var networkNamespace: String?
+    /// The most datagrams one system call sends or receives (`sendmmsg`, `recvmmsg`), 1 to 64;
+    /// 1 makes one call per datagram. Only probes already due are sent together, so batching
+    /// never sends early. Each unit costs a 2 KiB receive record and a packet slot.
+    public var batch: Int = 32
+    /// How long before a probe's due time the loop stops sleeping and watches the clock,
+    /// nanoseconds (0 to 1 ms): about the timer wake-up's own lateness on a loaded machine.
+    /// The CPU this costs is at most this much per probe; 0 spends none and sends as late
+    /// as the timer wakes (BENCHMARKS.md, "Ping").
+    public var spinLead: Int64 = PingEngine.defaultSpinLead
 
     public init(family: IPAddress.Family, source: IPAddress? = nil, targets: [IPAddress], interval: Int64,
                 rounds: Int?) {
@@ -87,17 +96,16 @@ public struct PingReport: Sendable {
 /// an absolute schedule and receives with kernel timestamps, all buffers allocated before
 /// the first probe.
 public enum PingEngine {
-    /// Errors the kernel reports on a datagram socket for an earlier packet's ICMP error.
-    static func mayBeEarlierProbesError(_ e: Int32) -> Bool {
-        e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ECONNREFUSED || e == EPROTO || e == EMSGSIZE
-    }
-
     /// Longest the loop sleeps without looking at `shouldStop`.
     static let stopCheck: Int64 = 20_000_000
-    /// How long before a probe's due time the loop stops sleeping and watches the clock
-    /// (nanoseconds): about the timer wake-up's own lateness on a loaded machine. The CPU
-    /// this costs is at most this much per probe (BENCHMARKS.md, "Ping").
-    static let spinLead: Int64 = 40_000
+    /// ``PingPlan/spinLead`` unless set: 40 µs.
+    public static let defaultSpinLead: Int64 = 40_000
+    /// Below this gap between probes (1 ms: 1,000 probes/s and more) the loop does not wake
+    /// for replies; it reads them before each send. Saves one wake-up per probe.
+    static let deferReadsBelow: Int64 = 1_000_000
+    /// How long deferred replies may wait to be read: 500 µs (a few dozen replies at
+    /// 100,000 probes/s, read in one or two calls).
+    static let deferredReadWindow: Int64 = 500_000
 
     /// Runs `plan` until its rounds are done and answered or timed out, or `shouldStop`
     /// returns true. Blocks: call it from a thread of its own (see ``run(_:sink:logger:shouldStop:)``).
@@ -134,72 +142,35 @@ public enum PingEngine {
                                   expectedPerTarget: Swift.min(plan.rounds ?? 1024, 1 << 16))
 
         // Everything the loop touches, allocated once.
-        var addresses = [sockaddr_storage](repeating: sockaddr_storage(), count: n)
-        var lengths = [socklen_t](repeating: 0, count: n)
-        for i in 0..<n { lengths[i] = SocketAddress.write(plan.targets[i], into: &addresses[i]) }
-        let packetLength = 8 + plan.payload
-        let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: packetLength, alignment: 8)
-        defer { packet.deallocate() }
-        ICMP.fillPattern(packet)
-        guard let rx = csupport_icmp_rx_create(2048) else { throw PingError(.resources, "out of memory for the receive buffer") }
-        defer { csupport_icmp_rx_destroy(rx) }
-        let receiveBuffer = rx.pointee.buf
+        let sender = try ProbeSender(fd: socket.fd, family: plan.family, identifier: socket.identifier,
+                                     destinations: plan.targets, payload: plan.payload, batch: plan.batch)
+        let reader = try ReplyReader(family: plan.family, withIPHeader: plan.family == .v4 && socket.kind == .raw,
+                                     batch: plan.batch)
         var scheduleErrors: [Int64] = []
         if plan.recordScheduleErrors { scheduleErrors.reserveCapacity(Swift.min(total ?? 1 << 16, 1 << 24)) }
         var sendErrors: [Int32: Int] = [:]
-        let withIPHeader = plan.family == .v4 && socket.kind == .raw
         let fd = socket.fd
-
-        var readDelays = SelfSample()
-        func readDelay(_ ns: Int64) { readDelays.record(ns) }
-        func drain(errorQueue: Bool) {
-            var failures = 0
-            while true {
-                let r = csupport_icmp_recv(fd, rx, errorQueue ? 1 : 0)
-                if r < 0 {
-                    if -r == EAGAIN || -r == EWOULDBLOCK || -r == EINTR { return }
-                    // A pending socket error is reported once; anything that persists is
-                    // left for the next wake-up rather than spun on.
-                    failures += 1
-                    if failures > 8 { return }
-                    continue
-                }
-                let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
-                let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
-                let bytes = UnsafeRawBufferPointer(start: receiveBuffer, count: Int(r))
-                let from = withUnsafeBytes(of: &rx.pointee.from) { SocketAddress.read($0.baseAddress!) }
-                if errorQueue {
-                    guard rx.pointee.is_error != 0 else { continue }
-                    let origin = rx.pointee.ee_origin
-                    if origin == 4 /* SO_EE_ORIGIN_TIMESTAMPING */ {
-                        if rx.pointee.kernel_ns != 0 {
-                            tracker.transmitted(key: rx.pointee.ee_data, kernelReal: rx.pointee.kernel_ns)
-                        }
-                    } else if origin == 2 || origin == 3 /* SO_EE_ORIGIN_ICMP, _ICMP6 */ {
-                        let type = UInt8(truncatingIfNeeded: rx.pointee.ee_type)
-                        if ICMP.isError(type: type, family: plan.family),
-                           let q = ICMP.parseQuotedRequest(bytes, family: plan.family) {
-                            tracker.error(type: UInt8(truncatingIfNeeded: rx.pointee.ee_type),
-                                          code: UInt8(truncatingIfNeeded: rx.pointee.ee_code),
-                                          identifier: q.identifier, sequence: q.sequence, destination: from,
-                                          sink: &sink)
-                        }
-                    }
-                    continue
-                }
-                guard let from else { continue }
-                switch ICMP.parse(bytes, family: plan.family, withIPHeader: withIPHeader) {
-                case .echoReply(let id, let seq, let stamp):
-                    if rx.pointee.kernel_ns != 0 { readDelay(nowReal &- rx.pointee.kernel_ns) }
-                    tracker.reply(identifier: id, sequence: seq, stamp: stamp, from: from,
-                                  kernelReal: rx.pointee.kernel_ns, nowMono: nowMono, nowReal: nowReal, sink: &sink)
-                case .error(let type, let code, let id, let seq, let dst):
-                    tracker.error(type: type, code: code, identifier: id, sequence: seq, destination: dst, sink: &sink)
-                case .other:
-                    break
-                }
+        func drain(errorQueue: Bool) { reader.drain(fd: fd, errorQueue: errorQueue, tracker: &tracker, sink: &sink) }
+        /// Reads what waits on both queues, without blocking.
+        func readWaiting() throws(PingError) {
+            let ready = csupport_poll_in(fd, 0)
+            if ready < 0 && -ready != EINTR {
+                throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
+            }
+            if ready > 0 {
+                if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
+                drain(errorQueue: false)
             }
         }
+        // Probes less than `deferReadsBelow` apart: replies are read just before each send
+        // instead of waking for each. Only with kernel receive timestamps, so the round trip
+        // does not include the wait (which the result reports as the read delay).
+        // They are read every `readEvery` probes: at most `deferredReadWindow` late, in
+        // batches.
+        let spinLead = Swift.min(1_000_000, Swift.max(0, plan.spinLead))
+        let deferReads = socket.receiveTimestamps && gap < Self.deferReadsBelow
+        let readEvery = deferReads ? Swift.max(1, Int(Self.deferredReadWindow / gap)) : 1
+        var lastRead = 0
 
         var ownError = OwnError()
         let start = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
@@ -214,66 +185,50 @@ public enum PingEngine {
             }
             var now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
             clock.sample(real: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)), mono: now)
-            // Send every probe that is due, each at its own absolute time (no drift).
+            // Send every probe that is due, each at its own absolute time (no drift); several
+            // due at once (a late wake-up, or a rate above what one call per probe keeps up
+            // with) go in one call.
             while total.map({ k < $0 }) ?? true {
-                let due = start &+ Int64(k) &* gap
-                if due > now { break }
-                let t = k % n
-                ICMP.writeEchoRequest(into: packet, family: plan.family, identifier: socket.identifier,
-                                      sequence: tracker.nextSequence, cookie: tracker.cookie, probe: tracker.nextProbe)
-                let real = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
-                let mono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
-                func send() -> Int {
-                    addresses.withUnsafeBufferPointer { a in
-                        UnsafeRawPointer(a.baseAddress! + t).withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            Int(csupport_icmp_send(fd, packet.baseAddress!, packetLength, $0, lengths[t]))
+                var m = 0
+                while m < sender.batch, total.map({ k + m < $0 }) ?? true, start &+ Int64(k + m) &* gap <= now { m += 1 }
+                if m == 0 { break }
+                let first = k
+                sender.send(count: m, target: { (first + $0) % n }, due: { start &+ Int64(first + $0) &* gap },
+                            tracker: &tracker, sink: &sink) { j, lateness, e in
+                    if e != 0 {
+                        if sendErrors[e] == nil {
+                            logger?.warning("ping send failed", metadata: [
+                                "ping.destination": "\(plan.targets[(first + j) % n])", "error": "\(errorText(e))",
+                            ])
                         }
+                        sendErrors[e, default: 0] += 1
                     }
+                    if plan.recordScheduleErrors { scheduleErrors.append(lateness) }
+                    ownError.sent(lateness: lateness)
                 }
-                var r = send()
-                if r < 0, Self.mayBeEarlierProbesError(Int32(-r)) {
-                    // An ICMP error for an earlier probe (another destination's unreachable)
-                    // is also handed to the next send on the socket, which then fails though
-                    // it did nothing wrong; that send consumed it: this one goes out. (The
-                    // error reached its own probe through the error queue.) A destination
-                    // that is itself unreachable fails again and is counted below.
-                    r = send()
-                }
-                if r >= 0 {
-                    tracker.sent(target: t, mono: mono, real: real, late: mono &- due > OwnError.lateBound, sink: &sink)
-                } else {
-                    let e = Int32(-r)
-                    if sendErrors[e] == nil {
-                        logger?.warning("ping send failed", metadata: [
-                            "ping.destination": "\(plan.targets[t])", "error": "\(errorText(e))",
-                        ])
-                    }
-                    sendErrors[e, default: 0] += 1
-                    tracker.sendFailed(target: t, real: real, errno: e, sink: &sink)
-                }
-                if plan.recordScheduleErrors { scheduleErrors.append(mono &- due) }
-                ownError.sent(lateness: mono &- due)
-                k += 1
+                k += m
+                now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
+            }
+            let sendingDone = total.map { k >= $0 } ?? false
+            // Deferred replies are read right after the sends, every `readEvery` probes, and
+            // before anything expires: a reply that came in time is never counted lost for
+            // being read late.
+            if deferReads && !sendingDone,
+               k &- lastRead >= readEvery || tracker.nextExpiry.map({ $0 <= now }) == true {
+                try readWaiting()
+                lastRead = k
                 now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
             }
             tracker.expire(now: now, sink: &sink)
-            let sendingDone = total.map { k >= $0 } ?? false
             if sendingDone && !tracker.hasOutstanding { break }
             var wake = now &+ stopCheck
             if !sendingDone {
                 let due = start &+ Int64(k) &* gap
                 if due &- now <= spinLead {
-                    // The next probe is near: read what waits without blocking, then wait
-                    // for its time on the clock itself, not on a timer whose wake-up is late
-                    // by tens of microseconds.
-                    let ready = csupport_poll_in(fd, 0)
-                    if ready < 0 && -ready != EINTR {
-                        throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
-                    }
-                    if ready > 0 {
-                        if ready & Int32(CSUPPORT_POLL_ERR) != 0 { drain(errorQueue: true) }
-                        drain(errorQueue: false)
-                    }
+                    // The next probe is near: read what waits without blocking (unless reads
+                    // are deferred), then wait for its time on the clock itself, not on a
+                    // timer whose wake-up is late by tens of microseconds.
+                    if !deferReads { try readWaiting() }
                     now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
                     while now < due { now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) }
                     continue
@@ -282,7 +237,9 @@ public enum PingEngine {
                 wake = Swift.min(wake, due &- spinLead)
             }
             if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
-            let ready = csupport_poll_in(fd, wake &- now)
+            // Deferring, the wait is on the clock alone: the replies are read after the
+            // sends, not by a wake-up of their own.
+            let ready = csupport_poll_in(deferReads && !sendingDone ? -1 : fd, wake &- now)
             if ready < 0 && -ready != EINTR {
                 throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
             }
@@ -295,7 +252,7 @@ public enum PingEngine {
         }
         clock.finish(state: ClockState.read(), real: csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME)),
                      mono: csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)))
-        ownError.readDelay = readDelays
+        ownError.readDelay = reader.readDelays
         return PingReport(statistics: tracker.statistics, socket: socket.kind, identifier: socket.identifier,
                           sourceCounts: tracker.sourceCounts, foreign: tracker.foreign, stray: tracker.stray,
                           sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k, ownError: ownError, clock: clock)

@@ -251,8 +251,12 @@ public struct PingTracker: Sendable {
             // The clocks are read just before the send: allow a little for reading them.
             let delta = kernelReal &- slots[i].sentReal
             guard delta > -50_000, delta < timeout else { continue }
+            // Not after the next probe's send, unless both went in one call (a batch shares
+            // the time read before it).
             let next = probe &+ 1
-            if next != nextProbe, slots[Int(next) & mask].probe == next, kernelReal > slots[Int(next) & mask].sentReal {
+            let n = Int(next) & mask
+            if next != nextProbe, slots[n].probe == next, slots[n].sentReal != slots[i].sentReal,
+               kernelReal > slots[n].sentReal {
                 continue
             }
             slots[i].txKernel = kernelReal

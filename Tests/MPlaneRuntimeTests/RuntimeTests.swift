@@ -106,10 +106,16 @@ struct ConfigurationTests {
         for (text, words) in [
             ("socket = sideways", "socket = sideways"), ("ip4addr = ::1", "not an IPv4 address"),
             ("max-targets = 0", "max-targets"), ("extended = maybe", "extended = maybe"), ("", "give ip4addr"),
+            ("spin-lead-us = 1001", "spin-lead-us"),
         ] {
             let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\n\(text)\n")
             #expect(throws: ComponentConfiguration.Error.self, "\(text)") { try c.makeServices(.probe) }
             do { _ = try c.makeServices(.probe) } catch { #expect("\(error)".contains(words), "\(error)") }
+        }
+        if canPing {
+            let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\nspin-lead-us = 0\n")
+            let services = try c.makeServices(.probe).compactMap { $0 as? PingService }
+            #expect(!services.isEmpty && services.allSatisfy { $0.settings.spinLeadMicroseconds == 0 })
         }
         // A datagram socket where ping_group_range does not admit us names the sysctl.
         if let problem = PingService.availability(source: IPAddress("127.0.0.1")!, kind: .datagram) {
