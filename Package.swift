@@ -81,7 +81,7 @@ var targets: [Target] = [
     // `mpcom`: the component an operator runs on a probe.
     .executableTarget(
         name: "mpcom",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlanePing", "MPlaneCapture", "MPlaneIO",
+        dependencies: ["CSupport", "MPlane", "MPlaneScheduler", "MPlaneRuntime", "MPlaneHTTP", "MPlanePing", "MPlaneCapture", "MPlaneIO",
                        argumentParserProduct, lifecycle, unixSignals, logging]
     ),
     // The C shim: ICMP sockets, cmsg, threads, namespaces, and libpcap, which it loads on
@@ -160,7 +160,7 @@ targets += [
     ),
     .testTarget(
         name: "MPlanePingTests",
-        dependencies: ["MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneProbe", "MPlaneCapture", "MPlaneTestSupport"]
+        dependencies: ["CSupport", "MPlane", "MPlaneScheduler", "MPlanePing", "MPlaneProbe", "MPlaneCapture", "MPlaneTestSupport"]
     ),
     .testTarget(
         name: "MPlaneCaptureTests",

@@ -226,7 +226,7 @@ ssize_t csupport_icmp_send(int fd, const void *buf, size_t len, const struct soc
     return n < 0 ? -errno : n;
 }
 
-int csupport_icmp_send_batch(int fd, const unsigned char *packets, size_t stride, size_t len,
+int csupport_icmp_send_batch(int fd, const void *packets, size_t stride, size_t len,
                              const struct sockaddr_storage *addresses, const socklen_t *lengths,
                              const uint32_t *targets, unsigned count) {
     if (count == 0) return 0;
@@ -234,7 +234,7 @@ int csupport_icmp_send_batch(int fd, const unsigned char *packets, size_t stride
     struct mmsghdr msgs[CSUPPORT_ICMP_BATCH_MAX];
     struct iovec iov[CSUPPORT_ICMP_BATCH_MAX];
     for (unsigned i = 0; i < count; i++) {
-        iov[i] = (struct iovec){ .iov_base = (void *)(packets + i * stride), .iov_len = len };
+        iov[i] = (struct iovec){ .iov_base = (unsigned char *)packets + i * stride, .iov_len = len };
         msgs[i] = (struct mmsghdr){ .msg_hdr = {
             .msg_name = (void *)&addresses[targets[i]], .msg_namelen = lengths[targets[i]],
             .msg_iov = &iov[i], .msg_iovlen = 1,

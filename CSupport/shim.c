@@ -61,3 +61,45 @@ int csupport_route_interface(const struct sockaddr *to, socklen_t len, char *nam
     freeifaddrs(list);
     return r;
 }
+
+// Start-up code and data are touched once (the runtime's and libraries' initialisers,
+// configuration parsing, certificate loading) and stay mapped, so they count in the
+// resident set for the life of the process. Dropping the mapping of the executable's
+// read-only segments lets only what runs from then on come back: a page touched again faults
+// in from the page cache (a minor fault), and the rest is the kernel's to reclaim. Only
+// segments the process never writes are dropped: not writable, not RELRO (which the loader
+// relocates, so its pages are private copies that would be lost), and within the file's
+// contents. The executable has no text relocations (the release link is PIE with RELR).
+#include <link.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+static int release_first_object(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    long *released = data;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t relro_lo = 0, relro_hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type == PT_GNU_RELRO) {
+            relro_lo = (info->dlpi_addr + p->p_vaddr) & ~(page - 1);
+            relro_hi = (info->dlpi_addr + p->p_vaddr + p->p_memsz + page - 1) & ~(page - 1);
+        }
+    }
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type != PT_LOAD || (p->p_flags & PF_W)) continue;
+        uintptr_t lo = (info->dlpi_addr + p->p_vaddr + page - 1) & ~(page - 1);
+        uintptr_t hi = (info->dlpi_addr + p->p_vaddr + p->p_filesz) & ~(page - 1);
+        if (hi <= lo || (relro_hi > lo && relro_lo < hi)) continue;
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) < 0) { *released = -errno; return 1; }
+        *released += (long)(hi - lo);
+    }
+    return 1;  // the first object is the executable: stop there
+}
+
+long csupport_release_startup_pages(void) {
+    long released = 0;
+    dl_iterate_phdr(release_first_object, &released);
+    return released;
+}

@@ -68,7 +68,7 @@ ssize_t csupport_icmp_recv(int fd, struct csupport_icmp_rx *_Nonnull rx, int err
 /// without blocking: datagram i is `len` bytes at `packets + i * stride`, to
 /// `addresses[targets[i]]`. Returns how many went (a failure after the first ends the call
 /// unreported), or -errno when the first failed.
-int csupport_icmp_send_batch(int fd, const unsigned char *_Nonnull packets, size_t stride, size_t len,
+int csupport_icmp_send_batch(int fd, const void *_Nonnull packets, size_t stride, size_t len,
                              const struct sockaddr_storage *_Nonnull addresses, const socklen_t *_Nonnull lengths,
                              const uint32_t *_Nonnull targets, unsigned count);
 /// Receives what waits, up to `count` messages (at most CSUPPORT_ICMP_BATCH_MAX), into the
@@ -143,5 +143,10 @@ int csupport_route_interface(const struct sockaddr *_Nonnull to, socklen_t len, 
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME).
 int csupport_enter_netns(const char *_Nonnull path);
 
+
+/// Drops this process's mapping of its executable's read-only segments (code, constants)
+/// after start-up: pages used again fault back in from the page cache. Bytes of mapping
+/// released, or -errno. See shim.c.
+long csupport_release_startup_pages(void);
 
 #endif

@@ -84,6 +84,12 @@ public struct PingReport: Sendable {
     public var ownError = OwnError()
     /// The wall clock during the run.
     public var clock: ClockWatch? = nil
+    /// System calls that sent probes, and the most one of them sent.
+    public var sendCalls = 0
+    public var largestSend = 0
+    /// System calls that returned replies, errors or timestamps, and the most one returned.
+    public var receiveCalls = 0
+    public var largestReceive = 0
 
     /// The timestamp source most samples used (`user` when there were none).
     public var dominantSource: TimestampSource {
@@ -100,8 +106,8 @@ public enum PingEngine {
     static let stopCheck: Int64 = 20_000_000
     /// ``PingPlan/spinLead`` unless set: 40 µs.
     public static let defaultSpinLead: Int64 = 40_000
-    /// Below this gap between probes (1 ms: 1,000 probes/s and more) the loop does not wake
-    /// for replies; it reads them before each send. Saves one wake-up per probe.
+    /// Below this gap between probes (1 ms: more than 1,000 probes/s) the loop does not
+    /// wake for replies; it reads them after its sends. Saves one wake-up per probe.
     static let deferReadsBelow: Int64 = 1_000_000
     /// How long deferred replies may wait to be read: 500 µs (a few dozen replies at
     /// 100,000 probes/s, read in one or two calls).
@@ -166,10 +172,11 @@ public enum PingEngine {
         // instead of waking for each. Only with kernel receive timestamps, so the round trip
         // does not include the wait (which the result reports as the read delay).
         // They are read every `readEvery` probes: at most `deferredReadWindow` late, in
-        // batches.
+        // batches, and never more than two receive batches at once (well within the
+        // smallest receive buffer, 256 KiB, even at a million probes/s).
         let spinLead = Swift.min(1_000_000, Swift.max(0, plan.spinLead))
         let deferReads = socket.receiveTimestamps && gap < Self.deferReadsBelow
-        let readEvery = deferReads ? Swift.max(1, Int(Self.deferredReadWindow / gap)) : 1
+        let readEvery = deferReads ? Swift.min(2 * reader.batch, Swift.max(1, Int(Self.deferredReadWindow / gap))) : 1
         var lastRead = 0
 
         var ownError = OwnError()
@@ -188,7 +195,10 @@ public enum PingEngine {
             // Send every probe that is due, each at its own absolute time (no drift); several
             // due at once (a late wake-up, or a rate above what one call per probe keeps up
             // with) go in one call.
-            while total.map({ k < $0 }) ?? true {
+            // At most a few calls' worth per pass: then the replies are read, probes expire
+            // and a stop is seen even when the plan asks for more than the socket takes.
+            let passEnd = k + 4 * sender.batch
+            while total.map({ k < $0 }) ?? true, k < passEnd, !(deferReads && k &- lastRead >= readEvery) {
                 var m = 0
                 while m < sender.batch, total.map({ k + m < $0 }) ?? true, start &+ Int64(k + m) &* gap <= now { m += 1 }
                 if m == 0 { break }
@@ -210,11 +220,11 @@ public enum PingEngine {
                 now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
             }
             let sendingDone = total.map { k >= $0 } ?? false
-            // Deferred replies are read right after the sends, every `readEvery` probes, and
-            // before anything expires: a reply that came in time is never counted lost for
-            // being read late.
-            if deferReads && !sendingDone,
-               k &- lastRead >= readEvery || tracker.nextExpiry.map({ $0 <= now }) == true {
+            // Deferred replies are read right after the sends, every `readEvery` probes,
+            // after the last send, and before anything expires: a reply that came in time is
+            // never counted lost for being read late.
+            if deferReads, k &- lastRead >= readEvery || (sendingDone && k != lastRead)
+                || tracker.nextExpiry.map({ $0 <= now }) == true {
                 try readWaiting()
                 lastRead = k
                 now = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
@@ -255,7 +265,9 @@ public enum PingEngine {
         ownError.readDelay = reader.readDelays
         return PingReport(statistics: tracker.statistics, socket: socket.kind, identifier: socket.identifier,
                           sourceCounts: tracker.sourceCounts, foreign: tracker.foreign, stray: tracker.stray,
-                          sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k, ownError: ownError, clock: clock)
+                          sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k, ownError: ownError, clock: clock,
+                          sendCalls: sender.calls, largestSend: sender.largestCall, receiveCalls: reader.calls,
+                          largestReceive: reader.largestRead)
     }
 
     /// Runs `plan` on a thread of its own and returns its report with the sink.

@@ -30,6 +30,9 @@ final class ProbeSender {
     private var addresses: [sockaddr_storage]
     private var lengths: [socklen_t]
     private var slotTargets: [UInt32]
+    /// Send calls that sent something, and the most datagrams one of them sent.
+    private(set) var calls = 0
+    private(set) var largestCall = 0
 
     /// - Parameters:
     ///   - destinations: the targets' addresses; `port` is written into each (0 for ICMP;
@@ -98,15 +101,14 @@ final class ProbeSender {
                 r = Int(addresses.withUnsafeBufferPointer { a in
                     lengths.withUnsafeBufferPointer { l in
                         slotTargets.withUnsafeBufferPointer { s in
-                            csupport_icmp_send_batch(fd, packets.baseAddress!.assumingMemoryBound(to: UInt8.self) + j * stride,
-                                                     stride, length, a.baseAddress!, l.baseAddress!, s.baseAddress! + j,
-                                                     UInt32(count - j))
+                            csupport_icmp_send_batch(fd, packets.baseAddress! + j * stride, stride, length, a.baseAddress!,
+                                                     l.baseAddress!, s.baseAddress! + j, UInt32(count - j))
                         }
                     }
                 })
             }
-            if r < 0 {
-                let e = Int32(-r)
+            if r <= 0 {
+                let e = r < 0 ? Int32(-r) : EAGAIN
                 if Self.mayBeEarlierProbesError(e), retried != j {
                     // An ICMP error for an earlier probe (another destination's unreachable)
                     // is also handed to the next send on the socket, which then fails though
@@ -120,12 +122,21 @@ final class ProbeSender {
                 report(j, mono &- due(j), e)
                 j += 1
             } else {
+                // One call sent r datagrams one after another, between the times read before
+                // and after it. Each is recorded as sent at the time before (a lower bound:
+                // a round trip timed in user space is never too short, and the kernel's
+                // transmit timestamp, which is not before it, times it exactly); the send
+                // schedule error counts the first to the time before and the others to the
+                // time after (an upper bound: lateness is never understated).
+                let after = r > 1 ? csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) : mono
                 for i in j ..< j + r {
-                    let lateness = mono &- due(i)
+                    let lateness = (i == j ? mono : after) &- due(i)
                     tracker.sent(target: Int(slotTargets[i]), mono: mono, real: real, late: lateness > OwnError.lateBound,
-                                 sink: &sink)
+                                 sharesCall: i + 1 < j + r, sink: &sink)
                     report(i, lateness, 0)
                 }
+                calls += 1
+                largestCall = Swift.max(largestCall, r)
                 j += r
             }
         }
@@ -142,6 +153,13 @@ final class ReplyReader {
     private let records: UnsafeMutablePointer<csupport_icmp_rx>
     /// How long replies waited between their kernel timestamp and our read.
     var readDelays = SelfSample()
+    /// Receive calls that returned something, and the most messages one of them returned.
+    private(set) var calls = 0
+    private(set) var largestRead = 0
+    /// The most messages one drain reads: a flood of replies (anyone who sees a probe can
+    /// send them with its identifier) cannot hold the sending loop here; what is left
+    /// keeps the socket readable for the next pass.
+    var perDrain: Int { Swift.max(64, batch * 8) }
 
     /// The most bytes kept of each datagram: an echo header, our stamp and any IP and ICMP
     /// error headers before them fit many times over.
@@ -160,10 +178,11 @@ final class ReplyReader {
     deinit { csupport_icmp_rx_destroy(records) }
 
     /// Reads what waits on `fd` (its error queue with `errorQueue`) without blocking, until
-    /// the queue is empty.
+    /// the queue is empty or ``perDrain`` messages are read.
     func drain<S: PingSink>(fd: Int32, errorQueue: Bool, tracker: inout PingTracker, sink: inout S) {
         var failures = 0
-        while true {
+        var read = 0
+        while read < perDrain {
             let got: Int
             if batch == 1 {
                 let r = csupport_icmp_recv(fd, records, errorQueue ? 1 : 0)
@@ -179,6 +198,9 @@ final class ReplyReader {
                 if failures > 8 { return }
                 continue
             }
+            calls += 1
+            largestRead = Swift.max(largestRead, got)
+            read += got
             let nowMono = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC))
             let nowReal = csupport_clock_ns(Int32(CSUPPORT_CLOCK_REALTIME))
             for i in 0..<got {

@@ -128,6 +128,8 @@ public struct PingTracker: Sendable {
         var roundTrip: Int64 = 0
         var source: TimestampSource = .user
         var sentLate = false
+        /// The next probe went in the same send call (its user-space times are estimates).
+        var sharesCall = false
     }
 
     public let targets: [IPAddress]
@@ -192,10 +194,13 @@ public struct PingTracker: Sendable {
 
     /// Records probe ``nextProbe`` as sent to `target` at the given times; returns its number.
     @discardableResult
-    public mutating func sent<S: PingSink>(target: Int, mono: Int64, real: Int64, late: Bool = false, sink: inout S) -> UInt32 {
+    /// `sharesCall`: the next probe goes in the same system call (a batch).
+    public mutating func sent<S: PingSink>(target: Int, mono: Int64, real: Int64, late: Bool = false,
+                                           sharesCall: Bool = false, sink: inout S) -> UInt32 {
         let probe = claim(target: target, real: real, sink: &sink)
         slots[Int(probe) & mask].sentMono = mono
         slots[Int(probe) & mask].sentLate = late
+        slots[Int(probe) & mask].sharesCall = sharesCall
         slots[Int(probe) & mask].state = .pending
         statistics[target].sent += 1
         transmitKeys[Int(transmitCount) & mask] = probe
@@ -251,12 +256,11 @@ public struct PingTracker: Sendable {
             // The clocks are read just before the send: allow a little for reading them.
             let delta = kernelReal &- slots[i].sentReal
             guard delta > -50_000, delta < timeout else { continue }
-            // Not after the next probe's send, unless both went in one call (a batch shares
-            // the time read before it).
+            // Not after the next probe's send, unless both went in one call (whose times
+            // within it are estimates).
             let next = probe &+ 1
             let n = Int(next) & mask
-            if next != nextProbe, slots[n].probe == next, slots[n].sentReal != slots[i].sentReal,
-               kernelReal > slots[n].sentReal {
+            if next != nextProbe, slots[n].probe == next, !slots[i].sharesCall, kernelReal > slots[n].sentReal {
                 continue
             }
             slots[i].txKernel = kernelReal
