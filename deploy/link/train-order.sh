@@ -5,7 +5,8 @@
 # and a [TLS] section (a throwaway PKI from deploy/make-certs.sh), through start-up, the
 # requests a client makes over mutual TLS, a loopback measurement, a ping, a capture and a
 # graceful stop, then writes the
-# functions it ran (in callgrind's order, which groups them by object). lld places them
+# functions it ran (in callgrind's order, which groups them by object): those that ran after
+# start-up first, then start-up's. lld places them
 # first in .text, so the code the probe needs sits in about 1.5 MB of contiguous pages
 # instead of being spread over 14 MB; idle RSS falls accordingly (BENCHMARKS.md). A stale
 # file costs memory, never correctness: names that no longer exist are skipped.
@@ -29,6 +30,9 @@ pid=$!
 url=https://127.0.0.1:$port
 curl() { command curl --cacert "$tmp/pki/ca.crt" --cert "$tmp/pki/client-1.crt" --key "$tmp/pki/client-1.key" "$@"; }
 for _ in $(seq 300); do curl -sf -o /dev/null "$url/" && break; sleep 0.2; done
+# Start-up is over (mpcom listens and has released its start-up pages): what ran so far goes
+# to cg.out.1; what runs from here, the steady state, to cg.out at the end.
+callgrind_control -d $pid > /dev/null
 json='Content-Type: application/x-mplane+json'
 post() { curl -s -o /dev/null -w "%{http_code} " -XPOST -H "$json" --data-binary "$1" "$url/"; }
 curl -s -o /dev/null "$url/capability"
@@ -44,20 +48,26 @@ post '{"redemption": "measure", "version": 1, "registry": "http://mplane.corvid.
 post '{"interrupt": "measure", "version": 1, "registry": "http://mplane.corvid.ch/registry/loopback", "label": "test-counter", "when": "now + 8s / 1s", "parameters": {"test.input": "x"}, "results": ["time", "test.output", "test.counter"], "token": "train-2"}'
 post '{"specification": "measure", "token": "no-such-capability"}'
 post 'not json'
+# A client without a certificate, refused in the handshake (check-release makes one too).
+command curl -s -o /dev/null --cacert "$tmp/pki/ca.crt" "$url/capability" || true
 echo
 kill -INT $pid
 # A stop that hangs under valgrind must not hang `make order`: a killed run writes no trace,
 # the script then fails and the old order file stays.
 timeout 120 tail --pid=$pid -f /dev/null || kill -KILL $pid
 wait $pid || true
-python3 - "$tmp/cg.out" "$tmp/mpcom" "$OUT" "$(dirname "$(command -v swiftc)")/../lib/swift_static/linux" <<'PY'
+[ -s "$tmp/cg.out.1" ] || { echo "train-order: no start-up dump (callgrind_control)"; exit 1; }
+python3 - "$tmp/cg.out" "$tmp/mpcom" "$OUT" "$(dirname "$(command -v swiftc)")/../lib/swift_static/linux" "$tmp/cg.out.1" <<'PY'
 import collections, glob, re, subprocess, sys
-trace, binary, out, static_lib_dir = sys.argv[1:]
+trace, binary, out, static_lib_dir, startup = sys.argv[1:]
+# The steady state's functions first, packed together: once mpcom has released its start-up
+# pages (README, "Release"), only they fault back in. Start-up's own follow.
 seen, order = set(), []
-for line in open(trace, errors="replace"):
-    m = re.match(r"^c?fn=\(\d+\) (.+)$", line.rstrip("\n"))
-    if m and m.group(1) not in seen:
-        seen.add(m.group(1)); order.append(m.group(1))
+for path in (trace, startup):
+    for line in open(path, errors="replace"):
+        m = re.match(r"^c?fn=\(\d+\) (.+)$", line.rstrip("\n"))
+        if m and m.group(1) not in seen:
+            seen.add(m.group(1)); order.append(m.group(1))
 nm = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
 copies = collections.Counter(p[2] for p in (l.split() for l in nm.splitlines()) if len(p) == 3 and p[1] in "tTwW")
 
