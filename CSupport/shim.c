@@ -66,17 +66,56 @@ int csupport_route_interface(const struct sockaddr *to, socklen_t len, char *nam
 // configuration parsing, certificate loading) and stay mapped, so they count in the
 // resident set for the life of the process. Dropping the mapping of the executable's
 // read-only segments lets only what runs from then on come back: a page touched again faults
-// in from the page cache (a minor fault), and the rest is the kernel's to reclaim. Only
-// segments the process never writes are dropped: not writable, not RELRO (which the loader
-// relocates, so its pages are private copies that would be lost), and within the file's
-// contents. The executable has no text relocations (the release link is PIE with RELR).
+// in from the page cache (a minor fault), and the rest is the kernel's to reclaim.
+//
+// Only pages that are still the file's are dropped: segments that are not writable and not
+// RELRO, within the file's contents, and of those only the pages /proc/self/pagemap shows
+// as file pages. A private copy (a text relocation, a debugger's breakpoint, a uprobe) is
+// anonymous and kept, since dropping it would lose what was written. Without pagemap,
+// nothing is dropped.
 #include <link.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+
+// Code the test patches, as a debugger sets a breakpoint, to check that a private copy of a
+// page survives the release (StartupPagesTests). Never called.
+__attribute__((noinline, used)) void csupport_release_probe_point(void) { __asm__ volatile("" ::: "memory"); }
+const void *csupport_release_probe_address(void) { return (const void *)csupport_release_probe_point; }
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_FILE (1ULL << 61)
+
+struct release_state { long released; int pagemap; int failed; };
+
+// Drops the file-backed pages of [lo, hi), keeping private copies.
+static void release_range(struct release_state *st, uintptr_t lo, uintptr_t hi, uintptr_t page) {
+    uint64_t entries[512];
+    uintptr_t run = 0;  // start of the run of pages to drop, 0 if none
+    for (uintptr_t a = lo; a < hi; ) {
+        size_t n = (hi - a) / page;
+        if (n > 512) n = 512;
+        ssize_t got = pread(st->pagemap, entries, n * sizeof *entries, (off_t)(a / page * sizeof *entries));
+        if (got < (ssize_t)(n * sizeof *entries)) { st->failed = EIO; return; }
+        for (size_t i = 0; i < n; i++, a += page) {
+            int private_copy = (entries[i] & PM_PRESENT) && !(entries[i] & PM_FILE);
+            if (private_copy) {
+                if (run && madvise((void *)run, a - run, MADV_DONTNEED) == 0) st->released += (long)(a - run);
+                run = 0;
+            } else if (!run) {
+                run = a;
+            }
+        }
+    }
+    if (run && madvise((void *)run, hi - run, MADV_DONTNEED) == 0) st->released += (long)(hi - run);
+}
 
 static int release_first_object(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
-    long *released = data;
+    struct release_state *st = data;
+    // The first object is the executable (glibc and musl, dynamic or static); check it.
+    if ((uintptr_t)info->dlpi_phdr != (uintptr_t)getauxval(AT_PHDR)) { st->failed = ENOENT; return 1; }
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t relro_lo = 0, relro_hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -92,14 +131,16 @@ static int release_first_object(struct dl_phdr_info *info, size_t size, void *da
         uintptr_t lo = (info->dlpi_addr + p->p_vaddr + page - 1) & ~(page - 1);
         uintptr_t hi = (info->dlpi_addr + p->p_vaddr + p->p_filesz) & ~(page - 1);
         if (hi <= lo || (relro_hi > lo && relro_lo < hi)) continue;
-        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) < 0) { *released = -errno; return 1; }
-        *released += (long)(hi - lo);
+        release_range(st, lo, hi, page);
+        if (st->failed) return 1;
     }
-    return 1;  // the first object is the executable: stop there
+    return 1;  // only the executable
 }
 
 long csupport_release_startup_pages(void) {
-    long released = 0;
-    dl_iterate_phdr(release_first_object, &released);
-    return released;
+    struct release_state st = { 0, open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), 0 };
+    if (st.pagemap < 0) return -errno;
+    dl_iterate_phdr(release_first_object, &st);
+    close(st.pagemap);
+    return st.failed ? -st.failed : st.released;
 }

@@ -145,8 +145,11 @@ int csupport_enter_netns(const char *_Nonnull path);
 
 
 /// Drops this process's mapping of its executable's read-only segments (code, constants)
-/// after start-up: pages used again fault back in from the page cache. Bytes of mapping
-/// released, or -errno. See shim.c.
+/// after start-up, except pages it holds private copies of: pages used again fault back in
+/// from the page cache. Bytes of mapping released, or -errno. See shim.c.
 long csupport_release_startup_pages(void);
+/// The address of a function of the executable that is never called (tests patch a private
+/// copy of its page, as a debugger does).
+const void *_Nonnull csupport_release_probe_address(void);
 
 #endif

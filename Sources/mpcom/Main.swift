@@ -138,7 +138,9 @@ extension MPCom {
 /// listening): the code and constants only start-up used need not stay resident. Drops the
 /// mapping of the executable's read-only segments; what runs from now on faults back in from
 /// the page cache. About 4 MiB of idle RSS (README, "Memory"; BENCHMARKS.md, "Idle memory").
+/// `MPCOM_KEEP_STARTUP_PAGES` set (to anything) keeps them, for tools that patch the code.
 func releaseStartupPages(_ logger: Logger) {
+    guard getenv("MPCOM_KEEP_STARTUP_PAGES") == nil else { return }
     let released = csupport_release_startup_pages()
     if released < 0 {
         logger.debug("start-up pages kept", metadata: ["error": "\(errnoText(Int32(-released)))"])

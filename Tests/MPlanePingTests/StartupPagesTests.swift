@@ -31,8 +31,30 @@ private func residentCodeKiB() throws -> Int {
     return total
 }
 
-@Suite("Start-up pages (what mpcom releases once it listens)")
+@Suite("Start-up pages (what mpcom releases once it listens)", .serialized)
 struct StartupPagesTests {
+    /// A page of the executable's code the process wrote to, as a debugger writes a
+    /// breakpoint (or the kernel a uprobe), is a private copy: the release keeps it, and the
+    /// patch stays.
+    @Test func privateCopiesKept() throws {
+        let code = UnsafeMutablePointer<UInt8>(mutating: csupport_release_probe_address().assumingMemoryBound(to: UInt8.self))
+        let size = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = UnsafeMutableRawPointer(bitPattern: Int(bitPattern: code) & ~(size - 1))!
+        let original = code[0]
+        let patch: UInt8 = original == 0xCC ? 0x90 : 0xCC
+        // Executable throughout: other functions on the page may run meanwhile.
+        try #require(mprotect(page, size, PROT_READ | PROT_WRITE | PROT_EXEC) == 0, "errno \(errno)")
+        code[0] = patch
+        try #require(mprotect(page, size, PROT_READ | PROT_EXEC) == 0)
+        defer {
+            _ = mprotect(page, size, PROT_READ | PROT_WRITE | PROT_EXEC)
+            code[0] = original
+            _ = mprotect(page, size, PROT_READ | PROT_EXEC)
+        }
+        #expect(csupport_release_startup_pages() > 0)
+        #expect(code[0] == patch, "the patched page was dropped")
+    }
+
     /// Releasing the executable's read-only mappings drops their resident pages, and the code
     /// that runs next faults back in and works: this test process goes on after it.
     @Test func releasedAndStillRunning() throws {

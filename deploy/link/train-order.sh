@@ -29,10 +29,13 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/cg.out" \
 pid=$!
 url=https://127.0.0.1:$port
 curl() { command curl --cacert "$tmp/pki/ca.crt" --cert "$tmp/pki/client-1.crt" --key "$tmp/pki/client-1.key" "$@"; }
-for _ in $(seq 300); do curl -sf -o /dev/null "$url/" && break; sleep 0.2; done
+up=no
+for _ in $(seq 300); do curl -sf -o /dev/null "$url/" && { up=yes; break; }; sleep 0.2; done
+[ $up = yes ] || { echo "train-order: mpcom did not answer under callgrind: $(tail -3 "$tmp/mpcom.log")"; exit 1; }
 # Start-up is over (mpcom listens and has released its start-up pages): what ran so far goes
-# to cg.out.1; what runs from here, the steady state, to cg.out at the end.
-callgrind_control -d $pid > /dev/null
+# to cg.out.1, the steady state to cg.out.2 (dumped before the stop), the stop to cg.out.
+# callgrind_control exits 0 even when it reached nothing: the dumps are checked below.
+timeout 60 callgrind_control -d $pid > /dev/null || true
 json='Content-Type: application/x-mplane+json'
 post() { curl -s -o /dev/null -w "%{http_code} " -XPOST -H "$json" --data-binary "$1" "$url/"; }
 curl -s -o /dev/null "$url/capability"
@@ -51,19 +54,22 @@ post 'not json'
 # A client without a certificate, refused in the handshake (check-release makes one too).
 command curl -s -o /dev/null --cacert "$tmp/pki/ca.crt" "$url/capability" || true
 echo
+timeout 60 callgrind_control -d $pid > /dev/null || true
 kill -INT $pid
-# A stop that hangs under valgrind must not hang `make order`: a killed run writes no trace,
-# the script then fails and the old order file stays.
+# A stop that hangs under valgrind must not hang `make order`: a killed run leaves its last
+# trace empty (no totals), the script then fails and the old order file stays.
 timeout 120 tail --pid=$pid -f /dev/null || kill -KILL $pid
 wait $pid || true
-[ -s "$tmp/cg.out.1" ] || { echo "train-order: no start-up dump (callgrind_control)"; exit 1; }
-python3 - "$tmp/cg.out" "$tmp/mpcom" "$OUT" "$(dirname "$(command -v swiftc)")/../lib/swift_static/linux" "$tmp/cg.out.1" <<'PY'
+for part in cg.out.1 cg.out.2 cg.out; do
+  grep -q '^totals:' "$tmp/$part" 2>/dev/null || { echo "train-order: no complete trace $part (callgrind_control, or a killed run)"; exit 1; }
+done
+python3 - "$tmp/cg.out.2" "$tmp/mpcom" "$OUT.tmp" "$(dirname "$(command -v swiftc)")/../lib/swift_static/linux" "$tmp/cg.out.1" "$tmp/cg.out" <<'PY'
 import collections, glob, re, subprocess, sys
-trace, binary, out, static_lib_dir, startup = sys.argv[1:]
+trace, binary, out, static_lib_dir, startup, stop = sys.argv[1:]
 # The steady state's functions first, packed together: once mpcom has released its start-up
-# pages (README, "Release"), only they fault back in. Start-up's own follow.
+# pages (README, "Release"), only they fault back in. Start-up's and the stop's follow.
 seen, order = set(), []
-for path in (trace, startup):
+for path in (trace, startup, stop):
     for line in open(path, errors="replace"):
         m = re.match(r"^c?fn=\(\d+\) (.+)$", line.rstrip("\n"))
         if m and m.group(1) not in seen:
@@ -115,9 +121,10 @@ def pulls_cold(n):
 kept = [n for n in order if copies[n] >= 1 and not pulls_cold(n)]
 with open(out, "w") as f:
     f.write("\n".join(kept) + "\n")
-print(f"train-order: {len(kept)} functions written to {out}; left out: "
+print(f"train-order: {len(kept)} functions written to {out[:-4]}; left out: "
       f"{sum(1 for n in order if copies[n] == 0)} from shared libraries, "
       f"{sum(1 for n in order if copies[n] >= 1 and pulls_cold(n))} "
       f"that would pull a cold prebuilt section in; hot prebuilt sections: "
       + ", ".join(sorted(m.rsplit("/", 1)[-1] for m in hot_members)))
 PY
+mv "$OUT.tmp" "$OUT"
