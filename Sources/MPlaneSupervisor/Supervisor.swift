@@ -21,9 +21,17 @@ public final class Supervisor: Sendable {
     /// Capabilities decoded, by public token, with the body they were decoded from.
     private let decoded = Mutex<[String: (body: String, capability: Capability)]>([:])
 
-    /// When components were seen, written to the store about once a second (a poll that
-    /// finds nothing due writes nothing).
-    private let seen = Mutex<[String: (address: String?, at: Timestamp)]>([:])
+    /// When components were seen: what waits for the next write (about once a second; a poll
+    /// that finds nothing due writes nothing else), and what was last written of each.
+    /// A component that keeps polling is written again only once its written time is
+    /// ``seenRefresh`` old, or when its address changes: with 10,000 components polling,
+    /// every second's one write of all of them was PostgreSQL's largest load.
+    private struct Seen {
+        var pending: [String: (address: String?, at: Timestamp)] = [:]
+        var written: [String: (address: String?, at: Int64)] = [:]
+        var flushes = 0
+    }
+    private let seen = Mutex(Seen())
 
     /// The header our `mpcom` names itself with.
     public static let componentHeader = "X-MPlane-Component"
@@ -208,9 +216,20 @@ public final class Supervisor: Sendable {
         }
     }
 
-    /// Records that `component` was seen (written with the next batch).
+    /// How stale a written seen time may be for a component that keeps polling: a tenth of
+    /// `absent-after` (6 s by default), at least 1 s. A component that stops polling is
+    /// taken for absent up to this much before `absent-after` has passed since its last poll.
+    var seenRefresh: Int64 { Swift.max(1_000_000, Self.microseconds(configuration.absentAfter) / 10) }
+
+    /// Records that `component` was seen (written with the next batch when it is due).
     func recordSeen(_ component: String, address: String?, at t: Timestamp) {
-        seen.withLock { $0[component] = (address, t) }
+        let refresh = seenRefresh
+        seen.withLock { s in
+            if let w = s.written[component], t.microseconds - w.at < refresh, address == nil || address == w.address {
+                return
+            }
+            s.pending[component] = (address, t)
+        }
     }
 
     /// The most items one poll's answer carries.
@@ -219,13 +238,23 @@ public final class Supervisor: Sendable {
     /// Writes when components were last seen; ``SupervisorService`` calls it every second.
     public func flushSeen() async {
         let batch = seen.withLock { s in
-            defer { s = [:] }
-            return s
+            defer { s.pending = [:] }
+            return s.pending
         }
         guard !batch.isEmpty else { return }
         do { try await store.markSeen(batch) } catch {
             // Not lost for long: the next poll of each records it again.
             refusals.log("could not record when components were seen", kind: "seen", level: .error, metadata: ["error": "\(error)"])
+            return
+        }
+        let forget = now.microseconds - 2 * Self.microseconds(configuration.absentAfter)
+        seen.withLock { s in
+            for (name, v) in batch where (s.written[name]?.at ?? .min) < v.at.microseconds {
+                s.written[name] = (v.address ?? s.written[name]?.address, v.at.microseconds)
+            }
+            // One entry per component polling lately: the rest go about once a minute.
+            s.flushes += 1
+            if s.flushes % 60 == 0 { s.written = s.written.filter { $0.value.at >= forget } }
         }
     }
 

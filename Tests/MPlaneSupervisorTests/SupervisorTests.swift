@@ -66,6 +66,38 @@ struct ProbeSideTests {
         }
     }
 
+    @Test("a component that keeps polling has its seen time written again only when a tenth of absent-after has passed, or its address changed", arguments: StoreKind.allCases)
+    func seenTimesCoalesce(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, clock in
+            _ = await sup.probeSide(post("/register/capability", registering([loopbackCapability]), component: "probe-a"))
+            func seen() async throws -> Timestamp? { try await store.components().first { $0.name == "probe-a" }?.seen }
+            func poll(from peer: String = "10.0.0.1") async { _ = await sup.probeSide(get("/show/specification", component: "probe-a", peer: peer)) }
+            await clock.advance(by: 1)
+            await poll()
+            await sup.flushSeen()
+            let first = try #require(try await seen())
+            #expect(first == t0.adding(microseconds: 1_000_000))
+            // Polls within 6 s (absent-after 60 s by default) write nothing.
+            for _ in 0..<5 {
+                await clock.advance(by: 1)
+                await poll()
+                await sup.flushSeen()
+            }
+            #expect(try await seen() == first)
+            // A new address is written at once.
+            await clock.advance(by: 0.5)
+            await poll(from: "10.0.0.2")
+            await sup.flushSeen()
+            #expect(try await seen() == t0.adding(microseconds: 6_500_000))
+            #expect(try await store.components().first { $0.name == "probe-a" }?.address == "10.0.0.2")
+            // And 6 s after the last write, the time again.
+            await clock.advance(by: 6)
+            await poll(from: "10.0.0.2")
+            await sup.flushSeen()
+            #expect(try await seen() == t0.adding(microseconds: 12_500_000))
+        }
+    }
+
     @Test("a queued specification is handed out once, with the callback last; handed out again only after redeliver-after without an answer", arguments: StoreKind.allCases)
     func handedOutOnce(kind: StoreKind) async throws {
         try await withSupervisor(kind, { $0.redeliverAfter = .seconds(30) }) { sup, store, clock in
