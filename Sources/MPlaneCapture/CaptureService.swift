@@ -337,21 +337,24 @@ public struct CaptureService: MeasurementService {
         }
     }
 
+    /// An address into the pair of columns of its family (IPv4 or IPv6); the other gets a
+    /// missing value.
+    static func appendAddress(version: UInt8, high: UInt64, low: UInt64, v4: Int, v6: Int, to table: inout ResultTable) {
+        if version == 4 {
+            table.columns[v4].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: low)))
+            table.columns[v6].appendMissing()
+        } else {
+            table.columns[v4].appendMissing()
+            table.columns[v6].append(address: IPAddress(ipv6: high, low))
+        }
+    }
+
     /// One flow record as a row of ``flowColumns``.
     static func appendFlow(_ f: Flow, _ reason: FlowEndReason, to table: inout ResultTable) {
         table.columns[0].append(time: Timestamp(microsecondsSince1970: f.first / 1000))
         table.columns[1].append(time: Timestamp(microsecondsSince1970: f.last / 1000))
-        if f.version == 4 {
-            table.columns[2].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: f.aLow)))
-            table.columns[3].appendMissing()
-            table.columns[4].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: f.bLow)))
-            table.columns[5].appendMissing()
-        } else {
-            table.columns[2].appendMissing()
-            table.columns[3].append(address: IPAddress(ipv6: f.aHigh, f.aLow))
-            table.columns[4].appendMissing()
-            table.columns[5].append(address: IPAddress(ipv6: f.bHigh, f.bLow))
-        }
+        appendAddress(version: f.version, high: f.aHigh, low: f.aLow, v4: 2, v6: 3, to: &table)
+        appendAddress(version: f.version, high: f.bHigh, low: f.bLow, v4: 4, v6: 5, to: &table)
         table.columns[6].append(natural: UInt64(f.aPort))
         table.columns[7].append(natural: UInt64(f.bPort))
         table.columns[8].append(natural: UInt64(f.proto))
@@ -438,13 +441,7 @@ struct HostTotals {
                 > ($1.value.octets, $1.value.packets, $0.key.version, $0.key.high, $0.key.low)
         }.prefix(n)
         for (k, t) in top {
-            if k.version == 4 {
-                table.columns[0].append(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: k.low)))
-                table.columns[1].appendMissing()
-            } else {
-                table.columns[0].appendMissing()
-                table.columns[1].append(address: IPAddress(ipv6: k.high, k.low))
-            }
+            CaptureService.appendAddress(version: k.version, high: k.high, low: k.low, v4: 0, v6: 1, to: &table)
             table.columns[2].append(natural: t.packets)
             table.columns[3].append(natural: t.octets)
             table.columns[4].append(natural: t.flows)
