@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The supervisor's benchmark (BENCHMARKS.md, "Supervisor"): polls per second with 10,000
-registered components, 1 % of polls finding work; results acknowledged durably per second from
+registered components, 1 % of polls finding work (at saturation, from wrk's 64 connections, and
+offered at a fixed rate, RATE, default 10,000/s, by openloop.c); results acknowledged durably per second from
 64 posting clients (single-row and 1,000-row results); resident memory meanwhile; and the RI's
 mpsup answering empty polls in the same run. The load comes from wrk on the same two cores.
 
@@ -8,11 +9,12 @@ Usage: bench.py MPSUP_BINARY [SECONDS]    (run from the repository root; needs w
 in .venv-ri for its part). Prints one JSON object. The store is a file under /var/tmp (a real
 disk, not tmpfs); with STORE=postgres, a throwaway PostgreSQL cluster there instead (Debian's
 initdb, default durability settings, reached over a Unix socket). pg_test_fsync's figure for
-that disk is printed beside.
+that disk is printed beside, and each phase's CPU, in cores, by part (mpsup, postgres, the load).
 """
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -66,6 +68,64 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return None
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of a live process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_snapshot(sup_pid):
+    """CPU seconds so far: mpsup, every postgres process, and this script's waited-for children (the load)."""
+    pg = 0.0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().strip() == "postgres":
+                        pg += proc_cpu(int(d))
+            except OSError:
+                pass
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"mpsup": proc_cpu(sup_pid), "postgres": pg, "load": ch.ru_utime + ch.ru_stime}
+
+
+class Profile:
+    """PROFILE=<phase>: perf records the whole machine (call graphs) while that phase runs, into
+    PROFILE_OUT (default /tmp/mpsup-<phase>.perf.data). Phases: polls, polls_at_rate, results_1_rows,
+    results_1000_rows."""
+    def __init__(self, phase):
+        self.phase, self.proc = phase, None
+
+    def __enter__(self):
+        if os.environ.get("PROFILE") == self.phase:
+            out = os.environ.get("PROFILE_OUT", "/tmp/mpsup-%s.perf.data" % self.phase)
+            self.proc = subprocess.Popen(["perf", "record", "-a", "-g", "-F", "499", "-o", out],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(60)
+
+
+def cpu_delta(before, after, seconds):
+    """Cores used on average over the phase, by part."""
+    return {k: round((after[k] - before[k]) / seconds, 2) for k in before}
+
+
+def openloop(binary, port, rate, seconds, components, connections=64):
+    """Polls due at a fixed rate (open loop): the latency at that rate, not at saturation."""
+    out = subprocess.run([binary, "127.0.0.1", str(port), str(rate), str(seconds), str(connections), str(components)],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def wrk(url, script, seconds, env=None, connections=64):
@@ -130,6 +190,9 @@ def main(argv):
             out["store"] = "postgres"
         else:
             out["store"] = "sqlite"
+        loader = os.path.join(work, "openloop")
+        subprocess.run(["cc", "-O2", "-o", loader, os.path.join(HERE, "openloop.c")], check=True)
+        rate = int(os.environ.get("RATE", "10000"))
         probe, client = free_port(), free_port()
         # The load comes from one address: let it hold wrk's 64 connections and register the fleet.
         conf = os.path.join(work, "mpsup.conf")
@@ -193,12 +256,22 @@ def main(argv):
         sampler = threading.Thread(target=sample)
         sampler.start()
         env = {"COMPONENTS": str(components)}
-        out["polls"] = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "poll.lua"), seconds, env)
+        before = cpu_snapshot(sup.pid)
+        with Profile("polls"):
+            out["polls"] = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "poll.lua"), seconds, env)
+        after = cpu_snapshot(sup.pid)
+        out["polls"]["cores"] = cpu_delta(before, after, seconds)
+        out["polls"]["specifications_queued"] = queued[0]
+        out["polls"]["share_of_polls_with_work"] = round(queued[0] / (out["polls"]["requests_per_s"] * seconds), 4)
+        # The same load offered at a fixed rate, the feeders still queueing: the tail at that rate.
+        queued_before = queued[0]
+        with Profile("polls_at_rate"):
+            out["polls_at_rate"] = openloop(loader, probe, rate, seconds, components)
+        out["polls_at_rate"]["cores"] = cpu_delta(after, cpu_snapshot(sup.pid), seconds)
+        out["polls_at_rate"]["share_of_polls_with_work"] = round((queued[0] - queued_before) / (rate * seconds), 4)
         stop.set()
         [f.join() for f in feeders]
         sampler.join()
-        out["polls"]["specifications_queued"] = queued[0]
-        out["polls"]["share_of_polls_with_work"] = round(queued[0] / (out["polls"]["requests_per_s"] * seconds), 4)
         out["rss_kib_peak_polling"] = rss_peak[0]
 
         # Jobs for the results to answer: specifications with tokens of our own, fanned out to
@@ -224,7 +297,10 @@ def main(argv):
                     derived = "bench-%d\0%s\0Identity.Unauthenticated.Default" % (k, name)
                     f.write("%s %s\n" % (name, hashlib.md5(derived.encode()).hexdigest()))
         for rows in (1, 1000):
-            r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows), "JOBS": jobs})
+            before = cpu_snapshot(sup.pid)
+            with Profile("results_%d_rows" % rows):
+                r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows), "JOBS": jobs})
+            r["cores"] = cpu_delta(before, cpu_snapshot(sup.pid), seconds)
             r["rows_per_s"] = round(r["requests_per_s"] * rows)
             out["results_%d_rows" % rows] = r
         _, listing = request("GET", "http://127.0.0.1:%d/component" % client)

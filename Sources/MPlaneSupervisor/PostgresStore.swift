@@ -389,29 +389,53 @@ public final class PostgresStore: SupervisorStore {
         return outcomes
     }
 
-    /// A batch of results only (the common case): one statement, which finds the jobs,
-    /// keeps the results, and marks jobs and work done, and returns what it kept.
-    static func applyResults(_ c: PostgresConnection, logger: Logger,
-                             _ items: [(index: Int, component: String, write: StoredMessage, now: Int64)],
-                             count: Int) async throws -> [StoreOutcome] {
-        let cs = items.map(\.component), ts = items.map(\.write.token), ls = items.map { $0.write.label ?? "" }
-        let ss = items.map { $0.write.start ?? Int64.min }, es = items.map { $0.write.end ?? Int64.min }
-        let rs = items.map { Int64($0.write.rows) }, bs = items.map { Int64($0.write.body.utf8.count) }
-        let ns = items.map(\.now), bodies = items.map(\.write.body)
-        var known: Set<String> = []
-        for try await (token, component) in try await c.query("""
-            WITH v AS (SELECT * FROM unnest(\(cs)::text[], \(ts)::text[], \(ls)::text[], \(ss)::bigint[], \(es)::bigint[],
-                                            \(rs)::bigint[], \(bs)::bigint[], \(ns)::bigint[], \(bodies)::text[])
+    /// A batch of results only (the common case): one statement, prepared once per
+    /// connection (parsed and planned once), which finds the jobs, keeps the results, marks
+    /// jobs and work done, and returns what it kept. It runs in the batch's transaction: a
+    /// statement on its own would be committed only at the protocol's `Sync`, after its rows
+    /// and its completion reached us, so its end would not mean it was durable.
+    struct KeepResults: PostgresPreparedStatement {
+        static let sql = """
+            WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[],
+                                            $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
                        AS v(component, token, label, s, e, r, b, now, body)),
             k AS (SELECT v.* FROM v JOIN job j ON j.token = v.token AND j.component = v.component),
             kept AS (INSERT INTO result(component, token, label, start_us, end_us, row_count, bytes, received_us, body)
-                     SELECT component, token, NULLIF(label, ''), NULLIF(s, \(Int64.min)), NULLIF(e, \(Int64.min)), r, b, now, body FROM k
+                     SELECT component, token, NULLIF(label, ''), NULLIF(s, $10), NULLIF(e, $10), r, b, now, body FROM k
                      ON CONFLICT DO NOTHING RETURNING 1),
             jobs AS (UPDATE job j SET state = 'done', updated_us = k.now FROM k
                      WHERE j.token = k.token AND j.component = k.component RETURNING 1),
             spent AS (UPDATE work w SET state = 'done' FROM k WHERE w.token = k.token AND w.component = k.component RETURNING 1)
             SELECT DISTINCT token, component FROM k
-            """, logger: logger).decode((String, String).self) { known.insert(token + "\u{0}" + component) }
+            """
+        typealias Row = (String, String)
+        var items: [(index: Int, component: String, write: StoredMessage, now: Int64)]
+        func makeBindings() throws -> PostgresBindings {
+            var b = PostgresBindings()
+            b.append(items.map(\.component))
+            b.append(items.map(\.write.token))
+            b.append(items.map { $0.write.label ?? "" })
+            b.append(items.map { $0.write.start ?? Self.none })
+            b.append(items.map { $0.write.end ?? Self.none })
+            b.append(items.map { Int64($0.write.rows) })
+            b.append(items.map { Int64($0.write.body.utf8.count) })
+            b.append(items.map(\.now))
+            b.append(items.map(\.write.body))
+            b.append(Self.none)
+            return b
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        /// Stands for "no start" or "no end" in the arrays (stored as NULL).
+        static let none = Int64.min
+    }
+
+    static func applyResults(_ c: PostgresConnection, logger: Logger,
+                             _ items: [(index: Int, component: String, write: StoredMessage, now: Int64)],
+                             count: Int) async throws -> [StoreOutcome] {
+        var known: Set<String> = []
+        for try await (token, component) in try await c.execute(KeepResults(items: items), logger: logger) {
+            known.insert(token + "\u{0}" + component)
+        }
         var outcomes = [StoreOutcome](repeating: StoreOutcome(stored: 0, unknownTokens: []), count: count)
         for item in items {
             if known.contains(item.write.token + "\u{0}" + item.component) {

@@ -275,14 +275,16 @@ public final class Supervisor: Sendable {
         case .failure(let e): return .failure(e)
         }
         do {
-            guard try await store.pollState(component: identity, now: now, redeliverAfter: 0).registered else {
+            // Acknowledged once committed. What is kept is what answers a job given to this
+            // component, so a component is not asked whether it is registered first (a round
+            // trip to the store per result); only when nothing was kept, to say why.
+            let outcome = try await store.store(component: identity, messages: [message], now: now)
+            if outcome.stored == 0, try await !store.pollState(component: identity, now: now, redeliverAfter: 0).registered {
                 // Ours registers again and sends the message again; the RI's never polls
                 // unregistered, so an unnamed peer here is not a component of ours.
                 if named { return .failure(MPlaneException(token: message.token, message: "Register first", status: 428)) }
                 return .failure(MPlaneException(.refused, token: message.token, message: "Results are taken from registered components only"))
             }
-            // Acknowledged once committed.
-            let outcome = try await store.store(component: identity, messages: [message], now: now)
             if outcome.stored == 0 {
                 if let token = outcome.unknownTokens.first {
                     return .failure(MPlaneException(.refused, token: token, message: "No job with this token was given to this component"))
