@@ -1,4 +1,5 @@
 import GRDB
+import Glibc
 public import MPlane
 import MPlaneIO
 import Synchronization
@@ -14,13 +15,32 @@ import Synchronization
 /// hands it out); `result` one row per result message, its whole JSON in `body`, indexed by
 /// component, label and start time, so that the rows of one label from one component over a
 /// time range are the bodies of the few results overlapping it, read in order.
+///
+/// Serving, the store is this process's alone: it holds an exclusive `flock` on the file, and a
+/// second supervisor on the same file is refused. That is what lets it answer a poll that
+/// found nothing from memory (``PollCache``) until this process itself changes that
+/// component's registration or queue. `mpsup results` and `mpsup backup` only read, and open
+/// the file without the lock, beside a running supervisor.
 public final class SQLiteStore: SupervisorStore {
     let pool: DatabasePool
     public let path: String
     private let batcher: WriteBatcher
+    /// Components whose last poll found nothing due; on only while serving.
+    let pollCache = PollCache()
+    /// The descriptor holding the serving lock, or -1.
+    private let lockDescriptor: Int32
+
+    public struct Busy: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String {
+            "\(path) is in use by another mpsup (one supervisor per SQLite file; several supervisors share a PostgreSQL store)"
+        }
+    }
 
     /// Opens (creating if needed) the store at `path` and applies the migrations it lacks.
-    public init(path: String) throws {
+    /// `serving`: this process will answer probes from it (the lock, and polls from memory);
+    /// false for tools that only read it beside a running supervisor.
+    public init(path: String, serving: Bool = true) throws {
         self.path = path
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -29,6 +49,18 @@ public final class SQLiteStore: SupervisorStore {
         }
         configuration.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: configuration)
+        if serving {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw Busy(path: path) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                close(fd)
+                throw Busy(path: path)
+            }
+            lockDescriptor = fd
+            pollCache.setEnabled(true)
+        } else {
+            lockDescriptor = -1
+        }
         try Self.migrator.migrate(pool)
         let pool = self.pool
         batcher = WriteBatcher { batch in
@@ -36,6 +68,10 @@ public final class SQLiteStore: SupervisorStore {
                 try batch.map { try Self.apply(db, component: $0.component, $0.writes, now: $0.now) }
             }
         }
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
     }
 
     /// The schema, as numbered migrations applied in order at start, each in a transaction and
@@ -112,6 +148,7 @@ public final class SQLiteStore: SupervisorStore {
                     """, arguments: StatementArguments(row.map { $0 as (any DatabaseValueConvertible)? }))
             }
         }
+        pollCache.invalidate(component)
         return RegistrationOutcome(registered: labels)
     }
 
@@ -125,27 +162,32 @@ public final class SQLiteStore: SupervisorStore {
 
     public func pollState(component: String, now: Timestamp, redeliverAfter: Int64) async throws -> PollState {
         let t = now.microseconds
-        return try await pool.read { db in
+        if let known = pollCache.lookup(component, now: t, redeliverAfter: redeliverAfter) { return known }
+        let epoch = pollCache.epoch
+        return try await pool.read { [pollCache] db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT callback,
                     EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'queued' AND start_us <= ?2) OR
                     EXISTS(SELECT 1 FROM work WHERE component = ?1 AND state = 'claimed' AND claimed_us < ?2 - ?3) AS due,
-                    (SELECT min(start_us) FROM work WHERE component = ?1 AND state = 'queued') AS next
+                    (SELECT min(start_us) FROM work WHERE component = ?1 AND state = 'queued') AS next,
+                    (SELECT min(claimed_us) FROM work WHERE component = ?1 AND state = 'claimed') AS oldest
                 FROM component WHERE name = ?1
                 """), arguments: [component, t, redeliverAfter]) else {
                 return PollState(registered: false, callback: nil, due: false, next: nil)
             }
             let style: String? = row["callback"]
-            let next: Int64? = row["next"]
-            return PollState(registered: true, callback: style.flatMap(CallbackStyle.init(rawValue:)), due: row["due"],
-                             next: next.map(Timestamp.init(microsecondsSince1970:)))
+            let next: Int64? = row["next"], oldest: Int64? = row["oldest"]
+            let callback = style.flatMap(CallbackStyle.init(rawValue:))
+            let due: Bool = row["due"]
+            if !due { pollCache.keep(component, .init(callback: callback, nextStart: next, oldestClaim: oldest), readAt: epoch) }
+            return PollState(registered: true, callback: callback, due: due, next: next.map(Timestamp.init(microsecondsSince1970:)))
         }
     }
 
     public func claim(component: String, now: Timestamp, redeliverAfter: Int64, limit: Int) async throws
         -> (items: [WorkItem], next: Timestamp?) {
         let t = now.microseconds
-        return try await pool.write { db in
+        let claimed: (items: [WorkItem], next: Timestamp?) = try await pool.write { db in
             // Claimed in the transaction that reads them: handed out once, whoever polls.
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE work SET state = 'claimed', claimed_us = ?1
@@ -166,6 +208,8 @@ public final class SQLiteStore: SupervisorStore {
                                                   arguments: [component])
             return (items, next.map(Timestamp.init(microsecondsSince1970:)))
         }
+        if !claimed.items.isEmpty { pollCache.invalidate(component) }
+        return claimed
     }
 
     public func markSeen(_ seen: [String: (address: String?, at: Timestamp)]) async throws {
@@ -233,7 +277,7 @@ public final class SQLiteStore: SupervisorStore {
         let encoder = MessageEncoder()
         let bodies = jobs.map { encoder.encodeString($0.specification) }
         let t = now.microseconds
-        return try await pool.write { db in
+        let outcomes = try await pool.write { db in
             var outcomes: [EnqueueOutcome] = []
             var waiting: [String: Int] = [:]
             for (job, body) in zip(jobs, bodies) {
@@ -262,43 +306,47 @@ public final class SQLiteStore: SupervisorStore {
             }
             return outcomes
         }
+        for (job, outcome) in zip(jobs, outcomes) where outcome == .queued { pollCache.invalidate(job.component) }
+        return outcomes
     }
 
     public func enqueueInterrupt(token: String, now: Timestamp) async throws -> Bool {
-        try await pool.write { db in
+        let (known, queuedFor) = try await pool.write { db -> (Bool, String?) in
             guard let row = try Row.fetchOne(db, sql: "SELECT component, specification, state FROM job WHERE token = ?",
-                                             arguments: [token]) else { return false }
+                                             arguments: [token]) else { return (false, nil) }
             let state: String = row["state"]
-            if state == JobRecord.State.done.rawValue || state == JobRecord.State.failed.rawValue { return true }
+            if state == JobRecord.State.done.rawValue || state == JobRecord.State.failed.rawValue { return (true, nil) }
             if state == JobRecord.State.queued.rawValue {
                 // Never handed out: it need not reach the component at all. Its result is
                 // empty (what an interrupt returns: what was measured, here nothing).
                 try db.execute(sql: "UPDATE work SET state = 'done' WHERE token = ? AND state = 'queued'", arguments: [token])
                 guard case .specification(let spec) = try MessageDecoder().decode(Array((row["specification"] as String).utf8)) else {
-                    return false
+                    return (false, nil)
                 }
                 var empty = Result(specification: spec, when: When(start: .at(now), end: .at(now)))
                 empty.statement.token = token
                 try db.execute(sql: "UPDATE job SET state = 'done', answer = ?, updated_us = ? WHERE token = ?",
                                arguments: [MessageEncoder().encodeString(.result(empty)), now.microseconds, token])
-                return true
+                return (true, nil)
             }
             // The whole interrupt, as the RI's component needs it (cmp-06).
             guard case .specification(let spec) = try MessageDecoder().decode(Array((row["specification"] as String).utf8)) else {
-                return false
+                return (false, nil)
             }
             // One interrupt waiting per job is enough, however often a client asks.
             if try Bool.fetchOne(db, sql: """
                 SELECT EXISTS(SELECT 1 FROM work WHERE token = ? AND kind = 'interrupt' AND state IN ('queued', 'claimed'))
-                """, arguments: [token]) == true { return true }
+                """, arguments: [token]) == true { return (true, nil) }
             var i = Interrupt(specification: spec)
             i.statement.token = token
             let interrupt = MessageEncoder().encodeString(.interrupt(i))
             try db.execute(sql: """
                 INSERT INTO work(component, token, kind, body, start_us, created_us) VALUES (?, ?, 'interrupt', ?, ?, ?)
                 """, arguments: [row["component"] as String, token, interrupt, now.microseconds, now.microseconds])
-            return true
+            return (true, row["component"] as String)
         }
+        if let queuedFor { pollCache.invalidate(queuedFor) }
+        return known
     }
 
     public func job(token: String) async throws -> JobRecord? {
@@ -363,7 +411,7 @@ public final class SQLiteStore: SupervisorStore {
     }
 
     public func prune(olderThan: Timestamp, maxBytes: Int, forgetBefore: Timestamp) async throws -> Int {
-        try await pool.write { db in
+        let deleted = try await pool.write { db in
             let t = olderThan.microseconds
             try db.execute(sql: "DELETE FROM result WHERE received_us < ?", arguments: [t])
             var deleted = db.changesCount
@@ -392,6 +440,9 @@ public final class SQLiteStore: SupervisorStore {
                 """, arguments: [forgetBefore.microseconds])
             return deleted
         }
+        // Forgotten components are registered no longer.
+        pollCache.invalidate(nil)
+        return deleted
     }
 
     public func resultBytes() async throws -> Int {

@@ -149,7 +149,7 @@ struct SupervisorProcessTests {
             let acked = acknowledged.withLock { $0 }
             #expect(acked.count >= 300, "the burst got going before the kill: \(acked.count)")
             // The store as a restarted mpsup sees it.
-            let again = try SQLiteStore(path: store)
+            let again = try SQLiteStore(path: store, serving: false)
             let kept = try await again.results(component: "probe-k", label: nil, from: nil, to: nil, limit: 1_000_000)
             let tokens = kept.map(\.token)
             #expect(Set(tokens).count == tokens.count, "each result once")

@@ -104,7 +104,7 @@ func withStore(_ kind: StoreKind, _ body: (any SupervisorStore) async throws -> 
     }
 }
 
-@Suite("PostgreSQL store: polls answered from memory, kept true by NOTIFY", .timeLimit(.minutes(1)))
+@Suite("Polls answered from memory: PostgreSQL (kept true by NOTIFY) and SQLite (its one supervisor)", .timeLimit(.minutes(1)))
 struct PollCacheTests {
     @Test("a poll that found nothing is answered from memory until work is queued, here or through another supervisor; redelivery time is kept")
     func pollCache() async throws {
@@ -150,4 +150,59 @@ struct PollCacheTests {
         }
     }
 
+    @Test("SQLite: a poll that found nothing is answered from memory until this supervisor queues, claims, interrupts, registers or forgets; a second supervisor on the file is refused, readers are not")
+    func sqlitePollCache() async throws {
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let path = dir + "/s.sqlite"
+            let store = try SQLiteStore(path: path)
+            #expect(throws: SQLiteStore.Busy.self) { try SQLiteStore(path: path) }
+            let reader = try SQLiteStore(path: path, serving: false)
+            #expect(reader.pollCache.isEnabled == false)
+            let redeliver: Int64 = 60_000_000
+            func cached() -> Bool { store.pollCache.lookup("p", now: t0.microseconds, redeliverAfter: redeliver) != nil }
+            func poll(_ at: Timestamp = t0) async throws -> PollState { try await store.pollState(component: "p", now: at, redeliverAfter: redeliver) }
+
+            #expect(try await poll().registered == false)
+            #expect(!cached(), "an unregistered component is not kept")
+            _ = try await store.register(component: "p", address: nil, capabilities: [loopbackCapability], callback: .verb, now: t0)
+            #expect(try await poll().due == false)
+            #expect(cached(), "kept in memory")
+            // Queued: due at once, read from the file.
+            let spec = Message.specification(try loopbackSpecification("x"))
+            let jobs = [NewJob(token: "sc-1", component: "p", capability: nil, label: "l", specification: spec, start: t0),
+                        NewJob(token: "sc-2", component: "p", capability: nil, label: "l", specification: spec, start: t0.adding(seconds: 30))]
+            #expect(try await store.enqueue(jobs, now: t0, maxQueued: 10) == [.queued, .queued])
+            #expect(!cached())
+            #expect(try await poll().due)
+            // Claimed: nothing due until the next item's start, kept with that start.
+            #expect(try await store.claim(component: "p", now: t0, redeliverAfter: redeliver, limit: 10).items.map(\.token) == ["sc-1"])
+            #expect(try await poll().due == false)
+            #expect(cached())
+            #expect(try await poll(t0.adding(seconds: 30)).due, "the second item's start, from what was kept")
+            // An interrupt for the claimed job is work for the component.
+            #expect(try await store.enqueueInterrupt(token: "sc-1", now: t0))
+            #expect(!cached())
+            #expect(try await poll().due)
+            _ = try await store.claim(component: "p", now: t0, redeliverAfter: redeliver, limit: 10)
+            #expect(try await poll().due == false)
+            // Forgotten (absent, nothing waiting): registered no longer.
+            _ = try await store.claim(component: "p", now: t0.adding(seconds: 30), redeliverAfter: redeliver, limit: 10)
+            let results = StoreTests()
+            _ = try await store.store(component: "p", messages: [try results.result("sc-1", rows: 1, start: 0),
+                                                               try results.result("sc-2", rows: 1, start: 0)], now: t0)
+            _ = try await poll()
+            #expect(cached())
+            _ = try await store.prune(olderThan: Timestamp(microsecondsSince1970: 0), maxBytes: .max, forgetBefore: t0.adding(seconds: 3600))
+            #expect(!cached())
+            #expect(try await poll().registered == false, "forgotten")
+            _ = reader
+        }
+        // The lock goes with the store.
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            do { _ = try SQLiteStore(path: dir + "/t.sqlite") }
+            #expect(throws: Never.self) { _ = try SQLiteStore(path: dir + "/t.sqlite") }
+        }
+    }
 }
