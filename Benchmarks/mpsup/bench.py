@@ -81,7 +81,7 @@ def proc_cpu(pid):
 
 
 def cpu_snapshot(sup_pid):
-    """CPU seconds so far: mpsup, every postgres process, and this script's waited-for children (the load)."""
+    """CPU seconds so far: mpsup, every postgres process (on this machine), and the load; and the time."""
     pg = 0.0
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -91,8 +91,10 @@ def cpu_snapshot(sup_pid):
                         pg += proc_cpu(int(d))
             except OSError:
                 pass
-    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"mpsup": proc_cpu(sup_pid), "postgres": pg, "load": ch.ru_utime + ch.ru_stime}
+    ch, me = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    # The load: wrk or openloop (waited-for children) and this script's feeder threads (perf too, when profiling).
+    return {"mpsup": proc_cpu(sup_pid), "postgres": pg, "load": ch.ru_utime + ch.ru_stime + me.ru_utime + me.ru_stime,
+            "wall": time.monotonic()}
 
 
 class Profile:
@@ -115,9 +117,10 @@ class Profile:
             self.proc.wait(60)
 
 
-def cpu_delta(before, after, seconds):
-    """Cores used on average over the phase, by part."""
-    return {k: round((after[k] - before[k]) / seconds, 2) for k in before}
+def cpu_delta(before, after):
+    """Cores used on average between two snapshots, by part."""
+    wall = after["wall"] - before["wall"]
+    return {k: round((after[k] - before[k]) / wall, 2) for k in before if k != "wall"}
 
 
 def openloop(binary, port, rate, seconds, components, connections=64):
@@ -260,15 +263,15 @@ def main(argv):
         with Profile("polls"):
             out["polls"] = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "poll.lua"), seconds, env)
         after = cpu_snapshot(sup.pid)
-        out["polls"]["cores"] = cpu_delta(before, after, seconds)
+        out["polls"]["cores"] = cpu_delta(before, after)
         out["polls"]["specifications_queued"] = queued[0]
         out["polls"]["share_of_polls_with_work"] = round(queued[0] / (out["polls"]["requests_per_s"] * seconds), 4)
         # The same load offered at a fixed rate, the feeders still queueing: the tail at that rate.
         queued_before = queued[0]
         with Profile("polls_at_rate"):
             out["polls_at_rate"] = openloop(loader, probe, rate, seconds, components)
-        out["polls_at_rate"]["cores"] = cpu_delta(after, cpu_snapshot(sup.pid), seconds)
-        out["polls_at_rate"]["share_of_polls_with_work"] = round((queued[0] - queued_before) / (rate * seconds), 4)
+        out["polls_at_rate"]["cores"] = cpu_delta(after, cpu_snapshot(sup.pid))
+        out["polls_at_rate"]["share_of_polls_with_work"] = round((queued[0] - queued_before) / max(1, out["polls_at_rate"]["answered"]), 4)
         stop.set()
         [f.join() for f in feeders]
         sampler.join()
@@ -300,7 +303,7 @@ def main(argv):
             before = cpu_snapshot(sup.pid)
             with Profile("results_%d_rows" % rows):
                 r = wrk("http://127.0.0.1:%d" % probe, os.path.join(HERE, "results.lua"), seconds, {"ROWS": str(rows), "JOBS": jobs})
-            r["cores"] = cpu_delta(before, cpu_snapshot(sup.pid), seconds)
+            r["cores"] = cpu_delta(before, cpu_snapshot(sup.pid))
             r["rows_per_s"] = round(r["requests_per_s"] * rows)
             out["results_%d_rows" % rows] = r
         _, listing = request("GET", "http://127.0.0.1:%d/component" % client)

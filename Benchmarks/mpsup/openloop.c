@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,12 @@
 enum { BUF = 16384 };
 
 struct conn {
-    int fd;
+    int fd;      // -1 once closed (by the server, or after an error)
     int busy;
     double due;  // when the request in flight was due
-    int have;    // bytes of the response read so far
+    int have;    // bytes of the response's header read so far (the body is counted, not kept)
+    long body;   // body bytes still to come once the header is in, else -1
+    int status;
     char buf[BUF];
 };
 
@@ -45,22 +48,32 @@ static int cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-// The length of a whole response at the start of buf, or 0 if it is not all there yet, or -1.
-static int response_length(const char *buf, int have, int *status) {
-    const char *end = memmem(buf, have, "\r\n\r\n", 4);
-    if (!end) return have >= BUF ? -1 : 0;
-    int header = (int)(end - buf) + 4;
-    if (have < 12 || memcmp(buf, "HTTP/1.", 7) != 0) return -1;
-    *status = atoi(buf + 9);
+// Once the header is in: its status and body length (c->body), the header's bytes dropped and
+// what followed it counted against the body. 0: not all there yet; -1: not a response we take.
+static int take_header(struct conn *c) {
+    const char *end = memmem(c->buf, (size_t)c->have, "\r\n\r\n", 4);
+    if (!end) return c->have >= BUF ? -1 : 0;
+    int header = (int)(end - c->buf) + 4;
+    if (c->have < 12 || memcmp(c->buf, "HTTP/1.", 7) != 0) return -1;
+    c->status = atoi(c->buf + 9);
     long body = 0;
-    for (const char *p = buf; p < end; p++) {
-        if ((p == buf || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0) {
+    for (const char *p = c->buf; p < end; p++) {
+        if ((p == c->buf || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0) {
             body = strtol(p + 15, NULL, 10);
             break;
         }
     }
-    if (header + body > BUF) return -1;
-    return have >= header + body ? header + (int)body : 0;
+    if (body < 0) return -1;
+    c->body = body - (c->have - header);
+    c->have = 0;
+    return c->body < 0 ? -1 : 1;  // no pipelining: nothing may follow the body
+}
+
+static void drop(int epfd, struct conn *c) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->busy = 0;
 }
 
 int main(int argc, char **argv) {
@@ -74,6 +87,7 @@ int main(int argc, char **argv) {
     double seconds = atof(argv[4]);
     int nconn = atoi(argv[5]), components = atoi(argv[6]);
     if (rate <= 0 || seconds <= 0 || nconn <= 0 || nconn > 4096 || components <= 0) return 2;
+    signal(SIGPIPE, SIG_IGN);  // a connection the server closed fails its write, not the run
     long total = (long)(rate * seconds);
     double *lat = malloc(sizeof(double) * (size_t)total);
     double *waiting = malloc(sizeof(double) * (size_t)total);  // due times without a connection yet
@@ -82,7 +96,10 @@ int main(int argc, char **argv) {
     if (!lat || !waiting || !conns || !idle) return 1;
     int epfd = epoll_create1(0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-    inet_pton(AF_INET, host, &addr.sin_addr);
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "openloop: %s is not an IPv4 address\n", host);
+        return 2;
+    }
     int nidle = 0;
     for (int i = 0; i < nconn; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -106,6 +123,7 @@ int main(int argc, char **argv) {
         while (issued < total && start + issued / rate <= t) waiting[nwait++] = start + issued++ / rate;
         while (headwait < nwait && nidle > 0) {
             struct conn *c = &conns[idle[--nidle]];
+            if (c->fd < 0) continue;  // closed while idle: out of the pool
             int n = snprintf(request, sizeof request,
                              "GET /show/specification HTTP/1.1\r\nHost: %s:%d\r\nX-MPlane-Component: sim-%ld\r\n\r\n",
                              host, port, next_component);
@@ -113,9 +131,10 @@ int main(int argc, char **argv) {
             c->due = waiting[headwait++];
             c->busy = 1;
             c->have = 0;
+            c->body = -1;
             if (write(c->fd, request, (size_t)n) != n) {
                 errors++;
-                c->busy = 0;  // the connection is left out from now on
+                drop(epfd, c);  // left out from now on
             }
         }
         if (nwait - headwait > maxwait) maxwait = nwait - headwait;
@@ -130,28 +149,44 @@ int main(int argc, char **argv) {
         int n = epoll_pwait2(epfd, events, 256, &timeout, NULL);
         for (int k = 0; k < n; k++) {
             struct conn *c = &conns[events[k].data.u32];
-            ssize_t r = read(c->fd, c->buf + c->have, (size_t)(BUF - c->have));
+            if (c->fd < 0) continue;
+            char sink[BUF];
+            int into_header = c->body < 0;
+            ssize_t r = into_header ? read(c->fd, c->buf + c->have, (size_t)(BUF - c->have)) : read(c->fd, sink, sizeof sink);
+            if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
             if (r <= 0) {
-                if (r < 0 && errno == EAGAIN) continue;
                 if (c->busy) errors++;
-                c->busy = 0;
-                epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
+                drop(epfd, c);
                 continue;
             }
-            c->have += (int)r;
-            int status = 0, len = response_length(c->buf, c->have, &status);
-            if (len < 0) {
+            if (!c->busy) {  // nothing asked: not a server we can measure
                 errors++;
-                c->busy = 0;
-                epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
-            } else if (len > 0 && c->busy) {
+                drop(epfd, c);
+                continue;
+            }
+            if (into_header) {
+                c->have += (int)r;
+                int got = take_header(c);
+                if (got < 0) {
+                    errors++;
+                    drop(epfd, c);
+                    continue;
+                }
+                if (got == 0) continue;
+            } else {
+                c->body -= r;
+                if (c->body < 0) {
+                    errors++;
+                    drop(epfd, c);
+                    continue;
+                }
+            }
+            if (c->body == 0) {
                 last = now();
                 lat[answered++] = last - c->due;
-                if (status < 200 || status > 299) non2xx++;
+                if (c->status < 200 || c->status > 299) non2xx++;
                 c->busy = 0;
-                c->have = 0;
+                c->body = -1;
                 idle[nidle++] = (int)events[k].data.u32;
             }
         }

@@ -1,19 +1,19 @@
 import MPlane
 import Synchronization
 
-/// What the PostgreSQL store knows of components whose last poll found nothing due, so
-/// that the next polls are answered without a round trip to the database: at 99 % of
-/// polls finding nothing, the round trip was most of a poll's cost (BENCHMARKS.md,
-/// "Supervisor").
+/// What a store knows of components whose last poll found nothing due, so that the next
+/// polls are answered without a round trip to the database: at 99 % of polls finding nothing,
+/// the round trip was most of a poll's cost (BENCHMARKS.md, "Supervisor").
 ///
 /// An entry says when something may next become due: the start of the next queued item, or
 /// the oldest claim's redelivery time. It is dropped by any change to that component's
-/// registration or queue, made here or by another supervisor on the database (`NOTIFY
-/// mpsup_work`, which every such transaction sends and ``PostgresStore`` listens to). While
-/// the listening connection is down the cache is off, so a supervisor never answers from
-/// what it may have missed. Between another supervisor's commit and its notification
-/// arriving (milliseconds), a poll here may still find nothing: the item is handed out at the
-/// next poll, once, as always.
+/// registration or queue once committed: with SQLite, by the one supervisor that serves the
+/// file, which made the change; with PostgreSQL, also by another supervisor on the database
+/// (`NOTIFY mpsup_work`, which every such transaction sends and ``PostgresStore`` listens to).
+/// While the listening connection is down the PostgreSQL cache is off, so a supervisor never
+/// answers from what it may have missed. Between another supervisor's commit and its
+/// notification arriving (milliseconds), a poll here may still find nothing: the item is
+/// handed out at the next poll, once, as always.
 final class PollCache: Sendable {
     struct Entry: Sendable {
         var callback: CallbackStyle?

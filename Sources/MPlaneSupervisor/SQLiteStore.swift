@@ -1,5 +1,9 @@
 import GRDB
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 public import MPlane
 import MPlaneIO
 import Synchronization
@@ -16,8 +20,9 @@ import Synchronization
 /// component, label and start time, so that the rows of one label from one component over a
 /// time range are the bodies of the few results overlapping it, read in order.
 ///
-/// Serving, the store is this process's alone: it holds an exclusive `flock` on the file, and a
-/// second supervisor on the same file is refused. That is what lets it answer a poll that
+/// Serving, the store is this process's alone: it holds an exclusive `flock` on `PATH-lock` (a
+/// file of its own: a descriptor of the database file itself closed by us would drop SQLite's
+/// POSIX locks on it), and a second supervisor on the same file is refused. That is what lets it answer a poll that
 /// found nothing from memory (``PollCache``) until this process itself changes that
 /// component's registration or queue. `mpsup results` and `mpsup backup` only read, and open
 /// the file without the lock, beside a running supervisor.
@@ -27,8 +32,8 @@ public final class SQLiteStore: SupervisorStore {
     private let batcher: WriteBatcher
     /// Components whose last poll found nothing due; on only while serving.
     let pollCache = PollCache()
-    /// The descriptor holding the serving lock, or -1.
-    private let lockDescriptor: Int32
+    /// The serving lock, held as long as the store (nil: not serving).
+    private let servingLock: ServingLock?
 
     public struct Busy: Error, CustomStringConvertible {
         public let path: String
@@ -37,11 +42,35 @@ public final class SQLiteStore: SupervisorStore {
         }
     }
 
+    public struct LockFailure: Error, CustomStringConvertible {
+        public let path: String
+        public let errno: Int32
+        public var description: String { "cannot lock \(path): \(String(cString: strerror(errno)))" }
+    }
+
+    /// An exclusive `flock` on a file of its own, released when this goes.
+    final class ServingLock: Sendable {
+        let fd: Int32
+        init(path: String, database: String) throws {
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw LockFailure(path: path, errno: errno) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let e = errno
+                close(fd)
+                if e == EWOULDBLOCK { throw Busy(path: database) }
+                throw LockFailure(path: path, errno: e)
+            }
+        }
+        deinit { close(fd) }
+    }
+
     /// Opens (creating if needed) the store at `path` and applies the migrations it lacks.
     /// `serving`: this process will answer probes from it (the lock, and polls from memory);
     /// false for tools that only read it beside a running supervisor.
     public init(path: String, serving: Bool = true) throws {
         self.path = path
+        // First the lock, then the file: a second supervisor touches nothing.
+        servingLock = serving ? try ServingLock(path: path + "-lock", database: path) : nil
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -49,18 +78,7 @@ public final class SQLiteStore: SupervisorStore {
         }
         configuration.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: configuration)
-        if serving {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw Busy(path: path) }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-                close(fd)
-                throw Busy(path: path)
-            }
-            lockDescriptor = fd
-            pollCache.setEnabled(true)
-        } else {
-            lockDescriptor = -1
-        }
+        pollCache.setEnabled(serving)
         try Self.migrator.migrate(pool)
         let pool = self.pool
         batcher = WriteBatcher { batch in
@@ -68,10 +86,6 @@ public final class SQLiteStore: SupervisorStore {
                 try batch.map { try Self.apply(db, component: $0.component, $0.writes, now: $0.now) }
             }
         }
-    }
-
-    deinit {
-        if lockDescriptor >= 0 { close(lockDescriptor) }
     }
 
     /// The schema, as numbered migrations applied in order at start, each in a transaction and

@@ -157,6 +157,7 @@ struct PollCacheTests {
             let path = dir + "/s.sqlite"
             let store = try SQLiteStore(path: path)
             #expect(throws: SQLiteStore.Busy.self) { try SQLiteStore(path: path) }
+            #expect(access(path + "-lock", F_OK) == 0, "the lock is a file of its own, not the database's")
             let reader = try SQLiteStore(path: path, serving: false)
             #expect(reader.pollCache.isEnabled == false)
             let redeliver: Int64 = 60_000_000
