@@ -23,6 +23,8 @@ public final class PostgresStore: SupervisorStore {
     static let channel = "mpsup_work"
     /// Where it connects, without the password (for logs).
     public let location: String
+    /// Connections to the database, open for as long as the store runs.
+    static let connections = 16
 
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -36,7 +38,15 @@ public final class PostgresStore: SupervisorStore {
         let configuration = try Self.configuration(url)
         location = configuration.display
         var c = configuration.client
-        c.options.maximumConnections = 16
+        // A fixed pool: postgres-nio schedules an idle-timeout timer each time a connection
+        // beyond the minimum is put back, and a keep-alive timer each time any is, and a
+        // cancelled timer's sleep holds its memory until its deadline (60 s, 30 s). At
+        // thousands of queries a second that was 60 MiB with 10,000 components registering
+        // (BENCHMARKS.md, "Supervisor"). Connections that stay open need neither; a broken one
+        // fails the request that finds it (503, retried) and is replaced.
+        c.options.minimumConnections = Self.connections
+        c.options.maximumConnections = Self.connections
+        c.options.keepAliveBehavior = nil
         client = PostgresClient(configuration: c, backgroundLogger: logger)
         let client = self.client, log = logger
         batcher = WriteBatcher(writers: 4) { batch in
