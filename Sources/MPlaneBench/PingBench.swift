@@ -90,6 +90,7 @@ func pingBenchmark(_ args: [String]) -> Never {
         "\"rtt_us\": {\"min\": \(us(rtts.first ?? 0)), \"p50\": \(us(percentile(rtts, 0.5))), \"p99\": \(us(percentile(rtts, 0.99))), \"max\": \(us(rtts.last ?? 0))}",
         "\"timestamps\": {\"kernel\": \(report.sourceCounts[0]), \"kernel_rx\": \(report.sourceCounts[1]), \"user\": \(report.sourceCounts[2])}",
         "\"wall_ms\": \(Int(wallSeconds * 1000))", "\"cpu_ms\": \(Int(cpu * 1000))",
+        "\"spin_lead_learned_us\": {\"last\": \(us(report.spinLead.current)), \"min\": \(us(report.spinLead.smallest)), \"max\": \(us(report.spinLead.largest))}",
     ]
     if !sched.isEmpty {
         fields.append("\"schedule_error_us\": {\"p50\": \(us(percentile(sched, 0.5))), \"p99\": \(us(percentile(sched, 0.99))), \"max\": \(us(sched.last!))}")

@@ -38,10 +38,10 @@ public struct PingPlan: Sendable {
     /// 1 makes one call per datagram. Only probes already due are sent together, so batching
     /// never sends early. Each unit costs a 2 KiB receive record and a packet slot.
     public var batch: Int = 32
-    /// How long before a probe's due time the loop stops sleeping and watches the clock,
-    /// nanoseconds (0 to 1 ms): about the timer wake-up's own lateness on a loaded machine.
-    /// The CPU this costs is at most this much per probe; 0 spends none and sends as late
-    /// as the timer wakes (BENCHMARKS.md, "Ping").
+    /// At most how long before a probe's due time the loop stops sleeping and watches the
+    /// clock, nanoseconds (0 to 1 ms). Within it the loop learns the timer's own lateness
+    /// and uses that (``SpinLead``). The CPU this costs is at most this much per probe; 0
+    /// spends none and sends as late as the timer wakes (BENCHMARKS.md, "Ping").
     public var spinLead: Int64 = PingEngine.defaultSpinLead
 
     public init(family: IPAddress.Family, source: IPAddress? = nil, targets: [IPAddress], interval: Int64,
@@ -90,6 +90,8 @@ public struct PingReport: Sendable {
     /// System calls that returned replies, errors or timestamps, and the most one returned.
     public var receiveCalls = 0
     public var largestReceive = 0
+    /// The spin's lead as the run learned it (``SpinLead``).
+    public var spinLead = SpinLead(maximum: 0)
 
     /// The timestamp source most samples used (`user` when there were none).
     public var dominantSource: TimestampSource {
@@ -174,7 +176,7 @@ public enum PingEngine {
         // They are read every `readEvery` probes: at most `deferredReadWindow` late, in
         // batches, and never more than two receive batches at once (well within the
         // smallest receive buffer, 256 KiB, even at a million probes/s).
-        let spinLead = Swift.min(1_000_000, Swift.max(0, plan.spinLead))
+        var lead = SpinLead(maximum: Swift.min(1_000_000, Swift.max(0, plan.spinLead)))
         let deferReads = socket.receiveTimestamps && gap < Self.deferReadsBelow
         let readEvery = deferReads ? Swift.min(2 * reader.batch, Swift.max(1, Int(Self.deferredReadWindow / gap))) : 1
         var lastRead = 0
@@ -234,7 +236,7 @@ public enum PingEngine {
             var wake = now &+ stopCheck
             if !sendingDone {
                 let due = start &+ Int64(k) &* gap
-                if due &- now <= spinLead {
+                if due &- now <= lead.current {
                     // The next probe is near: read what waits without blocking (unless reads
                     // are deferred), then wait for its time on the clock itself, not on a
                     // timer whose wake-up is late by tens of microseconds.
@@ -244,12 +246,14 @@ public enum PingEngine {
                     continue
                 }
                 // Wake shortly before it, and spin the rest.
-                wake = Swift.min(wake, due &- spinLead)
+                wake = Swift.min(wake, due &- lead.current)
             }
             if let e = tracker.nextExpiry { wake = Swift.min(wake, e) }
             // Deferring, the wait is on the clock alone: the replies are read after the
             // sends, not by a wake-up of their own.
             let ready = csupport_poll_in(deferReads && !sendingDone ? -1 : fd, wake &- now)
+            // A timed wait: how late the timer woke us teaches the spin's lead.
+            if ready == 0 && wake > now { lead.record(lateness: csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) &- wake) }
             if ready < 0 && -ready != EINTR {
                 throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
             }
@@ -267,7 +271,7 @@ public enum PingEngine {
                           sourceCounts: tracker.sourceCounts, foreign: tracker.foreign, stray: tracker.stray,
                           sendErrors: sendErrors, scheduleErrors: scheduleErrors, sent: k, ownError: ownError, clock: clock,
                           sendCalls: sender.calls, largestSend: sender.largestCall, receiveCalls: reader.calls,
-                          largestReceive: reader.largestRead)
+                          largestReceive: reader.largestRead, spinLead: lead)
     }
 
     /// Runs `plan` on a thread of its own and returns its report with the sink.
