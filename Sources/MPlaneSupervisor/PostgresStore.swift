@@ -23,8 +23,6 @@ public final class PostgresStore: SupervisorStore {
     static let channel = "mpsup_work"
     /// Where it connects, without the password (for logs).
     public let location: String
-    /// Connections to the database, open for as long as the store runs.
-    static let connections = 16
 
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -33,7 +31,9 @@ public final class PostgresStore: SupervisorStore {
 
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or with `?host=/socket/directory`
     /// (libpq's form) for a Unix socket in that directory.
-    public init(url: String, logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
+    /// `connections`: the pool's size, every connection open while the store runs (at least 2:
+    /// one listens for notifications).
+    public init(url: String, connections: Int = 8, logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
         self.logger = logger
         let configuration = try Self.configuration(url)
         location = configuration.display
@@ -44,8 +44,8 @@ public final class PostgresStore: SupervisorStore {
         // thousands of queries a second that was 60 MiB with 10,000 components registering
         // (BENCHMARKS.md, "Supervisor"). Connections that stay open need neither; a broken one
         // fails the request that finds it (503, retried) and is replaced.
-        c.options.minimumConnections = Self.connections
-        c.options.maximumConnections = Self.connections
+        c.options.minimumConnections = Swift.max(2, connections)
+        c.options.maximumConnections = Swift.max(2, connections)
         c.options.keepAliveBehavior = nil
         client = PostgresClient(configuration: c, backgroundLogger: logger)
         let client = self.client, log = logger

@@ -38,6 +38,10 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     /// Where the state lives: `sqlite:PATH` (default: `mpsup.sqlite` in `state-dir`).
     public var store: String?
     public var stateDirectory: String?
+    /// Connections a PostgreSQL store keeps open (`store-connections`, default 8), all of them
+    /// for as long as mpsup runs: count them against PostgreSQL's `max_connections` (100 by
+    /// default) for every mpsup on the database.
+    public var storeConnections = 8
     /// The longest a component with callback control is told to stay away (`callback-interval`).
     public var callbackInterval: Duration = .seconds(5)
     /// A specification handed out that got no receipt or result within this is handed out again.
@@ -134,6 +138,7 @@ public struct SupervisorConfiguration: Sendable, Equatable {
             let s = section("supervisor")
             store = s["store"]
             stateDirectory = s["state-dir"]
+            storeConnections = try s.integer("store-connections", in: 2...1_000, absent: storeConnections)
             if let d = try s.seconds("callback-interval") { callbackInterval = d }
             if let d = try s.seconds("redeliver-after") { redeliverAfter = d }
             if let d = try s.seconds("absent-after") { absentAfter = d }
@@ -195,6 +200,7 @@ public struct SupervisorConfiguration: Sendable, Equatable {
 
         [supervisor]
         # store = sqlite:/var/lib/mplane/mpsup.sqlite   (default: mpsup.sqlite in state-dir)
+        store-connections = 8
         callback-interval = 5
         redeliver-after = 60
         absent-after = 60

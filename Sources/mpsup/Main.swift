@@ -20,15 +20,15 @@ struct MPSup: AsyncParsableCommand {
 /// Opens the store a location names: `sqlite:PATH`, or `postgres://USER@HOST:PORT/DB`
 /// (`?host=/socket/dir` for a Unix socket).
 /// `serving`: the supervisor itself (an SQLite file is then its alone); false for the tools
-/// that read a store beside it.
-func openStore(_ location: String, serving: Bool = false) throws -> any SupervisorStore {
+/// that read a store beside it (and need 2 connections to PostgreSQL, not `connections`).
+func openStore(_ location: String, serving: Bool = false, connections: Int = 2) throws -> any SupervisorStore {
     if location.hasPrefix("sqlite:") {
         let path = String(location.dropFirst("sqlite:".count))
         guard !path.isEmpty else { throw ValidationError("--store sqlite:PATH: give a path") }
         do { return try SQLiteStore(path: path, serving: serving) } catch { throw ValidationError("store \(location): \(error)") }
     }
     if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-        do { return try PostgresStore(url: location) } catch { throw ValidationError("store: \(error)") }
+        do { return try PostgresStore(url: location, connections: connections) } catch { throw ValidationError("store: \(error)") }
     }
     throw ValidationError("store \(location): use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
 }
@@ -106,7 +106,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let location = configuration.storeLocation(override: options.store)
-        let store = try openStore(location, serving: true)
+        let store = try openStore(location, serving: true, connections: configuration.storeConnections)
         let tls: TLSContexts?
         do { tls = try configuration.tls.map { try TLSContexts($0, logger: Logger(label: "mplane.tls")) } } catch {
             throw ValidationError("\(error)")

@@ -150,6 +150,35 @@ struct PollCacheTests {
         }
     }
 
+    @Test("PostgreSQL: the pool holds exactly store-connections, opened at start, however many queries wait")
+    func fixedPool() async throws {
+        let cluster = try PostgresCluster.shared.get()
+        let store = try PostgresStore(url: try cluster.database(), connections: 3)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.prepare()
+            func open() async throws -> Int {
+                var n = 0
+                for try await c in try await store.client.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database()")
+                    .decode(Int.self) { n = c }
+                return n
+            }
+            var seen = 0
+            for _ in 0..<100 where seen < 3 {
+                seen = try await open()
+                if seen < 3 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(seen == 3, "all three opened without demand")
+            // Forty queries at once: they wait for the three.
+            let most = try await withThrowingTaskGroup(of: Int.self) { g in
+                for _ in 0..<40 { g.addTask { try await open() } }
+                return try await g.reduce(0) { Swift.max($0, $1) }
+            }
+            #expect(most == 3, "never more than store-connections: \(most)")
+        }
+    }
+
     @Test("SQLite: a poll that found nothing is answered from memory until this supervisor queues, claims, interrupts, registers or forgets; a second supervisor on the file is refused, readers are not")
     func sqlitePollCache() async throws {
         try await withTemporaryDirectory { dir in

@@ -491,11 +491,13 @@ struct SupervisorConfigurationTests {
         #expect(example.storeLocation(override: nil) == "sqlite:/var/lib/mplane/mpsup.sqlite" && example.probeAddress == "0.0.0.0")
         let shared = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-postgres.conf"), as: UTF8.self))
         #expect(shared.storeLocation(override: nil).hasPrefix("postgres://") && shared.capabilityLink == "http://supervisor.example.net:8889/")
+        #expect(shared.storeConnections == 8)
         let secured = try SupervisorConfiguration(ini: String(decoding: try readAll(repoRoot + "/deploy/mpsup-tls.conf"), as: UTF8.self))
         #expect(secured.tls?.certificate == "/etc/mplane/pki/supervisor-1.crt" && secured.authorization.isEnforced && secured.componentRole == "components")
         #expect(secured.authorization.allows("org.example.clients.client-1", label: "ping-average-ip4", token: "t"))
         let embedded = try SupervisorConfiguration(ini: SupervisorConfiguration.embeddedDefault)
         #expect(embedded.probeAddress == "127.0.0.1" && embedded.clientAddress == "127.0.0.1" && embedded.tls == nil)
+        #expect(embedded.storeConnections == 8)
         #expect(embedded.storeLocation(override: "sqlite:/x.sqlite") == "sqlite:/x.sqlite")
     }
 
@@ -504,6 +506,7 @@ struct SupervisorConfigurationTests {
         ("[client]\nlisten-port = 70000\n", "listen-port"),
         ("[supervisor]\ncallback-interval = soon\n", "callback-interval"),
         ("[supervisor]\nretention-bytes = 12\n", "retention-bytes"),
+        ("[supervisor]\nstore-connections = 1\n", "store-connections"),
         ("[client\n", "line 1"),
     ])
     func badValues(text: String, named: String) {
