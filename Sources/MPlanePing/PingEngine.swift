@@ -252,8 +252,12 @@ public enum PingEngine {
             // Deferring, the wait is on the clock alone: the replies are read after the
             // sends, not by a wake-up of their own.
             let ready = csupport_poll_in(deferReads && !sendingDone ? -1 : fd, wake &- now)
-            // A timed wait: how late the timer woke us teaches the spin's lead.
-            if ready == 0 && wake > now { lead.record(lateness: csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) &- wake) }
+            // A timed wait: how late the timer woke us teaches the spin's lead (not a wait a
+            // signal cut short: that ends before its time).
+            if ready == 0 && wake > now {
+                let late = csupport_clock_ns(Int32(CSUPPORT_CLOCK_MONOTONIC)) &- wake
+                if late >= 0 { lead.record(lateness: late) }
+            }
             if ready < 0 && -ready != EINTR {
                 throw PingError(.socket, "the ICMP socket failed: \(errorText(-ready))", errno: -ready)
             }

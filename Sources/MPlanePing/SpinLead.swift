@@ -6,8 +6,9 @@
 /// the first spins for most of it on the second, at a probe's cost each time. So the loop
 /// records each timed wake-up's lateness, and every ``window`` wake-ups sets the lead to
 /// their 99th percentile (all but the latest one) plus ``margin``, never more than the
-/// configured maximum: precision first, the spin only as long as the timer needs. It starts
-/// at the maximum. On the benchmarks' VM the timer's 99th percentile is past 40 µs, so the
+/// configured maximum: precision first, the spin only as long as the timer needs. A wake-up
+/// later than the lead allows raises it at once (the timer got slower: no window of late
+/// probes); it comes down only at a window's end. It starts at the maximum. On the benchmarks' VM the timer's 99th percentile is past 40 µs, so the
 /// lead stays there; where the timer is punctual, the spin shrinks to match. Pure arithmetic on preallocated storage: no I/O, no allocation per sample.
 public struct SpinLead: Sendable {
     /// The configured ceiling, nanoseconds (`spin-lead-us`).
@@ -39,8 +40,13 @@ public struct SpinLead: Sendable {
     /// nanoseconds after it.
     public mutating func record(lateness: Int64) {
         guard maximum > 0 else { return }
-        samples[count] = Swift.max(0, lateness)
+        let late = Swift.max(0, lateness)
+        samples[count] = late
         count += 1
+        if late > current &- Self.margin {
+            current = Swift.min(maximum, late &+ Self.margin)
+            largest = Swift.max(largest, current)
+        }
         guard count == Self.window else { return }
         count = 0
         // Insertion sort of 128 values in place: a few thousand comparisons per 128

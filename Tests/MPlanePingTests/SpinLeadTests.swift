@@ -32,6 +32,25 @@ struct SpinLeadTests {
         #expect(lead.current == 12_600 + SpinLead.margin)
     }
 
+    @Test("one wake-up later than the lead allows raises it at once; it comes down only at a window's end")
+    func raisedAtOnce() {
+        var lead = SpinLead(maximum: 40_000)
+        fed(&lead, Array(repeating: 5_000, count: SpinLead.window))
+        #expect(lead.current == 7_000)
+        lead.record(lateness: 6_000)
+        #expect(lead.current == 8_000, "6 µs late with a 7 µs lead: 1 µs to spare is less than the margin")
+        lead.record(lateness: 30_000)
+        #expect(lead.current == 32_000)
+        lead.record(lateness: 90_000)
+        #expect(lead.current == 40_000 && lead.largest == 40_000, "never past the maximum")
+        fed(&lead, Array(repeating: 5_000, count: SpinLead.window - 4))
+        #expect(lead.current == 40_000, "not lowered within the window")
+        lead.record(lateness: 5_000)
+        #expect(lead.current == 32_000, "the window's 99th percentile: the 30 µs wake-up (the 90 µs one is above it)")
+        fed(&lead, Array(repeating: 5_000, count: SpinLead.window))
+        #expect(lead.current == 7_000)
+    }
+
     @Test("it follows the timer up and down; lateness below zero counts as none; a maximum of 0 stays 0")
     func follows() {
         var lead = SpinLead(maximum: 1_000_000)

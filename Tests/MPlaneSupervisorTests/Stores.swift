@@ -160,7 +160,7 @@ struct PollCacheTests {
             try await store.prepare()
             func open() async throws -> Int {
                 var n = 0
-                for try await c in try await store.client.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database()")
+                for try await c in try await store.client.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")
                     .decode(Int.self) { n = c }
                 return n
             }
