@@ -22,10 +22,10 @@ import Synchronization
 ///
 /// Serving, the store is this process's alone: it holds an exclusive `flock` on `PATH-lock` (a
 /// file of its own: a descriptor of the database file itself closed by us would drop SQLite's
-/// POSIX locks on it), and a second supervisor on the same file is refused. That is what lets it answer a poll that
-/// found nothing from memory (``PollCache``) until this process itself changes that
-/// component's registration or queue. `mpsup results` and `mpsup backup` only read, and open
-/// the file without the lock, beside a running supervisor.
+/// POSIX locks on it), and a second supervisor on the same file is refused. That is what
+/// lets it answer a poll that found nothing from memory (``PollCache``) until this process
+/// itself changes that component's registration or queue. `mpsup results` and `mpsup backup`
+/// only read, and open the file without the lock, beside a running supervisor.
 public final class SQLiteStore: SupervisorStore {
     let pool: DatabasePool
     public let path: String
