@@ -23,6 +23,8 @@ public final class PostgresStore: SupervisorStore {
     static let channel = "mpsup_work"
     /// Where it connects, without the password (for logs).
     public let location: String
+    /// Whether it listens for changes (and so answers polls from memory).
+    let serving: Bool
 
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -33,8 +35,12 @@ public final class PostgresStore: SupervisorStore {
     /// (libpq's form) for a Unix socket in that directory.
     /// `connections`: the pool's size, every connection open while the store runs (at least 2:
     /// one listens for notifications).
-    public init(url: String, connections: Int = 8, logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
+    /// `serving`: this process answers probes from it, and listens for other supervisors'
+    /// changes to answer polls from memory; false for tools that only read.
+    public init(url: String, connections: Int = 8, serving: Bool = true,
+                logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
         self.logger = logger
+        self.serving = serving
         let configuration = try Self.configuration(url)
         location = configuration.display
         var c = configuration.client
@@ -110,12 +116,12 @@ public final class PostgresStore: SupervisorStore {
                 "postgres://\(user)@\(host):\(port)/\(database)")
     }
 
-    /// Runs the pool, and the listener that keeps ``pollCache`` true to the database: one
-    /// connection of the pool stays on `LISTEN mpsup_work`; while it is down the cache is off.
+    /// Runs the pool, and (serving) the listener that keeps ``pollCache`` true to the database:
+    /// one connection of the pool stays on `LISTEN mpsup_work`; while it is down the cache is off.
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
-            group.addTask { await self.listen() }
+            if serving { group.addTask { await self.listen() } }
         }
     }
 

@@ -28,7 +28,7 @@ func openStore(_ location: String, serving: Bool = false, connections: Int = 2) 
         do { return try SQLiteStore(path: path, serving: serving) } catch { throw ValidationError("store \(location): \(error)") }
     }
     if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
-        do { return try PostgresStore(url: location, connections: connections) } catch { throw ValidationError("store: \(error)") }
+        do { return try PostgresStore(url: location, connections: connections, serving: serving) } catch { throw ValidationError("store: \(error)") }
     }
     throw ValidationError("store \(location): use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
 }

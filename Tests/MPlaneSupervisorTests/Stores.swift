@@ -176,7 +176,29 @@ struct PollCacheTests {
                 return try await g.reduce(0) { Swift.max($0, $1) }
             }
             #expect(most == 3, "never more than store-connections: \(most)")
+            for _ in 0..<100 where try await listening(store) < 1 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await listening(store) == 1, "one of them listens")
         }
+        // A reader (mpsup results): its 2 connections, none listening.
+        let reader = try PostgresStore(url: try cluster.database(), connections: 2, serving: false)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await reader.run() }
+            defer { group.cancelAll() }
+            try await reader.prepare()
+            for _ in 0..<100 where try await listening(reader, all: true) < 2 { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await listening(reader, all: true) == 2)
+            #expect(try await listening(reader) == 0 && !reader.pollCache.isEnabled)
+        }
+    }
+
+    /// The store's database's client sessions: those whose last statement was a LISTEN, or all.
+    func listening(_ store: PostgresStore, all: Bool = false) async throws -> Int {
+        var n = 0
+        for try await c in try await store.client.query("""
+            SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'
+                AND (\(all) OR query ILIKE 'LISTEN%')
+            """).decode(Int.self) { n = c }
+        return n
     }
 
     @Test("SQLite: a poll that found nothing is answered from memory until this supervisor queues, claims, interrupts, registers or forgets; a second supervisor on the file is refused, readers are not")
