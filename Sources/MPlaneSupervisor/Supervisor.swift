@@ -276,14 +276,22 @@ public final class Supervisor: Sendable {
         }
         do {
             // Acknowledged once committed. What is kept is what answers a job given to this
-            // component, so a component is not asked whether it is registered first (a round
-            // trip to the store per result); only when nothing was kept, to say why.
-            let outcome = try await store.store(component: identity, messages: [message], now: now)
-            if outcome.stored == 0, try await !store.pollState(component: identity, now: now, redeliverAfter: 0).registered {
+            // component. A component that polled here lately is not asked whether it is
+            // registered first (a round trip to the store per result), only when nothing was
+            // kept, to say why; any other sender is asked first, so that a stranger's post
+            // never reaches the write path.
+            let t = now
+            let polledHere = seen.withLock { $0.written[identity] != nil || $0.pending[identity] != nil }
+            func unregistered() -> HTTPReply {
                 // Ours registers again and sends the message again; the RI's never polls
                 // unregistered, so an unnamed peer here is not a component of ours.
                 if named { return .failure(MPlaneException(token: message.token, message: "Register first", status: 428)) }
                 return .failure(MPlaneException(.refused, token: message.token, message: "Results are taken from registered components only"))
+            }
+            if !polledHere, try await !store.pollState(component: identity, now: t, redeliverAfter: 0).registered { return unregistered() }
+            let outcome = try await store.store(component: identity, messages: [message], now: t)
+            if outcome.stored == 0, polledHere, try await !store.pollState(component: identity, now: t, redeliverAfter: 0).registered {
+                return unregistered()
             }
             if outcome.stored == 0 {
                 if let token = outcome.unknownTokens.first {

@@ -5,7 +5,7 @@ import MPlane
 import MPlaneHTTP
 import MPlaneIO
 import MPlaneScheduler
-import MPlaneSupervisor
+@testable import MPlaneSupervisor
 import MPlaneTestSupport
 import Testing
 
@@ -276,6 +276,33 @@ struct SupervisorHostileTests {
                                                              body: Array(body.utf8), peer: "127.0.0.1"))
             #expect(posted.status == 200)
             #expect(await sup.clientSide(post("/", .redemption(Redemption(receipt: receipt)))).status == 400)
+        }
+    }
+
+    @Test("a result for its job from a component that polled here is kept though its registration lapsed; a stranger's post is refused and nothing is written", arguments: StoreKind.allCases)
+    func lapsedRegistration(kind: StoreKind) async throws {
+        try await withSupervisor(kind) { sup, store, _ in
+            let spec = try loopbackSpecification("lapsed")
+            let receipt = try await handedOut(sup, store, spec)
+            // The registration goes (as retention forgets a component); the job stays.
+            switch store {
+            case let s as SQLiteStore: try await s.pool.write { try $0.execute(sql: "DELETE FROM component WHERE name = 'a'") }
+            case let s as PostgresStore: try await s.client.query("DELETE FROM component WHERE name = 'a'")
+            default: Issue.record("a store of another kind")
+            }
+            #expect(try await store.pollState(component: "a", now: t0, redeliverAfter: 0).registered == false)
+            var r = Result(specification: spec, when: When(start: .at(t0), end: .at(t0)))
+            r.statement.token = receipt.token
+            try r.values.appendRow([.string("kept")])
+            #expect(await sup.probeSide(post("/register/result", .result(r), component: "a")).status == 200)
+            #expect(try await store.results(component: "a", label: nil, from: nil, to: nil, limit: 10).map(\.token) == [receipt.token])
+            // Nothing else of a's to keep: now it is told to register.
+            var stray = r
+            stray.statement.token = "no-such-job"
+            #expect(await sup.probeSide(post("/register/result", .result(stray), component: "a")).status == 428)
+            // A name never seen polling here, not registered: refused, nothing written.
+            #expect(await sup.probeSide(post("/register/result", .result(r), component: "b")).status == 428)
+            #expect(try await store.results(component: "b", label: nil, from: nil, to: nil, limit: 10).isEmpty)
         }
     }
 
