@@ -158,12 +158,7 @@ struct PollCacheTests {
             group.addTask { await store.run() }
             defer { group.cancelAll() }
             try await store.prepare()
-            func open() async throws -> Int {
-                var n = 0
-                for try await c in try await store.client.query("SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")
-                    .decode(Int.self) { n = c }
-                return n
-            }
+            func open() async throws -> Int { try await listening(store, all: true) }
             var seen = 0
             for _ in 0..<100 where seen < 3 {
                 seen = try await open()
