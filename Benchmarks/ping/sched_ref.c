@@ -2,8 +2,9 @@
 // UDP datagram to itself on 127.0.0.1 at each due time, RATE times a second for SECONDS,
 // sleeping with clock_nanosleep(TIMER_ABSTIME) until LEAD_US before the due time and
 // spinning on CLOCK_MONOTONIC the rest. Prints the send-schedule error (actual minus due)
-// and the CPU it cost, as JSON.
-// cc -O2 -o sched_ref sched_ref.c && ./sched_ref 10000 5 40
+// and the CPU it cost, as JSON; with FILE, also every send's error (nanoseconds, native int64,
+// in send order) for Benchmarks/ping_cpu_pairs.py to pool over rounds.
+// cc -O2 -o sched_ref sched_ref.c && ./sched_ref 10000 5 40 [FILE]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,7 +29,7 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: sched_ref RATE SECONDS LEAD_US\n"); return 2; }
+    if (argc != 4 && argc != 5) { fprintf(stderr, "usage: sched_ref RATE SECONDS LEAD_US [FILE]\n"); return 2; }
     long rate = atol(argv[1]), seconds = atol(argv[2]);
     if (rate <= 0 || seconds <= 0) { fprintf(stderr, "RATE and SECONDS must be positive\n"); return 2; }
     int64_t lead = atol(argv[3]) * 1000, gap = 1000000000 / rate;
@@ -58,6 +59,13 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    if (argc == 5) {
+        FILE *f = fopen(argv[4], "w");
+        if (!f || fwrite(errors, sizeof *errors, (size_t)n, f) != (size_t)n || fclose(f) != 0) {
+            fprintf(stderr, "cannot write %s\n", argv[4]);
+            return 1;
+        }
+    }
     qsort(errors, (size_t)n, sizeof *errors, cmp);
     printf("{\"sent\": %ld, \"schedule_error_us\": {\"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f}, \"cpu_s\": %.3f}\n", n,
            errors[n / 2] / 1000.0, errors[(long)((n - 1) * 0.99)] / 1000.0, errors[n - 1] / 1000.0, cpu);

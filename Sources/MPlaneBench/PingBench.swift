@@ -66,6 +66,7 @@ func pingBenchmark(_ args: [String]) -> Never {
         p.recordScheduleErrors = true
         if numbers.count >= 4 && numbers[3] > 0 { p.batch = numbers[3] }
         if let lead = getenv("MPLANE_SPIN_LEAD_US"), let us = Int64(String(cString: lead)) { p.spinLead = us * 1_000 }
+        if let q = getenv("MPLANE_SPIN_LEAD_QUANTILE"), let v = Double(String(cString: q)) { p.spinLeadQuantile = v }
         plan = p
     }
     let probes = (plan.rounds ?? 0) * plan.targets.count
@@ -83,8 +84,18 @@ func pingBenchmark(_ args: [String]) -> Never {
     let wallSeconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
     let rtts = sink.rtts.sorted()
     let sched = report.scheduleErrors.sorted()
+    // Every probe's schedule error, nanoseconds in send order as native 64-bit integers, for
+    // Benchmarks/ping_cpu_pairs.py to pool over rounds.
+    if let path = getenv("MPLANE_SCHEDULE_ERRORS_FILE") {
+        let f = fopen(path, "w")
+        let written = f.map { f in report.scheduleErrors.withUnsafeBufferPointer { fwrite($0.baseAddress, 8, $0.count, f) } }
+        if f.map({ fclose($0) }) != 0 || written != report.scheduleErrors.count {
+            writeStandardErrorLine("ping benchmark: cannot write \(String(cString: path))")
+            exit(1)
+        }
+    }
     var fields = [
-        "\"mode\": \"\(mode)\"", "\"targets\": \(plan.targets.count)", "\"batch\": \(plan.batch)", "\"spin_lead_us\": \(plan.spinLead / 1_000)", "\"sent\": \(report.sent)",
+        "\"mode\": \"\(mode)\"", "\"targets\": \(plan.targets.count)", "\"batch\": \(plan.batch)", "\"spin_lead_us\": \(plan.spinLead / 1_000)", "\"spin_lead_quantile\": \(report.spinLead.quantile)", "\"sent\": \(report.sent)",
         "\"received\": \(rtts.count)", "\"lost\": \(sink.lost)",
         "\"duplicates\": \(report.statistics.reduce(0) { $0 + $1.duplicates })",
         "\"rtt_us\": {\"min\": \(us(rtts.first ?? 0)), \"p50\": \(us(percentile(rtts, 0.5))), \"p99\": \(us(percentile(rtts, 0.99))), \"max\": \(us(rtts.last ?? 0))}",

@@ -43,6 +43,8 @@ public struct PingPlan: Sendable {
     /// and uses that (``SpinLead``). The CPU this costs is at most this much per probe; 0
     /// spends none and sends as late as the timer wakes (BENCHMARKS.md, "Ping").
     public var spinLead: Int64 = PingEngine.defaultSpinLead
+    /// The share of the timer's wake-ups the learned lead covers (``SpinLead/quantile``).
+    public var spinLeadQuantile = SpinLead.defaultQuantile
 
     public init(family: IPAddress.Family, source: IPAddress? = nil, targets: [IPAddress], interval: Int64,
                 rounds: Int?) {
@@ -176,7 +178,7 @@ public enum PingEngine {
         // They are read every `readEvery` probes: at most `deferredReadWindow` late, in
         // batches, and never more than two receive batches at once (well within the
         // smallest receive buffer, 256 KiB, even at a million probes/s).
-        var lead = SpinLead(maximum: Swift.min(1_000_000, Swift.max(0, plan.spinLead)))
+        var lead = SpinLead(maximum: Swift.min(1_000_000, Swift.max(0, plan.spinLead)), quantile: plan.spinLeadQuantile)
         let deferReads = socket.receiveTimestamps && gap < Self.deferReadsBelow
         let readEvery = deferReads ? Swift.min(2 * reader.batch, Swift.max(1, Int(Self.deferredReadWindow / gap))) : 1
         var lastRead = 0

@@ -49,6 +49,9 @@ public struct PingService: MeasurementService {
         /// How long before each probe's due time the loop spins on the clock, microseconds
         /// (`spin-lead-us`, 0-1000): precision for CPU.
         public var spinLeadMicroseconds = Int(PingEngine.defaultSpinLead / 1_000)
+        /// Which percentile of the timer's lateness the learned lead covers
+        /// (`spin-lead-percentile`, 50-99; ``SpinLead/quantile``): more is precision for CPU.
+        public var spinLeadPercentile = Int((SpinLead.defaultQuantile * 100).rounded())
         public init() {}
     }
 
@@ -225,6 +228,7 @@ public struct PingService: MeasurementService {
                             targets: targets, interval: period * 1_000_000_000, rounds: rounds)
         plan.socket = settings.socket
         plan.spinLead = Int64(settings.spinLeadMicroseconds) * 1_000
+        plan.spinLeadQuantile = Double(settings.spinLeadPercentile) / 100
         if case .natural(let v)? = spec.statement.parameterValue(ElementName.icmpPayloadOctets) { plan.payload = Int(v) }
         if case .natural(let v)? = spec.statement.parameterValue(ElementName.icmpTimeoutMS) { plan.timeout = Int64(v) * 1_000_000 }
         if case .natural(let v)? = spec.statement.parameterValue(ElementName.ipTTL) { plan.ttl = Int(v) }
@@ -381,7 +385,7 @@ extension PingService {
     /// Registers the `ping` service kind: the settings of a `[module_ping]` section are the
     /// RI's `ip4addr` and `ip6addr`, and ours: `extended` (yes: add the extended
     /// capabilities), `socket` (auto, datagram, raw), `max-targets`, `minimum-period`,
-    /// `spin-lead-us`, `cross-traffic` (yes: count the other traffic on the probes' interface meanwhile,
+    /// `spin-lead-us`, `spin-lead-percentile`, `cross-traffic` (yes: count the other traffic on the probes' interface meanwhile,
     /// with `crossTraffic`), and `if-permitted` (yes: leave ping out with a warning when no
     /// ICMP socket can be opened, instead of refusing to start).
     public static func register(in registry: inout ServiceFactoryRegistry, crossTraffic: CrossTrafficStart? = nil) {
@@ -403,6 +407,7 @@ extension PingService {
             s.maximumTargets = try settings.integer("max-targets", in: 1...65_536, absent: s.maximumTargets)
             s.minimumPeriod = Int64(try settings.integer("minimum-period", in: 1...86_400, absent: Int(s.minimumPeriod)))
             s.spinLeadMicroseconds = try settings.integer("spin-lead-us", in: 0...1_000, absent: s.spinLeadMicroseconds)
+            s.spinLeadPercentile = try settings.integer("spin-lead-percentile", in: 50...99, absent: s.spinLeadPercentile)
             let forms: [Form] = try settings.flag("extended") ? Form.allCases : [.average, .detail]
             let optional = try settings.flag("if-permitted")
             var sources: [IPAddress] = []

@@ -10,7 +10,7 @@ struct SpinLeadTests {
     @Test("it starts at the configured maximum and moves only once a window of wake-ups is in")
     func startsAtMaximum() {
         var lead = SpinLead(maximum: 40_000)
-        #expect(lead.current == 40_000)
+        #expect(lead.current == 40_000 && lead.quantile == SpinLead.defaultQuantile)
         fed(&lead, Array(repeating: 5_000, count: SpinLead.window - 1))
         #expect(lead.current == 40_000)
         lead.record(lateness: 5_000)
@@ -18,37 +18,53 @@ struct SpinLeadTests {
         #expect(lead.smallest == 7_000 && lead.largest == 40_000)
     }
 
-    @Test("the 99th percentile sets it: one very late wake-up in a window does not, two do; never past the maximum")
-    func percentile() {
+    @Test("the default quantile, 0.9, sets it: twelve very late wake-ups in a window do not, thirteen do; never past the maximum")
+    func quantile() {
         var lead = SpinLead(maximum: 40_000)
-        // 1 of 128 very late: the lead follows the rest.
-        fed(&lead, Array(repeating: 10_000, count: 127) + [300_000])
-        #expect(lead.current == 12_000)
-        // 2 of 128: the 99th percentile is theirs, capped at the maximum.
-        fed(&lead, [300_000] + Array(repeating: 10_000, count: 126) + [300_000])
-        #expect(lead.current == 40_000)
-        // Back to a quiet timer, in any order.
+        fed(&lead, Array(repeating: 300_000, count: 12) + Array(repeating: 10_000, count: 116))
+        #expect(lead.current == 12_000, "the latest tenth of the wake-ups is left to the schedule error")
+        fed(&lead, Array(repeating: 10_000, count: 115) + Array(repeating: 300_000, count: 13))
+        #expect(lead.current == 40_000, "thirteen of 128: the quantile is theirs, capped at the maximum")
+        // Back to a quiet timer, in any order: 0 to 12.7 µs, the 0.9 quantile 11.5 µs.
         fed(&lead, (0..<128).map { Int64(($0 * 37) % 128) * 100 })
-        #expect(lead.current == 12_600 + SpinLead.margin)
+        #expect(lead.current == 11_500 + SpinLead.margin)
     }
 
-    @Test("one wake-up later than the lead allows raises it at once; it comes down only at a window's end")
-    func raisedAtOnce() {
+    @Test("another quantile: 0.99 leaves one very late wake-up of 128 out, 0.5 the later half; out-of-range ones are clamped")
+    func otherQuantiles() {
+        var tail = SpinLead(maximum: 40_000, quantile: 0.99)
+        fed(&tail, Array(repeating: 10_000, count: 127) + [300_000])
+        #expect(tail.current == 12_000)
+        var half = SpinLead(maximum: 1_000_000, quantile: 0.5)
+        fed(&half, (1...128).map { Int64($0) * 1_000 })
+        #expect(half.current == 65_000 + SpinLead.margin)
+        #expect(SpinLead(maximum: 1, quantile: 2).quantile == 0.999)
+        #expect(SpinLead(maximum: 1, quantile: 0.1).quantile == 0.5)
+        #expect(SpinLead(maximum: 1, quantile: .nan).quantile == SpinLead.defaultQuantile)
+    }
+
+    @Test("twice as many late wake-ups as the quantile allows raise it before the window ends; it comes down only at a window's end")
+    func raisedEarly() {
         var lead = SpinLead(maximum: 40_000)
         fed(&lead, Array(repeating: 5_000, count: SpinLead.window))
         #expect(lead.current == 7_000)
-        lead.record(lateness: 6_000)
-        #expect(lead.current == 8_000, "6 µs late with a 7 µs lead: 1 µs to spare is less than the margin")
+        // At 0.9 a window of 128 allows 12.8 late wake-ups; twice that, rounded down, is 25.
+        fed(&lead, Array(repeating: 30_000, count: 24))
+        #expect(lead.current == 7_000, "24 late: not yet")
         lead.record(lateness: 30_000)
-        #expect(lead.current == 32_000)
-        lead.record(lateness: 90_000)
+        #expect(lead.current == 32_000, "the 25th: raised to the timer's new lateness at once")
+        fed(&lead, Array(repeating: 90_000, count: 25))
         #expect(lead.current == 40_000 && lead.largest == 40_000, "never past the maximum")
-        fed(&lead, Array(repeating: 5_000, count: SpinLead.window - 4))
-        #expect(lead.current == 40_000, "not lowered within the window")
+        fed(&lead, Array(repeating: 5_000, count: SpinLead.window - 1))
+        #expect(lead.current == 40_000, "not lowered within the window (a new one began at the raise)")
         lead.record(lateness: 5_000)
-        #expect(lead.current == 32_000, "the window's 99th percentile: the 30 µs wake-up (the 90 µs one is above it)")
-        fed(&lead, Array(repeating: 5_000, count: SpinLead.window))
-        #expect(lead.current == 7_000)
+        #expect(lead.current == 7_000, "the window's end: a quiet timer again")
+        var tail = SpinLead(maximum: 40_000, quantile: 0.99)
+        fed(&tail, Array(repeating: 5_000, count: SpinLead.window))
+        fed(&tail, [30_000, 5_000])
+        #expect(tail.current == 7_000, "at 0.99 one late wake-up is within what the quantile allows")
+        tail.record(lateness: 31_000)
+        #expect(tail.current == 33_000, "the second is not: re-estimated from the three wake-ups of the new window")
     }
 
     @Test("it follows the timer up and down; lateness below zero counts as none; a maximum of 0 stays 0")

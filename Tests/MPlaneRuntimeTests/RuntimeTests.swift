@@ -106,16 +106,20 @@ struct ConfigurationTests {
         for (text, words) in [
             ("socket = sideways", "socket = sideways"), ("ip4addr = ::1", "not an IPv4 address"),
             ("max-targets = 0", "max-targets"), ("extended = maybe", "extended = maybe"), ("", "give ip4addr"),
-            ("spin-lead-us = 1001", "spin-lead-us"),
+            ("spin-lead-us = 1001", "spin-lead-us"), ("spin-lead-percentile = 100", "spin-lead-percentile = 100: use a number in 50...99"),
+            ("spin-lead-percentile = 0.9", "spin-lead-percentile"),
         ] {
             let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\n\(text)\n")
             #expect(throws: ComponentConfiguration.Error.self, "\(text)") { try c.makeServices(.probe) }
             do { _ = try c.makeServices(.probe) } catch { #expect("\(error)".contains(words), "\(error)") }
         }
         if canPing {
-            let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\nspin-lead-us = 0\n")
+            let c = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\nspin-lead-us = 0\nspin-lead-percentile = 99\n")
             let services = try c.makeServices(.probe).compactMap { $0 as? PingService }
-            #expect(!services.isEmpty && services.allSatisfy { $0.settings.spinLeadMicroseconds == 0 })
+            #expect(!services.isEmpty && services.allSatisfy { $0.settings.spinLeadMicroseconds == 0 && $0.settings.spinLeadPercentile == 99 })
+            let d = try ComponentConfiguration(ini: "[component]\n[module_ping]\nmodule = mplane.components.ping\nip4addr = 127.0.0.1\n")
+            let defaults = try d.makeServices(.probe).compactMap { $0 as? PingService }
+            #expect(!defaults.isEmpty && defaults.allSatisfy { $0.settings.spinLeadPercentile == 90 })
         }
         // A datagram socket where ping_group_range does not admit us names the sysctl.
         if let problem = PingService.availability(source: IPAddress("127.0.0.1")!, kind: .datagram) {
