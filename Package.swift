@@ -114,7 +114,7 @@ var targets: [Target] = [
     // store. Knows nothing of measurement services, the scheduler's jobs or C.
     .target(
         name: "MPlaneSupervisor",
-        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneClient", "MPlaneScheduler", grdbProduct, postgresProduct, logging]
+        dependencies: ["MPlane", "MPlaneIO", "MPlaneHTTP", "MPlaneClient", "MPlaneScheduler", grdbProduct, postgresProduct, nioSSLProduct, logging]
     ),
     // `mpsup`: the supervisor an operator runs.
     .executableTarget(

@@ -44,7 +44,7 @@ public final class HTTPComponentServer: Sendable {
     public var maxBodyBytes: Int { limits.maxBodyBytes }
     let logger: Logger
     let refusals: RateLimitedLog
-    private let bound = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+    private let bound = Mutex<(port: Int?, waiters: [(id: UInt64, continuation: CheckedContinuation<Int, Never>)], next: UInt64)>((nil, [], 0))
     private let connections = Mutex<(total: Int, perPeer: [String: Int])>((0, [:]))
     private let buffered = Atomic<Int>(0)
     /// What the initializer decided for each accepted connection, until the accept loop takes
@@ -79,15 +79,31 @@ public final class HTTPComponentServer: Sendable {
         refusals = RateLimitedLog(logger: logger)
     }
 
-    /// The port the server listens on, once it does (the real one when configured with 0).
+    /// The port the server listens on, once it does (the real one when configured with 0);
+    /// 0 if the waiting task is cancelled first (a server that never started: its program
+    /// is stopping).
     public func boundPort() async -> Int {
-        await withCheckedContinuation { c in
-            let p = bound.withLock { s -> Int? in
-                if let p = s.port { return p }
-                s.waiters.append(c)
-                return nil
+        let id = bound.withLock { s in
+            s.next &+= 1
+            return s.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { c in
+                let p = bound.withLock { s -> Int? in
+                    if let p = s.port { return p }
+                    // Cancelled before waiting: the handler below found nothing to resume.
+                    if Task.isCancelled { return 0 }
+                    s.waiters.append((id, c))
+                    return nil
+                }
+                if let p { c.resume(returning: p) }
             }
-            if let p { c.resume(returning: p) }
+        } onCancel: {
+            let waiter = bound.withLock { s -> CheckedContinuation<Int, Never>? in
+                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: i).continuation
+            }
+            waiter?.resume(returning: 0)
         }
     }
 
@@ -134,13 +150,13 @@ public final class HTTPComponentServer: Sendable {
                 }
             }
         let actual = server.channel.localAddress?.port ?? port
-        let waiters = bound.withLock { s -> [CheckedContinuation<Int, Never>] in
+        let waiters = bound.withLock { s in
             s.port = actual
             let w = s.waiters
             s.waiters = []
             return w
         }
-        for w in waiters { w.resume(returning: actual) }
+        for w in waiters { w.continuation.resume(returning: actual) }
         let advertised = host == "0.0.0.0" ? "127.0.0.1" : (host == "::" ? "[::1]" : (host.contains(":") ? "[\(host)]" : host))
         onBound("\(tls == nil ? "http" : "https")://\(advertised):\(actual)/")
         logger.info("listening", metadata: ["http.address": "\(host)", "http.port": "\(actual)", "http.tls": "\(tls == nil ? "off" : "mutual")"])

@@ -25,6 +25,10 @@ public final class PostgresStore: SupervisorStore {
     public let location: String
     /// Whether it listens for changes (and so answers polls from memory).
     let serving: Bool
+    /// Where and how it connects (``Endpoint``).
+    let endpoint: Endpoint
+    /// How long ``prepare()`` tries to connect before it gives up with the last reason.
+    let connectPatience: Duration
 
     public struct Failure: Error, CustomStringConvertible {
         public let message: String
@@ -32,18 +36,23 @@ public final class PostgresStore: SupervisorStore {
     }
 
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or with `?host=/socket/directory`
-    /// (libpq's form) for a Unix socket in that directory.
+    /// (libpq's form) for a Unix socket in that directory; over TCP, libpq's `sslmode`,
+    /// `sslrootcert`, `sslcert` and `sslkey` (``Endpoint``).
     /// `connections`: the pool's size, every connection open while the store runs (at least 2:
     /// one listens for notifications).
     /// `serving`: this process answers probes from it, and listens for other supervisors'
     /// changes to answer polls from memory; false for tools that only read.
-    public init(url: String, connections: Int = 8, serving: Bool = true,
+    /// `connectPatience`: how long ``prepare()`` keeps trying to connect (the database may
+    /// be starting too) before it fails with the reason of the last attempt.
+    public init(url: String, connections: Int = 8, serving: Bool = true, connectPatience: Duration = .seconds(25),
                 logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
         self.logger = logger
         self.serving = serving
-        let configuration = try Self.configuration(url)
-        location = configuration.display
-        var c = configuration.client
+        let endpoint = try Endpoint(url)
+        location = endpoint.display
+        self.endpoint = endpoint
+        self.connectPatience = connectPatience
+        var c = endpoint.client
         // A fixed pool: postgres-nio schedules an idle-timeout timer each time a connection
         // beyond the minimum is put back, and a keep-alive timer each time any is, and a
         // cancelled timer's sleep holds its memory until its deadline (60 s, 30 s). At
@@ -64,56 +73,6 @@ public final class PostgresStore: SupervisorStore {
         batcher = WriteBatcher(writers: 4) { batch in
             try await client.withTransaction(logger: log) { connection in try await Self.apply(connection, logger: log, batch) }
         }
-    }
-
-    static func configuration(_ url: String) throws(Failure) -> (client: PostgresClient.Configuration, display: String) {
-        var rest: Substring
-        if url.hasPrefix("postgres://") { rest = url.dropFirst("postgres://".count) } else if url.hasPrefix("postgresql://") {
-            rest = url.dropFirst("postgresql://".count)
-        } else { throw Failure(message: "\(url): not a postgres:// URL") }
-        var query: [String: String] = [:]
-        if let q = rest.firstIndex(of: "?") {
-            for pair in rest[rest.index(after: q)...].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                if kv.count == 2 { query[String(kv[0])] = String(kv[1]) }
-            }
-            rest = rest[..<q]
-        }
-        var user = "postgres", password: String? = nil
-        if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = credentials.firstIndex(of: ":") {
-                user = String(credentials[..<colon])
-                password = String(credentials[credentials.index(after: colon)...])
-            } else {
-                user = String(credentials)
-            }
-        }
-        guard let slash = rest.firstIndex(of: "/") else { throw Failure(message: "\(url): name the database (postgres://user@host:port/database)") }
-        let database = String(rest[rest.index(after: slash)...])
-        let hostPort = rest[..<slash]
-        guard !database.isEmpty else { throw Failure(message: "\(url): name the database") }
-        var host = String(hostPort), port = 5432
-        if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
-            guard let p = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(p) else {
-                throw Failure(message: "\(url): the port is not a number in 1...65535")
-            }
-            port = p
-            host = String(hostPort[..<colon])
-        }
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if let p = query["port"], let n = Int(p) { port = n }
-        if let directory = query["host"], directory.hasPrefix("/") {
-            let socket = directory + "/.s.PGSQL.\(port)"
-            return (PostgresClient.Configuration(unixSocketPath: socket, username: user, password: password, database: database),
-                    "postgres://\(user)@/\(database)?host=\(directory)&port=\(port)")
-        }
-        guard !host.isEmpty else { throw Failure(message: "\(url): name the host, or a socket directory with ?host=/path") }
-        // TLS to the database comes with the security issue; until then, loopback or a
-        // private network.
-        return (PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: .disable),
-                "postgres://\(user)@\(host):\(port)/\(database)")
     }
 
     /// Runs the pool, and (serving) the listener that keeps ``pollCache`` true to the database:
@@ -154,8 +113,27 @@ public final class PostgresStore: SupervisorStore {
     }
 
     /// Applies the migrations the database lacks, in one transaction under an advisory lock
-    /// (``run()`` must be running).
+    /// (``run()`` must be running). Should the pool not have done so within a second, a
+    /// connection of its own is tried beside it, once a second for ``connectPatience`` at
+    /// most: a database that cannot be reached, or a TLS or authentication failure, then
+    /// stops the start with its reason, which the pool would only retry in silence.
     public func prepare() async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await self.migrate(); return true }
+            group.addTask {
+                try await Task.sleep(for: .seconds(1))
+                try await self.reachable()
+                return false
+            }
+            defer { group.cancelAll() }
+            // Done when the migrations are; a reachable database leaves them to the pool.
+            while let migrated = try await group.next() {
+                if migrated { return }
+            }
+        }
+    }
+
+    func migrate() async throws {
         try await client.withTransaction(logger: logger) { c in
             try await c.query("SELECT pg_advisory_xact_lock(730501)", logger: logger)
             try await c.query("CREATE TABLE IF NOT EXISTS mpsup_migrations (id TEXT PRIMARY KEY, applied_us BIGINT NOT NULL)", logger: logger)

@@ -49,6 +49,7 @@ public final class SupervisorService: Sendable {
                 group.addTask { try await self.clientServer.run() }
                 group.addTask {
                     let probe = reaching ? 0 : await self.probeServer.boundPort(), client = await self.clientServer.boundPort()
+                    guard !Task.isCancelled else { return }
                     self.supervisor.bound(probePort: probe, clientPort: client)
                 }
                 group.addTask {

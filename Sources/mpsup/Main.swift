@@ -172,9 +172,14 @@ struct SupervisorLifecycle: Service {
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await service.run() }
-                let reaching = service.supervisor.configuration.probeWorkflow == .clientInitiated
-                let probe = reaching ? 0 : await service.probeServer.boundPort(), client = await service.clientServer.boundPort()
-                logger.notice("listening", metadata: ["mpsup.probe_port": "\(probe)", "mpsup.client_port": "\(client)"])
+                // In a task of its own: when the service fails before its servers listen (a
+                // store that cannot be reached), the group cancels this wait and ends.
+                group.addTask {
+                    let reaching = service.supervisor.configuration.probeWorkflow == .clientInitiated
+                    let probe = reaching ? 0 : await service.probeServer.boundPort(), client = await service.clientServer.boundPort()
+                    guard !Task.isCancelled else { return }
+                    logger.notice("listening", metadata: ["mpsup.probe_port": "\(probe)", "mpsup.client_port": "\(client)"])
+                }
             }
         }
     }

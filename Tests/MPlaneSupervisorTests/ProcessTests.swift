@@ -101,6 +101,40 @@ struct SupervisorProcessTests {
         #expect(doc["unauthorised"]?["labels"] == .array([]) && doc["unauthorised"]?["components"] == .array([]), "\(out.output)")
     }
 
+    @Test("an mpsup that cannot listen (its probe port taken) stops at once with the reason, instead of waiting for a port it will never have")
+    func cannotListen() async throws {
+        // A port held by the test: bound and listening on every address.
+        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(held >= 0)
+        defer { close(held) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(held, $0, length) == 0 && listen(held, 1) == 0 && getsockname(held, $0, &length) == 0
+            }
+        }
+        try #require(listening)
+        let port = Int(UInt16(bigEndian: a.sin_port))
+        try await withTemporaryDirectory { dir in
+            mkdir(dir, 0o700)
+            let log = dir + "/mpsup.log"
+            // Its exit status written by the shell that waits for it (mpsup is not our child).
+            _ = startInBackground("(\(mpsupBinary) --store 'sqlite:\(dir)/s.sqlite' --probe-port \(port) --client-port 0 > \(log) 2>&1; echo $? > \(dir)/status)")
+            var status: Int? = nil
+            for _ in 0..<200 where status == nil {
+                status = readFile(dir + "/status").flatMap { Int(String(decoding: $0, as: UTF8.self).split(separator: "\n").first ?? "") }
+                if status == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            if status == nil { _ = run(["pkill", "-9", "-f", dir + "/s.sqlite"]) }
+            let text = String(decoding: readFile(log) ?? [], as: UTF8.self)
+            #expect(status != nil, "still running 10 s later: \(text)")
+            #expect(status.map { $0 != 0 } == true, "exit status \(String(describing: status))")
+            #expect(text.contains("Address already in use"), "\(text)")
+        }
+    }
+
     @Test("kill -9 in the middle of a burst of result POSTs: after a restart every result answered 200 is there, once")
     func killNine() async throws {
         try await withTemporaryDirectory { dir in

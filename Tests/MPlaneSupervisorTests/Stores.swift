@@ -18,7 +18,18 @@ final class PostgresCluster: Sendable {
 
     /// The cluster of this test run, started on first use; nil with the reason when it cannot be.
     static let shared: Swift.Result<PostgresCluster, PostgresClusterError> = {
-        do throws(PostgresClusterError) { return .success(try PostgresCluster()) } catch { return .failure(error) }
+        do throws(PostgresClusterError) { return .success(try PostgresCluster(tls: nil)) } catch { return .failure(error) }
+    }()
+
+    /// A second cluster that also listens on 127.0.0.1, with TLS only: its certificate is the
+    /// test PKI's `supervisor-1` (naming 127.0.0.1), a client must show a certificate of that
+    /// CA (`hostssl … clientcert=verify-ca`), and plain TCP is refused (`hostnossl … reject`).
+    static let sharedTLS: Swift.Result<PostgresCluster, PostgresClusterError> = {
+        switch TestPKI.shared {
+        case .failure(let e): return .failure(PostgresClusterError(message: "no test PKI: \(e)"))
+        case .success(let pki):
+            do throws(PostgresClusterError) { return .success(try PostgresCluster(tls: pki)) } catch { return .failure(error) }
+        }
     }()
 
     /// Where Debian puts the server's programs (the newest major version installed).
@@ -34,40 +45,78 @@ final class PostgresCluster: Sendable {
         getuid() == 0 ? run(["runuser", "-u", "postgres", "--"] + argv) : run(argv)
     }
 
-    private init() throws(PostgresClusterError) {
+    private init(tls pki: TestPKI?) throws(PostgresClusterError) {
         guard let bin = Self.binDirectory() else {
             throw PostgresClusterError(message: "no PostgreSQL server installed (/usr/lib/postgresql/*/bin/initdb): `make test` installs Debian's postgresql")
         }
         self.bin = bin
         directory = "/tmp/mplane-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        port = 20_000 + Int(getpid() % 20_000)
+        if pki != nil {
+            guard let free = freeLoopbackPort() else { throw PostgresClusterError(message: "no free TCP port on 127.0.0.1") }
+            port = free
+        } else {
+            port = 20_000 + Int(getpid() % 20_000)
+        }
         mkdir(directory, 0o700)
         if getuid() == 0 { _ = run(["chown", "postgres:postgres", directory]) }
         let initdb = asOwner([bin + "/initdb", "-D", directory + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
         guard initdb.status == 0 else {
             throw PostgresClusterError(message: "initdb failed: \(String(decoding: initdb.stdout, as: UTF8.self))")
         }
-        let start = asOwner([bin + "/pg_ctl", "-D", directory + "/data", "-w", "-l", directory + "/server.log", "-o",
-                             "-k \(directory) -p \(port) -c listen_addresses= -c max_connections=200", "start"])
+        var options = "-k \(directory) -p \(port) -c max_connections=200"
+        if let pki {
+            // The server's files, the cluster owner's alone (the server refuses a key others can read).
+            for (from, to) in [(pki.certificate("supervisor-1"), "server.crt"), (pki.key("supervisor-1"), "server.key"), (pki.ca, "ca.crt")] {
+                guard let bytes = readFile(from), writeFile(directory + "/" + to, bytes) else {
+                    throw PostgresClusterError(message: "cannot copy \(from) into the cluster's directory")
+                }
+                chmod(directory + "/" + to, 0o600)
+            }
+            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\nhostnossl all all 127.0.0.1/32 reject\n"
+            guard writeFile(directory + "/data/pg_hba.conf", Array(hba.utf8)) else {
+                throw PostgresClusterError(message: "cannot write pg_hba.conf")
+            }
+            if getuid() == 0 { _ = run(["chown", "-R", "postgres:postgres", directory]) }
+            options += " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
+                + " -c ssl_key_file=\(directory)/server.key -c ssl_ca_file=\(directory)/ca.crt"
+        } else {
+            options += " -c listen_addresses="
+        }
+        let start = asOwner([bin + "/pg_ctl", "-D", directory + "/data", "-w", "-l", directory + "/server.log", "-o", options, "start"])
         guard start.status == 0 else {
             let log = String(decoding: readFile(directory + "/server.log") ?? [], as: UTF8.self)
             throw PostgresClusterError(message: "the server did not start: \(log.suffix(2000))")
         }
-        clusterToStop.withLock { $0 = (bin + "/pg_ctl", directory, getuid() == 0) }
-        atexit {
-            guard let (pgctl, dir, root) = clusterToStop.withLock({ $0 }) else { return }
-            let argv = [pgctl, "-D", dir + "/data", "-m", "immediate", "stop"]
-            _ = run(root ? ["runuser", "-u", "postgres", "--"] + argv : argv)
-            _ = run(["rm", "-rf", dir])
+        let first = clusterToStop.withLock { list in
+            list.append((bin + "/pg_ctl", directory, getuid() == 0))
+            return list.count == 1
+        }
+        if first {
+            atexit {
+                for (pgctl, dir, root) in clusterToStop.withLock({ $0 }) {
+                    let argv = [pgctl, "-D", dir + "/data", "-m", "immediate", "stop"]
+                    _ = run(root ? ["runuser", "-u", "postgres", "--"] + argv : argv)
+                    _ = run(["rm", "-rf", dir])
+                }
+            }
         }
     }
 
     /// A new, empty database; its URL for `--store`.
     func database() throws -> String {
+        "postgres://postgres@/\(try newDatabase())?host=\(directory)&port=\(port)"
+    }
+
+    /// A new, empty database's URL over TCP to 127.0.0.1, with `parameters` (the TLS cluster).
+    func tcpDatabase(_ parameters: String) throws -> String {
+        "postgres://postgres@127.0.0.1:\(port)/\(try newDatabase())?\(parameters)"
+    }
+
+    func newDatabase() throws -> String {
         let name = "t\(UInt32.random(in: 0...UInt32.max))"
         let r = asOwner(["psql", "-h", directory, "-p", "\(port)", "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)"])
         guard r.status == 0 else { throw PostgresClusterError(message: "CREATE DATABASE failed: \(String(decoding: r.stdout, as: UTF8.self))") }
-        return "postgres://postgres@/\(name)?host=\(directory)&port=\(port)"
+        return name
     }
 }
 
@@ -76,7 +125,23 @@ struct PostgresClusterError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-let clusterToStop = Mutex<(String, String, Bool)?>(nil)
+let clusterToStop = Mutex<[(String, String, Bool)]>([])
+
+/// A TCP port on 127.0.0.1 nothing listens on now (bound to port 0 and released): for the
+/// one server that cannot be given port 0 itself, PostgreSQL, whose socket file is named by it.
+func freeLoopbackPort() -> Int? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &a) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    return bound ? Int(UInt16(bigEndian: a.sin_port)) : nil
+}
 
 /// The two stores the supervisor runs on; every store test runs against both.
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {

@@ -588,6 +588,16 @@ struct PostgresLocationTests {
         ("postgres://u@h:5432/", "name the database"),
         ("postgres://u@h:5432", "name the database"),
         ("postgres://u@/db", "name the host"),
+        ("postgres://u@h/db?sslmod=verify-full", "unknown parameter sslmod"),
+        ("postgres://u@h/db?sslmode=verify", "sslmode = verify: use disable, prefer, require, verify-ca, verify-full"),
+        ("postgres://u@h/db?sslmode", "sslmode has no value"),
+        ("postgres://u@h/db?sslmode=require&sslcert=/etc/hostname", "name both sslcert and sslkey"),
+        ("postgres://u@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt", "sslrootcert = /nonexistent/ca.crt: cannot be read"),
+        ("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/hostname", "sslrootcert = /etc/hostname: not PEM certificates"),
+        ("postgres://u@h/db?sslmode=disable&sslrootcert=/etc/hostname", "sslmode = disable, but ssl files are named"),
+        ("postgres://u@/db?host=/run/postgresql&sslmode=require", "TLS does not apply to a Unix socket"),
+        ("postgres://u@/db?host=run&port=5432", "a socket directory starts with /"),
+        ("postgres://u:hunter2@h/db?port=0", "postgres://u:***@h/db?port=0: port = 0"),
     ])
     func refused(url: String, why: String) {
         do {
@@ -600,7 +610,10 @@ struct PostgresLocationTests {
 
     @Test("TCP and Unix-socket locations, the password never shown")
     func accepted() throws {
-        #expect(try PostgresStore(url: "postgres://mplane:secret@db.example.net:6543/mplane").location == "postgres://mplane@db.example.net:6543/mplane")
+        #expect(try PostgresStore(url: "postgres://mplane:secret@db.example.net:6543/mplane").location == "postgres://mplane@db.example.net:6543/mplane?sslmode=prefer")
+        #expect(try PostgresStore(url: "postgres://mplane@[::1]/mplane?sslmode=disable").location == "postgres://mplane@[::1]:5432/mplane?sslmode=disable")
+        #expect(try PostgresStore(url: "postgres://mplane@db.example.net/mplane?sslmode=verify-full").location
+                == "postgres://mplane@db.example.net:5432/mplane?sslmode=verify-full", "the system's roots when no sslrootcert")
         #expect(try PostgresStore(url: "postgresql://mplane@/mplane?host=/run/postgresql&port=5433").location
                 == "postgres://mplane@/mplane?host=/run/postgresql&port=5433")
     }
