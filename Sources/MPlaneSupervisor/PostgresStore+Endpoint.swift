@@ -14,9 +14,11 @@ extension PostgresStore {
     ///
     /// - `sslmode`: `disable`; `prefer` (the default over TCP, as libpq's: TLS when the server
     ///   offers it); `require` (TLS or no connection); `verify-ca` (and the server's
-    ///   certificate chains to `sslrootcert`, or to the system's roots); `verify-full` (and it
-    ///   names the host). `prefer` and `require` check the chain too when `sslrootcert` is
-    ///   given, as libpq does. Over a Unix socket only `disable` and `prefer` (no TLS).
+    ///   certificate chains to `sslrootcert`, which it needs); `verify-full` (and it names the
+    ///   host; the chain to `sslrootcert`, or else to the system's roots). `prefer` and
+    ///   `require` check the chain too when `sslrootcert` is given, as libpq does. Over a Unix
+    ///   socket only `disable` and `prefer` (no TLS).
+    /// - User, password and database percent-decoded; a parameter given twice is refused.
     /// - `sslrootcert`: PEM certificates the server's must chain to.
     /// - `sslcert`, `sslkey`: this supervisor's certificate and key (PEM), for a server
     ///   that asks for one (`hostssl … clientcert=verify-ca` or `cert` in `pg_hba.conf`).
@@ -42,17 +44,26 @@ extension PostgresStore {
             var rest: Substring
             if url.hasPrefix("postgres://") { rest = url.dropFirst("postgres://".count) } else if url.hasPrefix("postgresql://") {
                 rest = url.dropFirst("postgresql://".count)
-            } else { throw Failure(message: "\(url): not a postgres:// URL") }
+            } else { throw Failure(message: "not a postgres:// URL") }
+            let shown = Self.hidingPassword(url)
+            // Reserved characters in the user, password or database are percent-encoded, as
+            // libpq wants them (`p%40ss` for `p@ss`); a value is decoded after the split.
             var query: [String: String] = [:]
             if let q = rest.firstIndex(of: "?") {
                 for pair in rest[rest.index(after: q)...].split(separator: "&") {
                     let kv = pair.split(separator: "=", maxSplits: 1)
                     let key = String(kv[0])
                     guard Self.parameters.contains(key) else {
-                        throw Failure(message: "\(Self.hidingPassword(url)): unknown parameter \(key) (use \(Self.parameters.sorted().joined(separator: ", ")))")
+                        // Named only if it looks like a parameter: an unencoded `?` in a
+                        // password would otherwise put the password's tail here.
+                        let named = key.allSatisfy { $0.isASCII && ($0.isLetter || $0 == "_") } ? " \(key)" : ""
+                        throw Failure(message: "\(shown): unknown parameter\(named) (use \(Self.parameters.sorted().joined(separator: ", ")); percent-encode a password's reserved characters)")
                     }
-                    guard kv.count == 2, !kv[1].isEmpty else { throw Failure(message: "\(Self.hidingPassword(url)): \(key) has no value") }
-                    query[key] = String(kv[1])
+                    guard query[key] == nil else { throw Failure(message: "\(shown): \(key) given twice") }
+                    guard kv.count == 2, !kv[1].isEmpty, let value = Self.percentDecoded(kv[1]) else {
+                        throw Failure(message: "\(shown): \(key) has no value, or a malformed %-escape")
+                    }
+                    query[key] = value
                 }
                 rest = rest[..<q]
             }
@@ -60,16 +71,17 @@ extension PostgresStore {
             if let at = rest.lastIndex(of: "@") {
                 let credentials = rest[..<at]
                 rest = rest[rest.index(after: at)...]
-                if let colon = credentials.firstIndex(of: ":") {
-                    user = String(credentials[..<colon])
-                    password = String(credentials[credentials.index(after: colon)...])
-                } else {
-                    user = String(credentials)
-                }
+                let colon = credentials.firstIndex(of: ":")
+                guard let u = Self.percentDecoded(credentials[..<(colon ?? credentials.endIndex)]),
+                      let p = colon.map({ Self.percentDecoded(credentials[credentials.index(after: $0)...]) }) ?? .some(nil)
+                else { throw Failure(message: "\(shown): a malformed %-escape in the user or password") }
+                user = u
+                password = p
             }
-            let shown = Self.hidingPassword(url)
             guard let slash = rest.firstIndex(of: "/") else { throw Failure(message: "\(shown): name the database (postgres://user@host:port/database)") }
-            let database = String(rest[rest.index(after: slash)...])
+            guard let database = Self.percentDecoded(rest[rest.index(after: slash)...]) else {
+                throw Failure(message: "\(shown): a malformed %-escape in the database")
+            }
             let hostPort = rest[..<slash]
             guard !database.isEmpty else { throw Failure(message: "\(shown): name the database") }
             var host = String(hostPort), port = 5432
@@ -86,7 +98,8 @@ extension PostgresStore {
                 port = n
             }
             guard let mode = Mode(rawValue: query["sslmode"] ?? "prefer") else {
-                throw Failure(message: "\(shown): sslmode = \(query["sslmode"] ?? ""): use \(Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+                let given = query["sslmode"].map { v in v.allSatisfy { $0.isASCII && ($0.isLetter || $0 == "-") } ? " = \(v)" : "" } ?? ""
+                throw Failure(message: "\(shown): sslmode\(given): use \(Mode.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if let directory = query["host"] {
                 guard directory.hasPrefix("/") else { throw Failure(message: "\(shown): host = \(directory): a socket directory starts with /") }
@@ -135,7 +148,13 @@ extension PostgresStore {
                 guard !certificates.isEmpty else { throw Failure(message: "\(shown): \(key) = \(path): holds no certificate") }
                 return certificates
             }
-            if let roots = query["sslrootcert"] { c.trustRoots = .certificates(try pem("sslrootcert", roots)) }
+            if let roots = query["sslrootcert"] {
+                c.trustRoots = .certificates(try pem("sslrootcert", roots))
+            } else if mode == .verifyCA {
+                // The system's roots vouch for any name they ever certified: without the name
+                // checked (verify-full) that proves nothing. libpq refuses it too.
+                throw Failure(message: "\(shown): sslmode = verify-ca needs sslrootcert (the CA of the database's certificate); or use verify-full")
+            }
             switch mode {
             case .verifyFull: c.certificateVerification = .fullVerification
             case .verifyCA: c.certificateVerification = .noHostnameVerification
@@ -159,14 +178,44 @@ extension PostgresStore {
             }
         }
 
-        /// `url` with its password replaced, for messages.
+        /// `url` with its password replaced, for messages: everything from the first `:`
+        /// after the scheme to the last `@` (more than the password when a parameter holds an
+        /// `@`; never less, even with a `/` or `?` left unencoded in it).
         static func hidingPassword(_ url: String) -> String {
-            guard let scheme = url.range(of: "://") else { return url }
-            let afterScheme = url[scheme.upperBound...]
-            let authorityEnd = afterScheme.firstIndex(of: "/") ?? afterScheme.endIndex
-            guard let at = afterScheme[..<authorityEnd].lastIndex(of: "@"),
-                  let colon = afterScheme[..<at].firstIndex(of: ":") else { return url }
-            return String(url[..<afterScheme.index(after: colon)]) + "***" + String(url[at...])
+            guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@"),
+                  let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else { return url }
+            return String(url[...colon]) + "***" + String(url[at...])
+        }
+
+        /// `%XX` escapes decoded (UTF-8); nil for a malformed escape or invalid UTF-8.
+        static func percentDecoded(_ text: Substring) -> String? {
+            guard text.contains("%") else { return String(text) }
+            var bytes: [UInt8] = []
+            var i = text.utf8.startIndex
+            let utf8 = text.utf8
+            while i != utf8.endIndex {
+                let b = utf8[i]
+                if b == UInt8(ascii: "%") {
+                    let h = utf8.index(after: i)
+                    guard h != utf8.endIndex, utf8.index(after: h) != utf8.endIndex,
+                          let hi = hex(utf8[h]), let lo = hex(utf8[utf8.index(after: h)]) else { return nil }
+                    bytes.append(hi << 4 | lo)
+                    i = utf8.index(h, offsetBy: 2)
+                } else {
+                    bytes.append(b)
+                    i = utf8.index(after: i)
+                }
+            }
+            return String(validating: bytes, as: UTF8.self)
+        }
+
+        static func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
         }
     }
 
@@ -178,8 +227,13 @@ extension PostgresStore {
         var attempt = 0
         while true {
             attempt += 1
+            // Each attempt within what is left of the patience (a host that drops packets
+            // would otherwise take the connect timeout, 10 s, past it).
+            var configuration = endpoint.connection
+            let left = clock.now.duration(to: deadline)
+            configuration.options.connectTimeout = .milliseconds(Swift.max(500, Swift.min(10_000, left.components.seconds * 1_000)))
             do {
-                let c = try await PostgresConnection.connect(configuration: endpoint.connection, id: attempt, logger: logger)
+                let c = try await PostgresConnection.connect(configuration: configuration, id: attempt, logger: logger)
                 try? await c.close()
                 return
             } catch {

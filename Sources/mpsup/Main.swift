@@ -30,7 +30,8 @@ func openStore(_ location: String, serving: Bool = false, connections: Int = 2) 
     if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
         do { return try PostgresStore(url: location, connections: connections, serving: serving) } catch { throw ValidationError("store: \(error)") }
     }
-    throw ValidationError("store \(location): use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+    // Not echoed: a misspelt scheme may still carry a password.
+    throw ValidationError("store: use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
 }
 
 /// Runs `body` with the store ready (a PostgreSQL store's pool running, its migrations applied).

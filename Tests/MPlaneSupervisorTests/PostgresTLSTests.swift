@@ -34,11 +34,27 @@ struct PostgresTLSTests {
         }
     }
 
-    enum Refusal: String, CaseIterable, Sendable {
-        case plain, otherCA, noClientCertificate
+    @Test("verify-ca checks the chain and not the name: accepted at an address the certificate does not name")
+    func chainOnly() async throws {
+        let (cluster, pki) = try cluster()
+        let url = try cluster.tcpDatabase("sslmode=verify-ca&sslrootcert=\(pki.ca)&sslcert=\(pki.certificate("client-1"))&sslkey=\(pki.key("client-1"))",
+                                          host: "127.0.0.2")
+        let store = try PostgresStore(url: url, connections: 2, connectPatience: .zero)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            defer { group.cancelAll() }
+            try await store.prepare()
+            var ssl = false
+            for try await s in try await store.client.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").decode(Bool.self) { ssl = s }
+            #expect(ssl)
+        }
     }
 
-    @Test("refused at once, the reason in the message: plain TCP, a server certificate of another CA, no client certificate",
+    enum Refusal: String, CaseIterable, Sendable {
+        case plain, otherCA, noClientCertificate, otherName
+    }
+
+    @Test("refused at once, the reason in the message: plain TCP, a server certificate of another CA, no client certificate, verify-full to an address the certificate does not name",
           arguments: Refusal.allCases)
     func refused(_ refusal: Refusal) async throws {
         let (cluster, pki) = try cluster()
@@ -46,9 +62,11 @@ struct PostgresTLSTests {
         let (parameters, reason): (String, String) = switch refusal {
         case .plain: ("sslmode=disable", "pg_hba.conf rejects connection for host \"127.0.0.1\"")
         case .otherCA: ("sslmode=verify-full&sslrootcert=\(pki.dir)/other/ca.crt&\(client)", "CERTIFICATE_VERIFY_FAILED")
-        case .noClientCertificate: ("sslmode=require", "certificate")
+        case .noClientCertificate: ("sslmode=require", "connection requires a valid client certificate")
+        case .otherName: ("sslmode=verify-full&sslrootcert=\(pki.ca)&\(client)", "failedToValidateHostname")
         }
-        let store = try PostgresStore(url: try cluster.tcpDatabase(parameters), connections: 2, connectPatience: .zero)
+        let host = refusal == .otherName ? "127.0.0.2" : "127.0.0.1"
+        let store = try PostgresStore(url: try cluster.tcpDatabase(parameters, host: host), connections: 2, connectPatience: .zero)
         // The pool runs too: a connection that wrongly succeeds is then seen at once.
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await store.run() }

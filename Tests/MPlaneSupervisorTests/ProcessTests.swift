@@ -103,20 +103,10 @@ struct SupervisorProcessTests {
 
     @Test("an mpsup that cannot listen (its probe port taken) stops at once with the reason, instead of waiting for a port it will never have")
     func cannotListen() async throws {
-        // A port held by the test: bound and listening on every address.
-        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(held >= 0)
-        defer { close(held) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &a) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(held, $0, length) == 0 && listen(held, 1) == 0 && getsockname(held, $0, &length) == 0
-            }
-        }
-        try #require(listening)
-        let port = Int(UInt16(bigEndian: a.sin_port))
+        // A port held by the test, listening.
+        let held = try #require(loopbackSocket(listening: true))
+        defer { close(held.fd) }
+        let port = held.port
         try await withTemporaryDirectory { dir in
             mkdir(dir, 0o700)
             let log = dir + "/mpsup.log"

@@ -21,9 +21,10 @@ final class PostgresCluster: Sendable {
         do throws(PostgresClusterError) { return .success(try PostgresCluster(tls: nil)) } catch { return .failure(error) }
     }()
 
-    /// A second cluster that also listens on 127.0.0.1, with TLS only: its certificate is the
-    /// test PKI's `supervisor-1` (naming 127.0.0.1), a client must show a certificate of that
-    /// CA (`hostssl … clientcert=verify-ca`), and plain TCP is refused (`hostnossl … reject`).
+    /// A second cluster that also listens on 127.0.0.1 and 127.0.0.2, with TLS only: its
+    /// certificate is the test PKI's `supervisor-1` (naming 127.0.0.1, not .2), a client must
+    /// show a certificate of that CA (`hostssl … clientcert=verify-ca`), and plain TCP is
+    /// refused (`hostnossl … reject`).
     static let sharedTLS: Swift.Result<PostgresCluster, PostgresClusterError> = {
         switch TestPKI.shared {
         case .failure(let e): return .failure(PostgresClusterError(message: "no test PKI: \(e)"))
@@ -72,12 +73,13 @@ final class PostgresCluster: Sendable {
                 }
                 chmod(directory + "/" + to, 0o600)
             }
-            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust clientcert=verify-ca\nhostnossl all all 127.0.0.1/32 reject\n"
+            let hba = "local all all trust\nhostssl all all 127.0.0.0/8 trust clientcert=verify-ca\nhostnossl all all 127.0.0.0/8 reject\n"
             guard writeFile(directory + "/data/pg_hba.conf", Array(hba.utf8)) else {
                 throw PostgresClusterError(message: "cannot write pg_hba.conf")
             }
             if getuid() == 0 { _ = run(["chown", "-R", "postgres:postgres", directory]) }
-            options += " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
+            // Also on 127.0.0.2, an address its certificate does not name.
+            options += " -c listen_addresses=127.0.0.1,127.0.0.2 -c ssl=on -c ssl_cert_file=\(directory)/server.crt"
                 + " -c ssl_key_file=\(directory)/server.key -c ssl_ca_file=\(directory)/ca.crt"
         } else {
             options += " -c listen_addresses="
@@ -107,9 +109,10 @@ final class PostgresCluster: Sendable {
         "postgres://postgres@/\(try newDatabase())?host=\(directory)&port=\(port)"
     }
 
-    /// A new, empty database's URL over TCP to 127.0.0.1, with `parameters` (the TLS cluster).
-    func tcpDatabase(_ parameters: String) throws -> String {
-        "postgres://postgres@127.0.0.1:\(port)/\(try newDatabase())?\(parameters)"
+    /// A new, empty database's URL over TCP to `host` (127.0.0.1 or .2), with `parameters`
+    /// (the TLS cluster).
+    func tcpDatabase(_ parameters: String, host: String = "127.0.0.1") throws -> String {
+        "postgres://postgres@\(host):\(port)/\(try newDatabase())?\(parameters)"
     }
 
     func newDatabase() throws -> String {
@@ -130,17 +133,30 @@ let clusterToStop = Mutex<[(String, String, Bool)]>([])
 /// A TCP port on 127.0.0.1 nothing listens on now (bound to port 0 and released): for the
 /// one server that cannot be given port 0 itself, PostgreSQL, whose socket file is named by it.
 func freeLoopbackPort() -> Int? {
+    guard let s = loopbackSocket(listening: false) else { return nil }
+    close(s.fd)
+    return s.port
+}
+
+/// A TCP socket bound to a port of 127.0.0.1 the kernel chose, listening if asked: its
+/// descriptor and port, nil if that failed.
+func loopbackSocket(listening: Bool) -> (fd: Int32, port: Int)? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
-    defer { close(fd) }
     var a = sockaddr_in()
     a.sin_family = sa_family_t(AF_INET)
     a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &a) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && (!listening || listen(fd, 1) == 0) && getsockname(fd, $0, &length) == 0
+        }
     }
-    return bound ? Int(UInt16(bigEndian: a.sin_port)) : nil
+    guard bound else {
+        close(fd)
+        return nil
+    }
+    return (fd, Int(UInt16(bigEndian: a.sin_port)))
 }
 
 /// The two stores the supervisor runs on; every store test runs against both.

@@ -591,10 +591,13 @@ struct PostgresLocationTests {
         ("postgres://u@h/db?sslmod=verify-full", "unknown parameter sslmod"),
         ("postgres://u@h/db?sslmode=verify", "sslmode = verify: use disable, prefer, require, verify-ca, verify-full"),
         ("postgres://u@h/db?sslmode", "sslmode has no value"),
-        ("postgres://u@h/db?sslmode=require&sslcert=/etc/hostname", "name both sslcert and sslkey"),
+        ("postgres://u@h/db?sslmode=verify-full&sslmode=prefer", "sslmode given twice"),
+        ("postgres://u@h/db?sslmode=require&sslcert=/proc/version", "name both sslcert and sslkey"),
         ("postgres://u@h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt", "sslrootcert = /nonexistent/ca.crt: cannot be read"),
-        ("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/hostname", "sslrootcert = /etc/hostname: not PEM certificates"),
-        ("postgres://u@h/db?sslmode=disable&sslrootcert=/etc/hostname", "sslmode = disable, but ssl files are named"),
+        ("postgres://u@h/db?sslmode=verify-full&sslrootcert=/proc/version", "sslrootcert = /proc/version: not PEM certificates"),
+        ("postgres://u@h/db?sslmode=verify-ca", "verify-ca needs sslrootcert"),
+        ("postgres://u@h/db?sslmode=disable&sslrootcert=/proc/version", "sslmode = disable, but ssl files are named"),
+        ("postgres://u%4@h/db", "a malformed %-escape in the user or password"),
         ("postgres://u@/db?host=/run/postgresql&sslmode=require", "TLS does not apply to a Unix socket"),
         ("postgres://u@/db?host=run&port=5432", "a socket directory starts with /"),
         ("postgres://u:hunter2@h/db?port=0", "postgres://u:***@h/db?port=0: port = 0"),
@@ -608,8 +611,22 @@ struct PostgresLocationTests {
         }
     }
 
-    @Test("TCP and Unix-socket locations, the password never shown")
+    @Test("a password is never shown, even with reserved characters left unencoded", arguments: [
+        "postgres://u:S3cret?sslmode=x@h/db", "postgres://u:S3cr/et@h/db?sslmode=bogus", "postgres://u:S3cret&p=1@h/db?x=1",
+        "postgress://u:S3cret@h/db", "postgres://u:S3cret@h:99999/db", "postgres://u:S3cret@h/db?sslmode=verify-ca",
+    ])
+    func passwordHidden(url: String) {
+        do {
+            _ = try PostgresStore(url: url)
+            Issue.record("accepted: \(url)")
+        } catch {
+            #expect(!error.message.contains("S3c") && !error.message.contains("ret"), "\(error.message)")
+        }
+    }
+
+    @Test("TCP and Unix-socket locations, the password never shown, %-escapes decoded")
     func accepted() throws {
+        #expect(try PostgresStore(url: "postgres://%6Dplane:p%40ss@db.example.net/mp%6Cane").location == "postgres://mplane@db.example.net:5432/mplane?sslmode=prefer")
         #expect(try PostgresStore(url: "postgres://mplane:secret@db.example.net:6543/mplane").location == "postgres://mplane@db.example.net:6543/mplane?sslmode=prefer")
         #expect(try PostgresStore(url: "postgres://mplane@[::1]/mplane?sslmode=disable").location == "postgres://mplane@[::1]:5432/mplane?sslmode=disable")
         #expect(try PostgresStore(url: "postgres://mplane@db.example.net/mplane?sslmode=verify-full").location
