@@ -236,34 +236,24 @@ public final class TLSContexts: Sendable {
     var checksRevocation: Bool { settings.crl != nil }
 
     static func load(_ s: TLSSettings, now: Int) throws -> Loaded {
-        func readable(_ path: String, _ what: String) throws {
-            guard access(path, R_OK) == 0 else {
-                throw TLSSetupError("[TLS] \(what) \(path): cannot be read (\(String(cString: strerror(errno))))")
-            }
+        /// `body` on the file of `key`; its failure as "[TLS] KEY PATH: reason".
+        func file<T>(_ key: String, _ path: String, _ body: (String) throws(PEMFile.Failure) -> T) throws -> T {
+            do { return try body(path) } catch { throw TLSSetupError("[TLS] \(key) \(path): \(error.reason)") }
         }
-        try readable(s.certificate, "cert")
-        try readable(s.key, "key")
-        try readable(s.caChain, "ca-chain")
-        let chain: [NIOSSLCertificate]
-        do { chain = try NIOSSLCertificate.fromPEMFile(s.certificate) } catch {
-            throw TLSSetupError("[TLS] cert \(s.certificate): not a PEM certificate (\(error))")
-        }
-        guard let leaf = chain.first else { throw TLSSetupError("[TLS] cert \(s.certificate): holds no certificate") }
+        // All three readable before any is parsed: the first problem named is the plainest.
+        try file("cert", s.certificate, PEMFile.readable)
+        try file("key", s.key, PEMFile.readable)
+        try file("ca-chain", s.caChain, PEMFile.readable)
+        let chain = try file("cert", s.certificate, PEMFile.certificates)
+        let leaf = chain[0]
         if Int(leaf.notValidAfter) < now {
             throw TLSSetupError("[TLS] cert \(s.certificate): expired at \(Timestamp(secondsSince1970: Int64(leaf.notValidAfter)))")
         }
         if Int(leaf.notValidBefore) > now {
             throw TLSSetupError("[TLS] cert \(s.certificate): not valid before \(Timestamp(secondsSince1970: Int64(leaf.notValidBefore)))")
         }
-        let key: NIOSSLPrivateKey
-        do { key = try NIOSSLPrivateKey(file: s.key, format: .pem) } catch {
-            throw TLSSetupError("[TLS] key \(s.key): not a PEM private key, or encrypted (\(error))")
-        }
-        let roots: [NIOSSLCertificate]
-        do { roots = try NIOSSLCertificate.fromPEMFile(s.caChain) } catch {
-            throw TLSSetupError("[TLS] ca-chain \(s.caChain): not PEM certificates (\(error))")
-        }
-        guard !roots.isEmpty else { throw TLSSetupError("[TLS] ca-chain \(s.caChain): holds no certificate") }
+        let key = try file("key", s.key, PEMFile.privateKey)
+        let roots = try file("ca-chain", s.caChain, PEMFile.certificates)
         let identity: String
         do { identity = try certificateIdentity(der: leaf.toDERBytes()) } catch {
             throw TLSSetupError("[TLS] cert \(s.certificate): its subject cannot be read (\(error))")

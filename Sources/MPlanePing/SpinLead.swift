@@ -27,11 +27,11 @@ public struct SpinLead: Sendable {
     public let quantile: Double
     /// The lead in use, nanoseconds.
     public private(set) var current: Int64
-    /// The smallest and largest lead used so far (for the result's own-error record).
+    /// The smallest and largest lead used so far (`mplane-bench` reports them).
     public private(set) var smallest: Int64
     public private(set) var largest: Int64
+    /// The window's lateness samples, sorted in place at its end.
     private var samples: [Int64]
-    private var sorted: [Int64]
     private var count = 0
     private var late = 0
     /// How many wake-ups later than the lead end a window early.
@@ -52,7 +52,6 @@ public struct SpinLead: Sendable {
         smallest = self.maximum
         largest = self.maximum
         samples = [Int64](repeating: 0, count: Self.window)
-        sorted = [Int64](repeating: 0, count: Self.window)
     }
 
     /// A timed wait asked to end at some time and the loop saw the clock `lateness`
@@ -73,18 +72,18 @@ public struct SpinLead: Sendable {
 
     /// Sets the lead from the window's samples so far and starts a new window.
     private mutating func estimate(floor: Int64) {
-        // Insertion sort of at most 128 values in place: a few thousand comparisons per
-        // window, and no scratch allocation.
-        for i in 0..<count {
+        // Insertion sort of at most 128 values in place (the window is over): a few
+        // thousand comparisons per window, and no allocation.
+        for i in 1..<Swift.max(1, count) {
             let v = samples[i]
             var j = i
-            while j > 0 && sorted[j - 1] > v {
-                sorted[j] = sorted[j - 1]
+            while j > 0 && samples[j - 1] > v {
+                samples[j] = samples[j - 1]
                 j -= 1
             }
-            sorted[j] = v
+            samples[j] = v
         }
-        let q = sorted[Swift.min(count - 1, Int(Double(count) * quantile))]
+        let q = samples[Swift.min(count - 1, Int(Double(count) * quantile))]
         current = q >= maximum &- Self.margin ? maximum : Swift.max(floor, q + Self.margin)
         smallest = Swift.min(smallest, current)
         largest = Swift.max(largest, current)

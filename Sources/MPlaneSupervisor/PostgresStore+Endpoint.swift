@@ -1,10 +1,8 @@
 import Logging
+import MPlaneHTTP
 import NIOSSL
 import PostgresNIO
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension PostgresStore {
     /// Where a PostgreSQL store connects, and how, from its URL:
@@ -137,19 +135,12 @@ extension PostgresStore {
             }
             var c = TLSConfiguration.makeClientConfiguration()
             c.minimumTLSVersion = .tlsv12
-            func pem(_ key: String, _ path: String) throws(Failure) -> [NIOSSLCertificate] {
-                guard access(path, R_OK) == 0 else {
-                    throw Failure(message: "\(shown): \(key) = \(path): cannot be read (\(String(cString: strerror(errno))))")
-                }
-                let certificates: [NIOSSLCertificate]
-                do { certificates = try NIOSSLCertificate.fromPEMFile(path) } catch {
-                    throw Failure(message: "\(shown): \(key) = \(path): not PEM certificates (\(error))")
-                }
-                guard !certificates.isEmpty else { throw Failure(message: "\(shown): \(key) = \(path): holds no certificate") }
-                return certificates
+            /// `body` on the file of `key`; its failure named with the URL and the parameter.
+            func file<T>(_ key: String, _ path: String, _ body: (String) throws(PEMFile.Failure) -> T) throws(Failure) -> T {
+                do { return try body(path) } catch { throw Failure(message: "\(shown): \(key) = \(path): \(error.reason)") }
             }
             if let roots = query["sslrootcert"] {
-                c.trustRoots = .certificates(try pem("sslrootcert", roots))
+                c.trustRoots = .certificates(try file("sslrootcert", roots, PEMFile.certificates))
             } else if mode == .verifyCA {
                 // The system's roots vouch for any name they ever certified: without the name
                 // checked (verify-full) that proves nothing. libpq refuses it too.
@@ -163,13 +154,8 @@ extension PostgresStore {
             switch (query["sslcert"], query["sslkey"]) {
             case (nil, nil): break
             case let (cert?, key?):
-                c.certificateChain = try pem("sslcert", cert).map(NIOSSLCertificateSource.certificate)
-                guard access(key, R_OK) == 0 else {
-                    throw Failure(message: "\(shown): sslkey = \(key): cannot be read (\(String(cString: strerror(errno))))")
-                }
-                do { c.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) } catch {
-                    throw Failure(message: "\(shown): sslkey = \(key): not a PEM private key, or encrypted (\(error))")
-                }
+                c.certificateChain = try file("sslcert", cert, PEMFile.certificates).map(NIOSSLCertificateSource.certificate)
+                c.privateKey = .privateKey(try file("sslkey", key, PEMFile.privateKey))
             default:
                 throw Failure(message: "\(shown): name both sslcert and sslkey, or neither")
             }

@@ -25,6 +25,8 @@ public final class PostgresStore: SupervisorStore {
     public let location: String
     /// Whether it listens for changes (and so answers polls from memory).
     let serving: Bool
+    /// The pool's size unless told otherwise (`store-connections`).
+    public static let defaultConnections = 8
     /// Where and how it connects (``Endpoint``).
     let endpoint: Endpoint
     /// How long ``prepare()`` tries to connect before it gives up with the last reason.
@@ -44,7 +46,7 @@ public final class PostgresStore: SupervisorStore {
     /// changes to answer polls from memory; false for tools that only read.
     /// `connectPatience`: how long ``prepare()`` keeps trying to connect (the database may
     /// be starting too) before it fails with the reason of the last attempt.
-    public init(url: String, connections: Int = 8, serving: Bool = true, connectPatience: Duration = .seconds(25),
+    public init(url: String, connections: Int = PostgresStore.defaultConnections, serving: Bool = true, connectPatience: Duration = .seconds(25),
                 logger: Logger = Logger(label: "mplane.store.postgres")) throws(Failure) {
         self.logger = logger
         self.serving = serving

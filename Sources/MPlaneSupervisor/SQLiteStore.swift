@@ -45,7 +45,7 @@ public final class SQLiteStore: SupervisorStore {
     public struct LockFailure: Error, CustomStringConvertible {
         public let path: String
         public let errno: Int32
-        public var description: String { "cannot lock \(path): \(String(cString: strerror(errno)))" }
+        public var description: String { "cannot lock \(path): \(errnoText(errno))" }
     }
 
     /// An exclusive `flock` on a file of its own, released when this goes.

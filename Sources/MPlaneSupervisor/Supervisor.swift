@@ -288,12 +288,11 @@ public final class Supervisor: Sendable {
                 if named { return .failure(MPlaneException(token: message.token, message: "Register first", status: 428)) }
                 return .failure(MPlaneException(.refused, token: message.token, message: "Results are taken from registered components only"))
             }
-            if !polledHere, try await !store.pollState(component: identity, now: t, redeliverAfter: 0).registered { return unregistered() }
+            func registered() async throws -> Bool { try await store.pollState(component: identity, now: t, redeliverAfter: 0).registered }
+            if !polledHere, try await !registered() { return unregistered() }
             let outcome = try await store.store(component: identity, messages: [message], now: t)
-            if outcome.stored == 0, polledHere, try await !store.pollState(component: identity, now: t, redeliverAfter: 0).registered {
-                return unregistered()
-            }
             if outcome.stored == 0 {
+                if polledHere, try await !registered() { return unregistered() }
                 if let token = outcome.unknownTokens.first {
                     return .failure(MPlaneException(.refused, token: token, message: "No job with this token was given to this component"))
                 }

@@ -41,7 +41,7 @@ public struct SupervisorConfiguration: Sendable, Equatable {
     /// Connections a PostgreSQL store keeps open (`store-connections`, default 8), all of them
     /// for as long as mpsup runs: count them against PostgreSQL's `max_connections` (100 by
     /// default) for every mpsup on the database.
-    public var storeConnections = 8
+    public var storeConnections = PostgresStore.defaultConnections
     /// The longest a component with callback control is told to stay away (`callback-interval`).
     public var callbackInterval: Duration = .seconds(5)
     /// A specification handed out that got no receipt or result within this is handed out again.
