@@ -9,7 +9,10 @@
 # schedule error pooled (this machine stalls for 1-20 ms a few times a second, the C loop
 # as much as ours, so one 5 s run's p99 is decided by how many stalls fell in it), beside
 # the medians of the rounds' own ratios. As root, after
-# `make bench-ping` built .build/release/mplane-bench.  Usage: ping_cpu_pairs.py [ROUNDS]
+# `make bench-ping` built .build/release/mplane-bench.  Usage: [ROWS=...] ping_cpu_pairs.py [ROUNDS]
+# ROWS chooses the rows measured against fping and the C loop, comma-separated, from: ours,
+# ours q0.99, ours lead 0 (the default: those three), and "C loop again", a second run of the
+# same C loop as a control: how far the reference's p99 moves against itself on this machine.
 import array
 import json
 import os
@@ -39,6 +42,11 @@ def pool(name):
     pooled.setdefault(name, array.array("q")).extend(a)
 
 
+def ratio(a, b):
+    """a ÷ b, infinite for b = 0: in a quiet round the C loop's p99 can round to 0.0 µs."""
+    return a / b if b else float("inf")
+
+
 def pooled_p99(name):
     v = sorted(pooled[name])
     return v[int((len(v) - 1) * 0.99)] / 1000.0
@@ -58,15 +66,24 @@ def fping():
     return {"cpu": cpu}
 
 
-def c_loop():
+def c_loop(name="C loop"):
     d = json.loads(subprocess.run([sched_ref, "10000", "5", "40", errors_file], capture_output=True, text=True, check=True).stdout)
-    pool("C loop")
-    return {"cpu": d["cpu_s"], "p50": d["schedule_error_us"]["p50"], "p99": d["schedule_error_us"]["p99"]}
+    pool(name)
+    return {"cpu": d["cpu_s"], "p50": d["schedule_error_us"]["p50"], "p99": d["schedule_error_us"]["p99"], "lead": "40"}
 
 
-rows = [("ours", lambda: ours("ours", {})), ("ours q0.99", lambda: ours("ours q0.99", {"MPLANE_SPIN_LEAD_QUANTILE": "0.99"})),
-        ("ours lead 0", lambda: ours("ours lead 0", {"MPLANE_SPIN_LEAD_US": "0"})), ("fping", fping), ("C loop", c_loop)]
-ratios = {name: ([], []) for name, _ in rows[:3]}
+candidates = {"ours": lambda: ours("ours", {}),
+              "ours q0.99": lambda: ours("ours q0.99", {"MPLANE_SPIN_LEAD_QUANTILE": "0.99"}),
+              "ours lead 0": lambda: ours("ours lead 0", {"MPLANE_SPIN_LEAD_US": "0"}),
+              "C loop again": lambda: c_loop("C loop again")}
+chosen = os.environ.get("ROWS", "ours,ours q0.99,ours lead 0").split(",")
+if len(set(chosen)) != len(chosen):
+    sys.exit("ROWS: a row named twice")
+for name in chosen:
+    if name not in candidates:
+        sys.exit("ROWS: unknown row %r (%s)" % (name, ", ".join(candidates)))
+rows = [(name, candidates[name]) for name in chosen] + [("fping", fping), ("C loop", c_loop)]
+ratios = {name: ([], []) for name in chosen}
 cpu_total = {name: 0.0 for name, _ in rows}
 for r in range(rounds):
     got = {}
@@ -79,10 +96,10 @@ for r in range(rounds):
     for name in ratios:
         o = got[name]
         ratios[name][0].append(o["cpu"] / f)
-        ratios[name][1].append(o["p99"] / c["p99"])
+        ratios[name][1].append(ratio(o["p99"], c["p99"]))
         parts.append("%s %.2f s p50/p99 %.1f/%.1f µs%s: CPU ÷ fping %.2f, p99 ÷ C %.2f" % (
             name, o["cpu"], o["p50"], o["p99"], " lead %s µs" % o["lead"] if name != "ours lead 0" else "",
-            o["cpu"] / f, o["p99"] / c["p99"]))
+            o["cpu"] / f, ratio(o["p99"], c["p99"])))
     print("round %d: %s" % (r + 1, "; ".join(parts)), flush=True)
 for name, (cpu, p99) in ratios.items():
     print("%s over %d rounds: CPU ÷ fping median %.3f (%.2f–%.2f, ≤ 1 in %d); p99 ÷ C loop median %.2f (≤ 1.5 in %d); both in %d" % (
@@ -93,4 +110,4 @@ print("pooled over %d rounds: fping %.2f s; C loop %.2f s, p99 %.1f µs" % (roun
 for name in ratios:
     p99 = pooled_p99(name)
     print("pooled %s: CPU %.2f s, ÷ fping %.3f; p99 %.1f µs, ÷ C loop %.2f" % (
-        name, cpu_total[name], cpu_total[name] / cpu_total["fping"], p99, p99 / c99))
+        name, cpu_total[name], cpu_total[name] / cpu_total["fping"], p99, ratio(p99, c99)))
