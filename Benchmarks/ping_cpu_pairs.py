@@ -3,9 +3,9 @@
 # CPU beside fping, and the schedule error's p99 beside the C reference loop
 # (Benchmarks/ping/sched_ref.c: clock_nanosleep to 40 µs before each due time, then a spin).
 # Each round runs, one after another and in an order rotated from round to round (the
-# machine's load drifts within a round): ours (the spin's lead learned at the default
-# quantile, at most 40 µs), ours learning the 99th percentile, ours with spin-lead-us = 0,
-# fping, and the C loop. Then, over all rounds: the CPU summed, and the p99 of every probe's
+# machine's load drifts within a round): the rows ROWS chooses (by default ours, with the
+# spin's lead learned at the default quantile, at most 40 µs; ours learning the 99th
+# percentile; ours with spin-lead-us = 0), fping, and the C loop. Then, over all rounds: the CPU summed, and the p99 of every probe's
 # schedule error pooled (this machine stalls for 1-20 ms a few times a second, the C loop
 # as much as ours, so one 5 s run's p99 is decided by how many stalls fell in it), beside
 # the medians of the rounds' own ratios. As root, after
@@ -43,8 +43,9 @@ def pool(name):
 
 
 def ratio(a, b):
-    """a ÷ b, infinite for b = 0: in a quiet round the C loop's p99 can round to 0.0 µs."""
-    return a / b if b else float("inf")
+    """a ÷ b; in a quiet round the C loop's p99 can round to 0.0 µs: then infinite, or 1 when
+    a rounds to 0.0 as well (two runs that agree)."""
+    return a / b if b else (1.0 if a == 0 else float("inf"))
 
 
 def pooled_p99(name):
@@ -76,7 +77,7 @@ candidates = {"ours": lambda: ours("ours", {}),
               "ours q0.99": lambda: ours("ours q0.99", {"MPLANE_SPIN_LEAD_QUANTILE": "0.99"}),
               "ours lead 0": lambda: ours("ours lead 0", {"MPLANE_SPIN_LEAD_US": "0"}),
               "C loop again": lambda: c_loop("C loop again")}
-chosen = os.environ.get("ROWS", "ours,ours q0.99,ours lead 0").split(",")
+chosen = [name.strip() for name in os.environ.get("ROWS", "ours,ours q0.99,ours lead 0").split(",")]
 if len(set(chosen)) != len(chosen):
     sys.exit("ROWS: a row named twice")
 for name in chosen:
